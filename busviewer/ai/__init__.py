@@ -1,0 +1,1 @@
+"""Networks, model registry, inference, patient voting and Grad-CAM. Never imports Qt."""

@@ -1,0 +1,1 @@
+"""Data model, image reading, the study store and preprocessing. Never imports Qt."""

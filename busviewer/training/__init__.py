@@ -1,0 +1,1 @@
+"""Datasets, patient-wise splits, augmentation, training loop and metrics. Never imports Qt."""
