@@ -1,0 +1,248 @@
+"""Import DICOM files, PNG/JPEG folders (one folder per patient) and CSV manifests.
+
+Every file is decoded once to prove it is readable; a bad file is reported with its
+path and the reason and skipped, and the rest of the import goes on. Each image is
+added in its own transaction, so an interrupted import leaves only whole images.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from busviewer.core.imageio import (
+    SUPPORTED_RASTER_SUFFIXES,
+    DecodedImage,
+    ImageReadError,
+    is_dicom,
+    read_image,
+    sha256_file,
+)
+from busviewer.core.store import LABELS, NewImage, Store, StoreError
+
+MANIFEST_COLUMNS = ("image", "label", "patient_id")
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    done: int
+    total: int
+    path: Path
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    existing: int = 0
+    relocated: int = 0
+    problems: list[ImportProblem] = field(default_factory=list)
+    patients: set[str] = field(default_factory=set)
+    image_ids: list[int] = field(default_factory=list)
+    cancelled: bool = False
+    elapsed_s: float = 0.0
+
+    def summary(self) -> str:
+        text = (
+            f"{self.added} image(s) added, {self.existing} already in the store, "
+            f"{self.relocated} relocated, {len(self.problems)} problem(s); "
+            f"{len(self.patients)} patient(s) in {self.elapsed_s:.1f} s"
+        )
+        return text + (" (cancelled)" if self.cancelled else "")
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One file to import, with what the surrounding folder or manifest says about it."""
+
+    path: Path
+    kind: str  # "dicom" | "raster"
+    patient_key: str | None = None
+    label: str | None = None
+
+
+class _Cancel:
+    def is_set(self) -> bool:
+        return False
+
+
+def import_paths(
+    store: Store,
+    paths: Iterable[str | Path],
+    progress: Callable[[ImportProgress], None] | None = None,
+    cancel: object | None = None,
+    user: str | None = None,
+) -> ImportReport:
+    """Import files, folders and manifests; see the module docstring."""
+    started = time.perf_counter()
+    report = ImportReport()
+    tasks = _collect([Path(p) for p in paths], report.problems)
+    cancel = cancel or _Cancel()
+    for i, task in enumerate(tasks):
+        if cancel.is_set():  # type: ignore[attr-defined]
+            report.cancelled = True
+            break
+        if progress:
+            progress(ImportProgress(i, len(tasks), task.path))
+        try:
+            _import_one(store, task, report, user)
+        except ImageReadError as exc:
+            report.problems.append(ImportProblem(task.path, exc.reason))
+        except StoreError as exc:
+            report.problems.append(ImportProblem(task.path, str(exc)))
+        except OSError as exc:
+            report.problems.append(ImportProblem(task.path, exc.strerror or str(exc)))
+    if progress and not report.cancelled:
+        progress(ImportProgress(len(tasks), len(tasks), tasks[-1].path if tasks else Path()))
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def _collect(paths: list[Path], problems: list[ImportProblem]) -> list[_Task]:
+    tasks: list[_Task] = []
+    for path in paths:
+        if not path.exists():
+            problems.append(ImportProblem(path, "no such file or folder"))
+        elif path.is_dir():
+            for f in sorted(p for p in path.rglob("*") if p.is_file()):
+                if f.name.startswith(".") or f.name.upper() == "DICOMDIR":
+                    continue
+                task = _classify(f, root=path, problems=problems)
+                if isinstance(task, list):
+                    tasks.extend(task)
+                elif task is not None:
+                    tasks.append(task)
+        else:
+            task = _classify(path, root=None, problems=problems)
+            if isinstance(task, list):
+                tasks.extend(task)
+            elif task is not None:
+                tasks.append(task)
+    return tasks
+
+
+def _classify(path: Path, root: Path | None, problems: list[ImportProblem]) -> _Task | list[_Task] | None:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_manifest(path, problems)
+    if suffix in DICOM_SUFFIXES:
+        return _Task(path, "dicom")
+    if suffix in SUPPORTED_RASTER_SUFFIXES:
+        # Folder per patient: the folder holding the image names the patient.
+        return _Task(path, "raster", patient_key=path.parent.name or path.stem)
+    if is_dicom(path):
+        return _Task(path, "dicom")
+    problems.append(ImportProblem(path, "not a DICOM, PNG or JPEG file (skipped)"))
+    return None
+
+
+def _read_manifest(path: Path, problems: list[ImportProblem]) -> list[_Task]:
+    """Rows of a CSV manifest ``image,label,patient_id`` (paths relative to the CSV)."""
+    tasks: list[_Task] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                problems.append(ImportProblem(path, f"manifest lacks column(s) {', '.join(missing)}"))
+                return []
+            for line_no, row in enumerate(reader, start=2):
+                image = (row.get("image") or "").strip()
+                label = (row.get("label") or "").strip().lower() or None
+                patient = (row.get("patient_id") or "").strip()
+                where = f"{path} line {line_no}"
+                if not image or not patient:
+                    problems.append(ImportProblem(Path(where), "empty image or patient_id"))
+                    continue
+                if label is not None and label not in LABELS:
+                    problems.append(ImportProblem(Path(where), f"unknown label {label!r} (expected {', '.join(LABELS)})"))
+                    continue
+                file = Path(image) if Path(image).is_absolute() else path.parent / image
+                kind = "dicom" if file.suffix.lower() in DICOM_SUFFIXES else "raster"
+                tasks.append(_Task(file, kind, patient_key=patient, label=label))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        problems.append(ImportProblem(path, f"cannot read manifest ({exc})"))
+    return tasks
+
+
+def _import_one(store: Store, task: _Task, report: ImportReport, user: str | None) -> None:
+    if not task.path.is_file():
+        raise ImageReadError(task.path, "file not found")
+    digest = sha256_file(task.path)
+    existing = store.find_image(digest, task.path.resolve())
+    if existing is not None:
+        report.existing += 1
+        report.image_ids.append(existing)
+        report.patients.add(store.image(existing).patient_key)
+        return
+    decoded = read_image(task.path)
+    new = _describe(task, decoded, digest)
+    status, image_id = store.add_image(new, user=user)
+    report.image_ids.append(image_id)
+    report.patients.add(new.patient_key)
+    if status == "added":
+        report.added += 1
+    elif status == "relocated":
+        report.relocated += 1
+    else:
+        report.existing += 1
+
+
+def _short_hash(*parts: str) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def _describe(task: _Task, img: DecodedImage, digest: str) -> NewImage:
+    meta = img.meta
+    path = task.path.resolve()
+    if task.kind == "dicom":
+        patient_key = task.patient_key or meta.patient_id or f"ANON-{_short_hash(meta.study_uid or digest)}"
+        study_uid = meta.study_uid or f"local-study:{_short_hash(patient_key, str(path.parent))}"
+        series_uid = meta.series_uid or f"local-series:{_short_hash(study_uid, str(path.parent))}"
+    else:
+        patient_key = task.patient_key or path.parent.name
+        study_uid = f"local-study:{patient_key}"
+        series_uid = f"local-series:{patient_key}"
+    return NewImage(
+        patient_key=patient_key,
+        patient_name=meta.patient_name,
+        study_uid=study_uid,
+        study_date=meta.study_date,
+        study_description=meta.study_description,
+        series_uid=series_uid,
+        series_description=meta.series_description,
+        modality=meta.modality or "US",
+        source_path=path,
+        content_hash=digest,
+        file_size=path.stat().st_size,
+        sop_uid=meta.sop_uid,
+        frame_count=img.frame_count,
+        rows=int(img.frames.shape[1]),
+        columns=int(img.frames.shape[2]),
+        is_color=img.is_color,
+        photometric=meta.photometric,
+        frame_time_ms=img.frame_time_ms,
+        pixel_spacing_mm=img.pixel_spacing_mm,
+        regions=tuple(_region_dict(r) for r in img.regions),
+        label=task.label,
+        label_source="import",
+    )
+
+
+def _region_dict(region: object) -> dict:
+    from dataclasses import asdict
+
+    return asdict(region)  # type: ignore[call-overload]

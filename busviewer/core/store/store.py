@@ -1,0 +1,580 @@
+"""The study store facade: every read returns plain records, every write is one transaction."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from busviewer.core import paths
+from busviewer.core.store import schema as t
+from busviewer.core.store.records import (
+    LABEL_SOURCES,
+    LABELS,
+    SOURCE_PRIORITY,
+    AuditRecord,
+    ImageRecord,
+    LabelRecord,
+    NewImage,
+    PatientSummary,
+    PredictionRecord,
+    RoiRecord,
+    StudyRecord,
+    TrainingItem,
+)
+
+AddStatus = Literal["added", "exists", "relocated"]
+
+
+class StoreError(Exception):
+    """A store operation failed; the message says what and where."""
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers)
+        return "unknown"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+class Store:
+    """Patients, studies, series, images, labels, ROIs, predictions and the audit log."""
+
+    def __init__(self, location: str | Path | None = None) -> None:
+        if location is None:
+            location = paths.store_path()
+        url = str(location)
+        if "://" not in url:
+            path = Path(url).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{path}"
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            t.Base.metadata.create_all(self.engine)
+            if self.engine.dialect.name == "sqlite":
+                with self.engine.begin() as conn:
+                    for ddl in t.SQLITE_AUDIT_TRIGGERS:
+                        conn.exec_driver_sql(ddl)
+        except DatabaseError as exc:
+            raise StoreError(f"{location}: cannot open the store ({exc.orig})") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any error."""
+        with self._sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except OperationalError as exc:
+                session.rollback()
+                raise StoreError(f"{self.url}: write failed ({exc.orig}); nothing was saved") from exc
+            except BaseException:
+                session.rollback()
+                raise
+
+    # ------------------------------------------------------------------ import
+    def find_image(self, content_hash: str, source_path: Path) -> int | None:
+        with self._sessions() as s:
+            return s.scalar(
+                select(t.Image.id).where(
+                    t.Image.content_hash == content_hash, t.Image.source_path == str(source_path)
+                )
+            )
+
+    def add_image(self, new: NewImage, user: str | None = None) -> tuple[AddStatus, int]:
+        """Add one imported image with its patient/study/series (and label) atomically.
+
+        Returns ``("exists", id)`` when the same content is already stored from the same
+        path (or with the same SOP Instance UID), ``("relocated", id)`` when the same
+        content was stored from a path that no longer exists (the path is updated), else
+        ``("added", id)``.
+        """
+        user = user or current_user()
+        with self._tx() as s:
+            same = s.scalars(select(t.Image).where(t.Image.content_hash == new.content_hash)).all()
+            for img in same:
+                if img.source_path == str(new.source_path) or (
+                    new.sop_uid is not None and img.sop_uid == new.sop_uid
+                ):
+                    return "exists", img.id
+            for img in same:
+                if not Path(img.source_path).exists():
+                    _audit(s, user, "relocate", "image", img.id, "source_path", img.source_path, str(new.source_path))
+                    img.source_path = str(new.source_path)
+                    return "relocated", img.id
+            if new.sop_uid is not None:
+                clash = s.scalar(select(t.Image.id).where(t.Image.sop_uid == new.sop_uid))
+                if clash is not None:  # same SOP UID, different bytes (re-encoded copy)
+                    return "exists", clash
+            patient = s.scalar(select(t.Patient).where(t.Patient.patient_key == new.patient_key))
+            if patient is None:
+                patient = t.Patient(patient_key=new.patient_key, name=new.patient_name)
+                s.add(patient)
+                s.flush()
+            study = s.scalar(select(t.Study).where(t.Study.study_uid == new.study_uid))
+            if study is None:
+                study = t.Study(
+                    patient_id=patient.id,
+                    study_uid=new.study_uid,
+                    study_date=new.study_date,
+                    description=new.study_description,
+                )
+                s.add(study)
+                s.flush()
+            series = s.scalar(select(t.Series).where(t.Series.series_uid == new.series_uid))
+            if series is None:
+                series = t.Series(
+                    study_id=study.id,
+                    series_uid=new.series_uid,
+                    description=new.series_description,
+                    modality=new.modality,
+                )
+                s.add(series)
+                s.flush()
+            image = t.Image(
+                series_id=series.id,
+                source_path=str(new.source_path),
+                content_hash=new.content_hash,
+                sop_uid=new.sop_uid,
+                file_size=new.file_size,
+                frame_count=new.frame_count,
+                rows=new.rows,
+                columns=new.columns,
+                is_color=new.is_color,
+                photometric=new.photometric,
+                frame_time_ms=new.frame_time_ms,
+                spacing_row_mm=new.pixel_spacing_mm[0] if new.pixel_spacing_mm else None,
+                spacing_col_mm=new.pixel_spacing_mm[1] if new.pixel_spacing_mm else None,
+                regions=list(new.regions) or None,
+                duplicate_of=same[0].id if same else None,
+            )
+            s.add(image)
+            s.flush()
+            _audit(s, user, "import", "image", image.id, "source_path", None, str(new.source_path))
+            if new.label is not None:
+                _set_label(s, user, image_id=image.id, patient_id=None, label=new.label, source=new.label_source)
+            return "added", image.id
+
+    # ----------------------------------------------------------------- queries
+    def patients(self, search: str | None = None) -> list[PatientSummary]:
+        """All patients (optionally filtered by a case-insensitive key/name substring)."""
+        with self._sessions() as s:
+            q = select(t.Patient).order_by(t.Patient.patient_key)
+            if search:
+                like = f"%{search}%"
+                q = q.where(t.Patient.patient_key.ilike(like) | t.Patient.name.ilike(like))
+            patients = s.scalars(q).all()
+            counts = dict(
+                s.execute(
+                    select(t.Study.patient_id, func.count(t.Image.id))
+                    .join(t.Series, t.Series.study_id == t.Study.id)
+                    .join(t.Image, t.Image.series_id == t.Series.id)
+                    .group_by(t.Study.patient_id)
+                ).all()
+            )
+            image_labels = _best_image_labels(s)
+            per_patient: dict[int, Counter] = {}
+            for image_id, patient_id in s.execute(
+                select(t.Image.id, t.Study.patient_id)
+                .join(t.Series, t.Image.series_id == t.Series.id)
+                .join(t.Study, t.Series.study_id == t.Study.id)
+            ):
+                if image_id in image_labels:
+                    per_patient.setdefault(patient_id, Counter())[image_labels[image_id].label] += 1
+            patient_labels = _best_patient_labels(s)
+            return [
+                PatientSummary(
+                    id=p.id,
+                    patient_key=p.patient_key,
+                    name=p.name,
+                    image_count=counts.get(p.id, 0),
+                    label_counts=dict(per_patient.get(p.id, {})),
+                    reviewed=p.reviewed,
+                    patient_label=patient_labels.get(p.id),
+                )
+                for p in patients
+            ]
+
+    def patient(self, patient_key: str) -> PatientSummary:
+        for p in self.patients():
+            if p.patient_key == patient_key:
+                return p
+        raise KeyError(f"no patient {patient_key!r} in the store")
+
+    def studies(self, patient_key: str) -> list[StudyRecord]:
+        with self._sessions() as s:
+            patient = s.scalar(select(t.Patient).where(t.Patient.patient_key == patient_key))
+            if patient is None:
+                raise KeyError(f"no patient {patient_key!r} in the store")
+            return [
+                StudyRecord(
+                    study_uid=st.study_uid,
+                    study_date=st.study_date,
+                    description=st.description,
+                    series=tuple((se.series_uid, se.modality, se.description) for se in st.series),
+                )
+                for st in patient.studies
+            ]
+
+    def images(self, patient_key: str | None = None, image_ids: Iterable[int] | None = None) -> list[ImageRecord]:
+        """Images of one patient, of given ids, or all images, in import order."""
+        with self._sessions() as s:
+            q = (
+                select(t.Image, t.Series.series_uid, t.Study.study_uid, t.Patient.patient_key)
+                .join(t.Series, t.Image.series_id == t.Series.id)
+                .join(t.Study, t.Series.study_id == t.Study.id)
+                .join(t.Patient, t.Study.patient_id == t.Patient.id)
+                .order_by(t.Image.id)
+            )
+            if patient_key is not None:
+                q = q.where(t.Patient.patient_key == patient_key)
+            if image_ids is not None:
+                q = q.where(t.Image.id.in_(list(image_ids)))
+            rows = s.execute(q).all()
+            labels = _image_labels(s, [r[0].id for r in rows])
+            return [_image_record(img, se, st, pk, labels.get(img.id, {})) for img, se, st, pk in rows]
+
+    def image(self, image_id: int) -> ImageRecord:
+        found = self.images(image_ids=[image_id])
+        if not found:
+            raise KeyError(f"no image {image_id} in the store")
+        return found[0]
+
+    def counts(self) -> dict[str, int]:
+        with self._sessions() as s:
+            return {
+                "patients": s.scalar(select(func.count(t.Patient.id))) or 0,
+                "studies": s.scalar(select(func.count(t.Study.id))) or 0,
+                "series": s.scalar(select(func.count(t.Series.id))) or 0,
+                "images": s.scalar(select(func.count(t.Image.id))) or 0,
+                "labels": s.scalar(select(func.count(t.Label.id))) or 0,
+            }
+
+    # ------------------------------------------------------------------ labels
+    def set_label(
+        self,
+        label: str,
+        *,
+        image_id: int | None = None,
+        patient_key: str | None = None,
+        source: str = "reader",
+        birads: str | None = None,
+        biopsy_confirmed: bool = False,
+        note: str | None = None,
+        user: str | None = None,
+    ) -> None:
+        """Set (or change) the label of an image or a patient; the change is audited."""
+        if (image_id is None) == (patient_key is None):
+            raise ValueError("give exactly one of image_id or patient_key")
+        with self._tx() as s:
+            patient_id = None
+            if patient_key is not None:
+                patient_id = _patient_id(s, patient_key)
+            elif s.get(t.Image, image_id) is None:
+                raise KeyError(f"no image {image_id} in the store")
+            _set_label(
+                s, user or current_user(), image_id=image_id, patient_id=patient_id, label=label,
+                source=source, birads=birads, biopsy_confirmed=biopsy_confirmed, note=note,
+            )
+
+    def clear_label(
+        self, *, image_id: int | None = None, patient_key: str | None = None, source: str = "reader",
+        user: str | None = None,
+    ) -> None:
+        with self._tx() as s:
+            patient_id = _patient_id(s, patient_key) if patient_key is not None else None
+            row = s.scalar(
+                select(t.Label).where(
+                    t.Label.image_id.is_(image_id) if image_id is None else t.Label.image_id == image_id,
+                    t.Label.patient_id.is_(None) if patient_id is None else t.Label.patient_id == patient_id,
+                    t.Label.source == source,
+                )
+            )
+            if row is not None:
+                entity, eid = ("image", image_id) if image_id is not None else ("patient", patient_id)
+                _audit(s, user or current_user(), "clear_label", entity, eid, f"label[{source}]", row.label, None)
+                s.delete(row)
+
+    def patient_label(self, patient_key: str) -> dict[str, LabelRecord]:
+        with self._sessions() as s:
+            pid = _patient_id(s, patient_key)
+            rows = s.scalars(select(t.Label).where(t.Label.patient_id == pid)).all()
+            return {r.source: _label_record(r) for r in rows}
+
+    def set_reviewed(self, patient_key: str, reviewed: bool = True, user: str | None = None) -> None:
+        with self._tx() as s:
+            p = s.get(t.Patient, _patient_id(s, patient_key))
+            if p.reviewed != reviewed:
+                _audit(s, user or current_user(), "review", "patient", p.id, "reviewed", str(p.reviewed), str(reviewed))
+                p.reviewed = reviewed
+                p.reviewed_at = t.utcnow() if reviewed else None
+
+    # -------------------------------------------------------------------- ROIs
+    def add_roi(
+        self, image_id: int, box: tuple[int, int, int, int], frame: int = 0, user: str | None = None
+    ) -> RoiRecord:
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        x0, x1 = sorted((x0, x1))
+        y0, y1 = sorted((y0, y1))
+        with self._tx() as s:
+            img = s.get(t.Image, image_id)
+            if img is None:
+                raise KeyError(f"no image {image_id} in the store")
+            x0, x1 = max(0, x0), min(img.columns, x1)
+            y0, y1 = max(0, y0), min(img.rows, y1)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                raise ValueError(f"ROI {box} is empty inside the {img.columns}x{img.rows} image")
+            roi = t.Roi(image_id=image_id, frame=frame, x0=x0, y0=y0, x1=x1, y1=y1, user=user or current_user())
+            s.add(roi)
+            s.flush()
+            _audit(s, roi.user, "add_roi", "roi", roi.id, "box", None, json.dumps([x0, y0, x1, y1]))
+            return _roi_record(roi)
+
+    def update_roi(self, roi_id: int, box: tuple[int, int, int, int], user: str | None = None) -> RoiRecord:
+        with self._tx() as s:
+            roi = s.get(t.Roi, roi_id)
+            if roi is None or roi.deleted:
+                raise KeyError(f"no ROI {roi_id}")
+            img = s.get(t.Image, roi.image_id)
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            x0, x1 = sorted((max(0, x0), min(img.columns, x1)))
+            y0, y1 = sorted((max(0, y0), min(img.rows, y1)))
+            old = json.dumps([roi.x0, roi.y0, roi.x1, roi.y1])
+            roi.x0, roi.y0, roi.x1, roi.y1 = x0, y0, x1, y1
+            _audit(s, user or current_user(), "update_roi", "roi", roi.id, "box", old, json.dumps([x0, y0, x1, y1]))
+            return _roi_record(roi)
+
+    def delete_roi(self, roi_id: int, user: str | None = None) -> None:
+        with self._tx() as s:
+            roi = s.get(t.Roi, roi_id)
+            if roi is None or roi.deleted:
+                raise KeyError(f"no ROI {roi_id}")
+            roi.deleted = True
+            _audit(s, user or current_user(), "delete_roi", "roi", roi.id, "deleted", "False", "True")
+
+    def rois(self, image_id: int) -> list[RoiRecord]:
+        with self._sessions() as s:
+            rows = s.scalars(
+                select(t.Roi).where(t.Roi.image_id == image_id, t.Roi.deleted.is_(False)).order_by(t.Roi.id)
+            ).all()
+            return [_roi_record(r) for r in rows]
+
+    # ------------------------------------------------------------- predictions
+    def add_predictions(self, rows: Sequence[dict]) -> list[int]:
+        """Store predictions; each dict has the columns of :class:`PredictionRecord` but id/created."""
+        with self._tx() as s:
+            objs = [t.Prediction(**row) for row in rows]
+            s.add_all(objs)
+            s.flush()
+            return [o.id for o in objs]
+
+    def latest_predictions(
+        self, image_ids: Iterable[int], architecture: str | None = None, roi_id: int | None = None
+    ) -> dict[tuple[int, str], PredictionRecord]:
+        """The newest prediction per (image, architecture) for whole images (or one ROI)."""
+        with self._sessions() as s:
+            q = select(t.Prediction).where(t.Prediction.image_id.in_(list(image_ids)))
+            q = q.where(t.Prediction.roi_id.is_(None) if roi_id is None else t.Prediction.roi_id == roi_id)
+            if architecture:
+                q = q.where(t.Prediction.architecture == architecture)
+            out: dict[tuple[int, str], PredictionRecord] = {}
+            for p in s.scalars(q.order_by(t.Prediction.id)):
+                out[(p.image_id, p.architecture)] = _prediction_record(p)
+            return out
+
+    # ------------------------------------------------------------------ models
+    def record_model_version(self, card: dict, user: str | None = None) -> None:
+        """Remember a model version used or produced here (idempotent)."""
+        with self._tx() as s:
+            exists = s.scalar(
+                select(t.ModelVersion.id).where(
+                    t.ModelVersion.name == card["name"], t.ModelVersion.version == card["version"]
+                )
+            )
+            if exists is None:
+                mv = t.ModelVersion(
+                    name=card["name"], version=card["version"], architecture=card["architecture"],
+                    sha256=card.get("sha256", ""), card=card,
+                )
+                s.add(mv)
+                s.flush()
+                _audit(s, user or current_user(), "model_version", "model", mv.id, "sha256", None, mv.sha256)
+
+    def log(self, action: str, entity: str, entity_id: int | None = None, field: str | None = None,
+            old: str | None = None, new: str | None = None, user: str | None = None) -> None:
+        """Append a free audit entry (e.g. model activation)."""
+        with self._tx() as s:
+            _audit(s, user or current_user(), action, entity, entity_id, field, old, new)
+
+    def audit_log(self, entity: str | None = None, entity_id: int | None = None) -> list[AuditRecord]:
+        with self._sessions() as s:
+            q = select(t.AuditEntry).order_by(t.AuditEntry.id)
+            if entity:
+                q = q.where(t.AuditEntry.entity == entity)
+            if entity_id is not None:
+                q = q.where(t.AuditEntry.entity_id == entity_id)
+            return [
+                AuditRecord(a.id, a.at, a.user, a.action, a.entity, a.entity_id, a.field, a.old_value, a.new_value)
+                for a in s.scalars(q)
+            ]
+
+    # ---------------------------------------------------------------- training
+    def training_items(
+        self, label_sources: Iterable[str] | None = None, use_rois: bool = False,
+        classes: Iterable[str] = ("benign", "malignant"),
+    ) -> list[TrainingItem]:
+        """Labelled images (or their ROI crops) for training.
+
+        Each image takes its most trusted label among ``label_sources``
+        (biopsy > reader > import); with ``use_rois`` every saved ROI is one item and
+        images without ROIs are left out.
+        """
+        sources = tuple(label_sources or LABEL_SOURCES)
+        wanted = set(classes)
+        items: list[TrainingItem] = []
+        for rec in self.images():
+            chosen = next((rec.labels[src] for src in SOURCE_PRIORITY if src in sources and src in rec.labels), None)
+            if chosen is None or chosen.label not in wanted:
+                continue
+            common = dict(
+                image_id=rec.id, path=rec.source_path, patient_key=rec.patient_key, label=chosen.label,
+                label_source=chosen.source, content_hash=rec.content_hash,
+            )
+            if use_rois:
+                for roi in self.rois(rec.id):
+                    items.append(TrainingItem(frame=roi.frame, roi=roi.box, **common))
+            else:
+                items.append(TrainingItem(frame=0, roi=None, **common))
+        return items
+
+
+# ---------------------------------------------------------------------- helpers
+def _audit(s: Session, user: str, action: str, entity: str, entity_id: int | None, field: str | None,
+           old: str | None, new: str | None) -> None:
+    s.add(t.AuditEntry(user=user, action=action, entity=entity, entity_id=entity_id, field=field,
+                       old_value=old, new_value=new))
+
+
+def _patient_id(s: Session, patient_key: str) -> int:
+    pid = s.scalar(select(t.Patient.id).where(t.Patient.patient_key == patient_key))
+    if pid is None:
+        raise KeyError(f"no patient {patient_key!r} in the store")
+    return pid
+
+
+def _set_label(s: Session, user: str, *, image_id: int | None, patient_id: int | None, label: str, source: str,
+               birads: str | None = None, biopsy_confirmed: bool = False, note: str | None = None) -> None:
+    if label not in LABELS:
+        raise ValueError(f"label must be one of {LABELS}, not {label!r}")
+    if source not in LABEL_SOURCES:
+        raise ValueError(f"label source must be one of {LABEL_SOURCES}, not {source!r}")
+    row = s.scalar(
+        select(t.Label).where(
+            t.Label.image_id.is_(None) if image_id is None else t.Label.image_id == image_id,
+            t.Label.patient_id.is_(None) if patient_id is None else t.Label.patient_id == patient_id,
+            t.Label.source == source,
+        )
+    )
+    entity, eid = ("image", image_id) if image_id is not None else ("patient", patient_id)
+    new_values = {"label": label, "birads": birads, "biopsy_confirmed": biopsy_confirmed, "note": note}
+    if row is None:
+        row = t.Label(image_id=image_id, patient_id=patient_id, source=source, user=user, **new_values)
+        s.add(row)
+        for field, value in new_values.items():
+            if value not in (None, False):
+                _audit(s, user, "set_label", entity, eid, f"{field}[{source}]", None, str(value))
+        return
+    for field, value in new_values.items():
+        old = getattr(row, field)
+        if old != value:
+            _audit(s, user, "set_label", entity, eid, f"{field}[{source}]",
+                   None if old is None else str(old), None if value is None else str(value))
+            setattr(row, field, value)
+    row.user = user
+    row.updated = t.utcnow()
+
+
+def _label_record(r: t.Label) -> LabelRecord:
+    return LabelRecord(label=r.label, source=r.source, user=r.user, updated=r.updated, birads=r.birads,
+                       biopsy_confirmed=r.biopsy_confirmed, note=r.note)
+
+
+def _image_labels(s: Session, image_ids: list[int]) -> dict[int, dict[str, LabelRecord]]:
+    out: dict[int, dict[str, LabelRecord]] = {}
+    if not image_ids:
+        return out
+    for r in s.scalars(select(t.Label).where(t.Label.image_id.in_(image_ids))):
+        out.setdefault(r.image_id, {})[r.source] = _label_record(r)
+    return out
+
+
+def _best(labels: dict[str, LabelRecord]) -> LabelRecord | None:
+    return next((labels[src] for src in SOURCE_PRIORITY if src in labels), None)
+
+
+def _best_image_labels(s: Session) -> dict[int, LabelRecord]:
+    by_image: dict[int, dict[str, LabelRecord]] = {}
+    for r in s.scalars(select(t.Label).where(t.Label.image_id.is_not(None))):
+        by_image.setdefault(r.image_id, {})[r.source] = _label_record(r)
+    return {k: _best(v) for k, v in by_image.items()}  # type: ignore[misc]
+
+
+def _best_patient_labels(s: Session) -> dict[int, LabelRecord]:
+    by_patient: dict[int, dict[str, LabelRecord]] = {}
+    for r in s.scalars(select(t.Label).where(t.Label.patient_id.is_not(None))):
+        by_patient.setdefault(r.patient_id, {})[r.source] = _label_record(r)
+    return {k: _best(v) for k, v in by_patient.items()}  # type: ignore[misc]
+
+
+def _image_record(img: t.Image, series_uid: str, study_uid: str, patient_key: str,
+                  labels: dict[str, LabelRecord]) -> ImageRecord:
+    spacing = (
+        (img.spacing_row_mm, img.spacing_col_mm)
+        if img.spacing_row_mm is not None and img.spacing_col_mm is not None
+        else None
+    )
+    return ImageRecord(
+        id=img.id, patient_key=patient_key, study_uid=study_uid, series_uid=series_uid,
+        source_path=Path(img.source_path), content_hash=img.content_hash, sop_uid=img.sop_uid,
+        frame_count=img.frame_count, rows=img.rows, columns=img.columns, is_color=img.is_color,
+        photometric=img.photometric, frame_time_ms=img.frame_time_ms, pixel_spacing_mm=spacing,
+        regions=tuple(img.regions or ()), duplicate_of=img.duplicate_of, labels=labels,
+    )
+
+
+def _roi_record(r: t.Roi) -> RoiRecord:
+    return RoiRecord(r.id, r.image_id, r.frame, r.x0, r.y0, r.x1, r.y1, r.user, r.created)
+
+
+def _prediction_record(p: t.Prediction) -> PredictionRecord:
+    return PredictionRecord(
+        id=p.id, image_id=p.image_id, roi_id=p.roi_id, frame=p.frame, model_name=p.model_name,
+        model_version=p.model_version, architecture=p.architecture, model_sha256=p.model_sha256,
+        image_hash=p.image_hash, label=p.label, malignant_probability=p.malignant_probability,
+        probabilities=dict(p.probabilities), created=p.created,
+    )
