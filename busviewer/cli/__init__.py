@@ -17,7 +17,7 @@ from busviewer import __version__
 from busviewer.core.notice import RESEARCH_NOTICE
 
 #: Modules under busviewer.cli that add subcommands.
-COMMAND_MODULES = ("data", "models", "predict", "train", "bench")
+COMMAND_MODULES = ("data", "review", "models", "predict", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

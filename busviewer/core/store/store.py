@@ -377,6 +377,14 @@ class Store:
             roi.deleted = True
             _audit(s, user or current_user(), "delete_roi", "roi", roi.id, "deleted", "False", "True")
 
+    def roi(self, roi_id: int) -> RoiRecord:
+        """One live (not deleted) ROI."""
+        with self._sessions() as s:
+            roi = s.get(t.Roi, roi_id)
+            if roi is None or roi.deleted:
+                raise KeyError(f"no ROI {roi_id}")
+            return _roi_record(roi)
+
     def rois(self, image_id: int) -> list[RoiRecord]:
         with self._sessions() as s:
             rows = s.scalars(

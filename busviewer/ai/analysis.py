@@ -1,0 +1,264 @@
+"""Patient analysis: the logic the GUI's AI panel and ``busviewer predict`` share.
+
+Loads the active model of each architecture, predicts every image of a patient,
+stores each prediction with the model's sha256 and the image's content hash, and
+returns per-model patient verdicts (majority vote, a tie is malignant).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from busviewer.ai.modelcard import ModelCard
+from busviewer.ai.registry import ModelRegistry
+from busviewer.ai.voting import patient_verdict
+from busviewer.core.imageio import DecodedImage, ImageReadError, read_image, sha256_file
+from busviewer.core.store import ImageRecord, Store
+
+ARCHITECTURE_ORDER = ("ensemble", "vgg16")
+ARCHITECTURE_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
+
+
+class NoActiveModel(Exception):
+    """No model is active; the message says how to get one."""
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    image_id: int
+    frame: int
+    roi_id: int | None
+    architecture: str
+    model_name: str
+    model_version: int
+    probabilities: dict[str, float]
+    malignant_probability: float
+    label: str
+
+
+@dataclass(frozen=True)
+class ModelVerdict:
+    architecture: str
+    label: str
+    benign_votes: int
+    malignant_votes: int
+    tie_decided: bool
+    mean_malignant_probability: float
+    benign_images: tuple[int, ...]
+    malignant_images: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PatientAnalysis:
+    patient_key: str
+    predictions: dict[tuple[int, str], ImagePrediction]
+    verdicts: dict[str, ModelVerdict]
+    disagreements: tuple[int, ...]
+    problems: tuple[str, ...] = ()
+
+    def for_image(self, image_id: int) -> dict[str, ImagePrediction]:
+        return {arch: p for (iid, arch), p in self.predictions.items() if iid == image_id}
+
+
+class Cancelled(Exception):
+    """The analysis was cancelled; what was stored before stays stored."""
+
+
+class Analyzer:
+    """Runs the active models over a patient's images (usable headless and from GUI workers)."""
+
+    def __init__(self, store: Store, registry: ModelRegistry | None = None, device: str | None = None) -> None:
+        self.store = store
+        self.registry = registry or ModelRegistry()
+        self._device_pref = device
+        self._models: dict[str, tuple[object, ModelCard]] = {}
+        self._predictors: dict[str, object] = {}
+        self._lock = threading.RLock()  # one model use at a time (GUI workers share the Analyzer)
+        self._device = None
+
+    # ---------------------------------------------------------------- models
+    @property
+    def device_name(self) -> str:
+        return str(self._device) if self._device is not None else (self._device_pref or "auto")
+
+    @property
+    def cards(self) -> dict[str, ModelCard]:
+        return {arch: card for arch, (_, card) in self._models.items()}
+
+    def load_models(self, architectures: Sequence[str] = ARCHITECTURE_ORDER) -> dict[str, ModelCard]:
+        """Load the active model of each architecture (reloads when the active one changed)."""
+        from busviewer.ai.device import choose_device
+        from busviewer.ai.inference import Predictor
+
+        with self._lock:
+            self._device = choose_device(self._device_pref)
+            for arch in architectures:
+                entry = self.registry.active(arch)
+                if entry is None:
+                    self._models.pop(arch, None)
+                    self._predictors.pop(arch, None)
+                    continue
+                loaded = self._models.get(arch)
+                if loaded is not None and loaded[1].sha256 == entry.card.sha256:
+                    continue
+                model, card = self.registry.load(entry, device=self._device)
+                self._models[arch] = (model, card)
+                self._predictors[arch] = Predictor(model, card, device=self._device)
+                self.store.record_model_version(card.to_dict())
+            if not self._models:
+                raise NoActiveModel(
+                    "No active model — train one (Model > Train... or `busviewer train`) "
+                    "or import one (Model > Import model... or `busviewer models import`)."
+                )
+            return self.cards
+
+    def _ensure_loaded(self) -> None:
+        if not self._models:
+            self.load_models()
+
+    # ------------------------------------------------------------- analysis
+    def _frame(self, rec: ImageRecord, frame: int) -> np.ndarray:
+        """The frame's pixels, after checking the file is still the imported one."""
+        if not rec.source_path.is_file():
+            raise ImageReadError(rec.source_path, "file not found (moved or deleted since import)")
+        if sha256_file(rec.source_path) != rec.content_hash:
+            raise ImageReadError(rec.source_path, "file changed since import (content hash differs); re-import it")
+        img: DecodedImage = read_image(rec.source_path)
+        return img.frame(min(frame, img.frame_count - 1))
+
+    def analyse_patient(
+        self,
+        patient_key: str,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+        frame: int = 0,
+    ) -> PatientAnalysis:
+        """Predict every image of ``patient_key`` with every loaded model and store the results."""
+        self._ensure_loaded()
+        records = self.store.images(patient_key)
+        if not records:
+            raise KeyError(f"no images for patient {patient_key!r}")
+        problems: list[str] = []
+        pixels: dict[int, np.ndarray] = {}
+        total = len(records) * (1 + len(self._models))
+        done = 0
+        for rec in records:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(patient_key)
+            try:
+                pixels[rec.id] = self._frame(rec, frame)
+            except ImageReadError as exc:
+                problems.append(str(exc))
+            done += 1
+            if progress:
+                progress(done, total)
+        ids = list(pixels)
+        hashes = {r.id: r.content_hash for r in records}
+        predictions: dict[tuple[int, str], ImagePrediction] = {}
+        rows: list[dict] = []
+        with self._lock:
+            for arch, predictor in self._predictors.items():
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled(patient_key)
+                card = self._models[arch][1]
+                results = predictor.predict([pixels[i] for i in ids]) if ids else []  # type: ignore[attr-defined]
+                for image_id, res in zip(ids, results):
+                    pred = _to_image_prediction(res, image_id, frame, None, card)
+                    predictions[(image_id, arch)] = pred
+                    rows.append(_row(pred, card, hashes[image_id]))
+                done += len(records)
+                if progress:
+                    progress(done, total)
+        if rows:
+            self.store.add_predictions(rows)
+        return _summarise(patient_key, predictions, tuple(problems))
+
+    def stored_analysis(self, patient_key: str) -> PatientAnalysis | None:
+        """The latest stored predictions of the patient, without running any model."""
+        records = self.store.images(patient_key)
+        latest = self.store.latest_predictions([r.id for r in records])
+        if not latest:
+            return None
+        predictions = {
+            key: ImagePrediction(
+                image_id=p.image_id, frame=p.frame, roi_id=None, architecture=p.architecture,
+                model_name=p.model_name, model_version=p.model_version, probabilities=p.probabilities,
+                malignant_probability=p.malignant_probability, label=p.label,
+            )
+            for key, p in latest.items()
+        }
+        return _summarise(patient_key, predictions, ())
+
+    def classify_roi(self, roi_id: int) -> dict[str, ImagePrediction]:
+        """Classify a saved ROI crop with every loaded model (stored like image predictions)."""
+        self._ensure_loaded()
+        from busviewer.ai.preprocess import crop
+
+        roi = self.store.roi(roi_id)
+        rec = self.store.image(roi.image_id)
+        patch = crop(self._frame(rec, roi.frame), roi.box)
+        out: dict[str, ImagePrediction] = {}
+        rows = []
+        with self._lock:
+            for arch, predictor in self._predictors.items():
+                card = self._models[arch][1]
+                res = predictor.predict([patch])[0]  # type: ignore[attr-defined]
+                out[arch] = _to_image_prediction(res, rec.id, roi.frame, roi.id, card)
+                rows.append(_row(out[arch], card, rec.content_hash))
+        self.store.add_predictions(rows)
+        return out
+
+    def gradcam(self, image_id: int, architecture: str, frame: int = 0) -> np.ndarray:
+        """Grad-CAM of ``architecture`` on one image (fused map for the ensemble)."""
+        self._ensure_loaded()
+        from busviewer.ai.gradcam import gradcam
+
+        if architecture not in self._models:
+            raise NoActiveModel(f"no active {ARCHITECTURE_TITLES.get(architecture, architecture)} model")
+        rec = self.store.image(image_id)
+        pixels = self._frame(rec, frame)
+        model, card = self._models[architecture]
+        with self._lock:
+            return gradcam(model, card, pixels, device=self._device)
+
+
+def _to_image_prediction(res: object, image_id: int, frame: int, roi_id: int | None, card: ModelCard) -> ImagePrediction:
+    probs = {k: float(v) for k, v in res.probabilities.items()}  # type: ignore[attr-defined]
+    return ImagePrediction(
+        image_id=image_id, frame=frame, roi_id=roi_id, architecture=card.architecture, model_name=card.name,
+        model_version=card.version, probabilities=probs, malignant_probability=float(res.malignant_probability),  # type: ignore[attr-defined]
+        label=str(res.label),  # type: ignore[attr-defined]
+    )
+
+
+def _row(pred: ImagePrediction, card: ModelCard, image_hash: str) -> dict:
+    return dict(
+        image_id=pred.image_id, roi_id=pred.roi_id, frame=pred.frame, model_name=card.name,
+        model_version=card.version, architecture=card.architecture, model_sha256=card.sha256,
+        image_hash=image_hash, label=pred.label, malignant_probability=pred.malignant_probability,
+        probabilities=pred.probabilities,
+    )
+
+
+def _summarise(patient_key: str, predictions: dict[tuple[int, str], ImagePrediction],
+               problems: tuple[str, ...]) -> PatientAnalysis:
+    verdicts: dict[str, ModelVerdict] = {}
+    for arch in sorted({a for _, a in predictions}, key=lambda a: (a not in ARCHITECTURE_ORDER, a)):
+        votes = [(iid, p.malignant_probability) for (iid, a), p in sorted(predictions.items()) if a == arch]
+        v = patient_verdict(votes)
+        verdicts[arch] = ModelVerdict(
+            architecture=arch, label=v.label, benign_votes=v.benign_votes, malignant_votes=v.malignant_votes,
+            tie_decided=v.tie_decided, mean_malignant_probability=v.mean_malignant_probability,
+            benign_images=tuple(v.benign_images), malignant_images=tuple(v.malignant_images),
+        )
+    image_ids = sorted({iid for iid, _ in predictions})
+    disagreements = tuple(
+        iid for iid in image_ids
+        if len({p.label for (i, _), p in predictions.items() if i == iid}) > 1
+    )
+    return PatientAnalysis(patient_key, predictions, verdicts, disagreements, problems)
+
