@@ -7,13 +7,14 @@ file path.  No Qt, no torch.
 Notes on pydicom 3 behaviour that this module relies on (checked against the
 ``pydicom-data`` ultrasound files):
 
-* ``Decoder.as_array(ds, as_rgb=True)`` returns RGB for YBR_FULL / YBR_FULL_422 (native
-  data are converted by pydicom, JPEG data by the JPEG library) and for YBR_ICT /
-  YBR_RCT JPEG 2000 data (the codec applies the inverse MCT).  The *decoded*
-  photometric interpretation is reported in the returned metadata, while
-  ``ds.PhotometricInterpretation`` keeps the stored value, so converting
-  ``ds.pixel_array`` based on the dataset's value would convert twice.  We therefore
-  always branch on the decoder's metadata.
+* ``Decoder.as_array(ds, as_rgb=False)`` returns full-resolution samples (YBR_FULL_422
+  is upsampled) and reports the *decoded* photometric interpretation in its metadata:
+  JPEG 2000 YBR_ICT / YBR_RCT come back as RGB (the codec applies the inverse MCT),
+  JPEG and native YBR data stay YBR.  ``ds.PhotometricInterpretation`` keeps the stored
+  value, and ``ds.pixel_array`` already converts YBR to RGB (``as_rgb=True``), so
+  converting ``ds.pixel_array`` based on the dataset's value would convert twice.  We
+  always branch on the decoder's metadata and convert YBR ourselves with Pillow's
+  fixed-point routine (pydicom's float conversion took ~3 s for a 120-frame loop).
 * pydicom silently accepts truncated files: a short native Pixel Data value is read
   as is, a truncated encapsulated Pixel Data element is dropped (sometimes with the
   whole data set), and a file cut inside an element header just ends.  The checks in
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from PIL import Image
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -55,6 +57,8 @@ __all__ = [
 PIXEL_DATA_TAG = 0x7FE00010
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _VIDEO_WORDS = ("MPEG", "H.264", "H.265", "HEVC")
+# JPEG Baseline / Extended: Pillow decodes ~3.5x faster than GDCM (same pixels).
+_PREFERRED_PLUGIN = {"1.2.840.10008.1.2.4.50": "pillow", "1.2.840.10008.1.2.4.51": "pillow"}
 
 
 class DicomDecodeError(Exception):
@@ -271,13 +275,32 @@ def decode_frames(ds: Dataset) -> DicomPixels:
     n_frames = max(1, _int(ds, "NumberOfFrames", 1))
     if not tsyntax.is_compressed:
         _check_native_length(ds, n_frames)
-    try:
-        arr, meta = decoder.as_array(ds, as_rgb=True)
-    except MemoryError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - plugin errors vary; keep their text
-        what = tsyntax.name if tsyntax.is_compressed else "pixel data"
-        raise DicomDecodeError(f"cannot decode {what} ({_one_line(exc)})") from exc
+    arr: np.ndarray | None = None
+    meta: dict[str, Any] = {}
+    preferred = _PREFERRED_PLUGIN.get(str(tsyntax))
+    if preferred in decoder.available_plugins and _int(ds, "BitsStored", 8) <= 8:
+        try:  # much faster than the default (GDCM) for long JPEG cine loops
+            arr, meta = decoder.as_array(ds, as_rgb=False, decoding_plugin=preferred)
+        except MemoryError:
+            raise
+        except Exception:  # noqa: BLE001 - fall back to trying every plugin
+            arr = None
+    if arr is None:
+        try:
+            arr, meta = decoder.as_array(ds, as_rgb=False)
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - plugin errors vary; keep their text
+            text = _one_line(exc)
+            if "12-bit precision" in text and decoder.missing_dependencies:
+                # GDCM and Pillow cannot do 12-bit JPEG; only the GPL libjpeg plugin can.
+                raise DicomDecodeError(
+                    f"unsupported compression {tsyntax.name} with 12-bit samples: install "
+                    f"{'; '.join(decoder.missing_dependencies)} (GPL, not bundled) or convert "
+                    "the file to uncompressed / JPEG 2000"
+                ) from exc
+            what = f"{tsyntax.name} pixel data" if tsyntax.is_compressed else "pixel data"
+            raise DicomDecodeError(f"cannot decode {what} ({text})") from exc
 
     spp = int(meta.get("samples_per_pixel", _int(ds, "SamplesPerPixel", 1)))
     pi_raw = meta.get("photometric_interpretation", ds.PhotometricInterpretation)
@@ -303,8 +326,11 @@ def _colour_to_rgb8(arr: np.ndarray, pi: str, ds: Dataset) -> np.ndarray:
     """(F, H, W, 3) decoded samples in ``pi`` -> uint8 RGB."""
     bits = _int(ds, "BitsStored", _int(ds, "BitsAllocated", 8))
     if pi in ("YBR_FULL", "YBR_FULL_422", "YBR_ICT"):
-        # YBR_ICT uses the same (BT.601 full range) matrix as YBR_FULL.
-        arr = convert_color_space(arr, "YBR_FULL_422" if pi == "YBR_FULL_422" else "YBR_FULL", "RGB")
+        # Decoded data are never subsampled any more, and YBR_ICT uses the same
+        # (BT.601 full range) matrix as YBR_FULL.
+        if arr.dtype == np.uint8:
+            return _ybr_full_to_rgb8(arr)
+        arr = convert_color_space(arr, "YBR_FULL", "RGB")
     elif pi == "YBR_RCT":
         arr = _inverse_rct(arr, bits)
     elif pi != "RGB":
@@ -315,6 +341,18 @@ def _colour_to_rgb8(arr: np.ndarray, pi: str, ds: Dataset) -> np.ndarray:
     if bits > 8:
         arr = arr >> (bits - 8)
     return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def _ybr_full_to_rgb8(arr: np.ndarray) -> np.ndarray:
+    """8-bit YBR_FULL -> RGB with Pillow's fixed-point JFIF conversion.
+
+    Same BT.601 full-range matrix as pydicom's ``convert_color_space`` (results differ
+    by at most 1) but about 12x faster, which matters for long cine loops.
+    """
+    out = np.empty(arr.shape, dtype=np.uint8)
+    for i, frame in enumerate(arr):
+        out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(frame), "YCbCr").convert("RGB"))
+    return out
 
 
 def _inverse_rct(arr: np.ndarray, bits: int) -> np.ndarray:

@@ -92,11 +92,11 @@ def import_paths(
     tasks = _collect([Path(p) for p in paths], report.problems)
     cancel = cancel or _Cancel()
     for i, task in enumerate(tasks):
+        if progress:
+            progress(ImportProgress(i, len(tasks), task.path))
         if cancel.is_set():  # type: ignore[attr-defined]
             report.cancelled = True
             break
-        if progress:
-            progress(ImportProgress(i, len(tasks), task.path))
         try:
             _import_one(store, task, report, user)
         except ImageReadError as exc:
