@@ -71,10 +71,14 @@ class Cancelled(Exception):
 class Analyzer:
     """Runs the active models over a patient's images (usable headless and from GUI workers)."""
 
-    def __init__(self, store: Store, registry: ModelRegistry | None = None, device: str | None = None) -> None:
+    def __init__(self, store: Store, registry: ModelRegistry | None = None, device: str | None = None,
+                 models: Sequence[str] = ()) -> None:
+        """``models``: ``"name"`` or ``"name:version"`` references used instead of the active
+        model of their architecture."""
         self.store = store
         self.registry = registry or ModelRegistry()
         self._device_pref = device
+        self._overrides = {e.architecture: e for e in (self.registry.get(ref) for ref in models)}
         self._models: dict[str, tuple[object, ModelCard]] = {}
         self._predictors: dict[str, object] = {}
         self._lock = threading.RLock()  # one model use at a time (GUI workers share the Analyzer)
@@ -94,10 +98,12 @@ class Analyzer:
         from busviewer.ai.device import choose_device
         from busviewer.ai.inference import Predictor
 
+        if self._overrides:  # models named explicitly: only those
+            architectures = tuple(self._overrides)
         with self._lock:
             self._device = choose_device(self._device_pref)
             for arch in architectures:
-                entry = self.registry.active(arch)
+                entry = self._overrides.get(arch) or self.registry.active(arch)
                 if entry is None:
                     self._models.pop(arch, None)
                     self._predictors.pop(arch, None)

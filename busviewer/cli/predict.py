@@ -1,0 +1,124 @@
+"""``busviewer predict PATIENT|PATH``: per-image results and the patient verdict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from busviewer.core.notice import RESEARCH_NOTICE
+from busviewer.core.store import Store
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify a patient's images (or files/folders, imported first)")
+    p.add_argument("target", help="patient id in the store, or a file/folder/manifest to import and classify")
+    p.add_argument("--model", action="append", default=[], metavar="NAME[:VERSION]",
+                   help="use this model instead of the active one of its architecture (repeatable); "
+                        "when given, only the named models run")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--cam-dir", type=Path, help="write Grad-CAM maps (.npy) and overlays (.png) here")
+    p.add_argument("--device", help="cpu, cuda or mps (default: best available; env BUSVIEWER_DEVICE)")
+    p.set_defaults(handler=cmd_predict)
+
+
+def _patients_for(store: Store, target: str) -> tuple[list[str], list[str]]:
+    """Patient keys for ``target``; a path is imported first. Returns (keys, problems)."""
+    if any(p.patient_key == target for p in store.patients(search=target)):
+        return [target], []
+    path = Path(target)
+    if not path.exists():
+        raise KeyError(f"{target!r} is neither a patient in the store nor an existing file or folder")
+    from busviewer.core.importer import import_paths
+
+    report = import_paths(store, [path])
+    return sorted(report.patients), [str(p) for p in report.problems]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from busviewer.ai.analysis import Analyzer, NoActiveModel
+    from busviewer.ai.registry import RegistryError
+
+    store = Store()
+    try:
+        patients, problems = _patients_for(store, args.target)
+        analyzer = Analyzer(store, device=args.device, models=args.model)
+        analyzer.load_models()
+    except (KeyError, NoActiveModel, RegistryError) as exc:
+        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    out = {"notice": RESEARCH_NOTICE, "device": analyzer.device_name,
+           "models": {a: c.ref for a, c in analyzer.cards.items()}, "patients": []}
+    for key in patients:
+        analysis = analyzer.analyse_patient(key)
+        images = {img.id: img for img in store.images(key)}
+        cams = _write_cams(analyzer, images, args.cam_dir) if args.cam_dir else {}
+        out["patients"].append({
+            "patient": key,
+            "verdicts": {a: {"label": v.label, "benign_votes": v.benign_votes, "malignant_votes": v.malignant_votes,
+                             "tie_decided": v.tie_decided, "mean_malignant_probability": v.mean_malignant_probability,
+                             "benign_images": list(v.benign_images), "malignant_images": list(v.malignant_images)}
+                         for a, v in analysis.verdicts.items()},
+            "disagreements": list(analysis.disagreements),
+            "images": [{"image_id": iid, "file": str(images[iid].source_path),
+                        "predictions": {a: p.probabilities for a, p in analysis.for_image(iid).items()},
+                        "cams": cams.get(iid, {})}
+                       for iid in sorted({i for i, _ in analysis.predictions})],
+            "problems": list(analysis.problems),
+        })
+        if not args.json:
+            _print_patient(key, analysis, images)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"models: {', '.join(out['models'].values())} on {analyzer.device_name}")
+        print(RESEARCH_NOTICE)
+    return 0
+
+
+def _print_patient(key: str, analysis, images) -> None:  # type: ignore[no-untyped-def]
+    print(f"patient {key}")
+    archs = list(analysis.verdicts)
+    print(f"  {'image':<40} " + " ".join(f"{a + ' P(malig.)':>20}" for a in archs))
+    for iid in sorted({i for i, _ in analysis.predictions}):
+        preds = analysis.for_image(iid)
+        cells = " ".join(
+            f"{(preds[a].label[:4] + ' ' + format(preds[a].malignant_probability, '.3f')) if a in preds else '-':>20}"
+            for a in archs
+        )
+        flag = "  models disagree" if iid in analysis.disagreements else ""
+        print(f"  [{iid}] {images[iid].name[:34]:<35} {cells}{flag}")
+    for arch, v in analysis.verdicts.items():
+        tie = " (tie: counted as malignant)" if v.tie_decided else ""
+        print(f"  verdict {arch}: {v.label} — {v.malignant_votes} malignant / {v.benign_votes} benign{tie}; "
+              f"mean P(malignant) {v.mean_malignant_probability:.3f}")
+    for problem in analysis.problems:
+        print(f"  not classified: {problem}")
+
+
+def _write_cams(analyzer, images, cam_dir: Path) -> dict[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+    import numpy as np
+    from matplotlib import colormaps
+    from PIL import Image
+
+    from busviewer.core.imageio import read_image
+
+    cam_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[int, dict[str, str]] = {}
+    for iid, rec in images.items():
+        try:
+            pixels = read_image(rec.source_path).frame(0)
+        except Exception:  # reported by the analysis already
+            continue
+        for arch in analyzer.cards:
+            cam = analyzer.gradcam(iid, arch)
+            stem = cam_dir / f"{rec.patient_key}_{iid}_{arch}"
+            np.save(stem.with_suffix(".npy"), cam.astype(np.float32))
+            heat = (colormaps["jet"](cam)[..., :3] * 255).astype(np.float32)
+            blend = (0.6 * pixels.astype(np.float32) + 0.4 * heat).clip(0, 255).astype(np.uint8)
+            Image.fromarray(blend).save(stem.with_suffix(".png"))
+            written.setdefault(iid, {})[arch] = str(stem.with_suffix(".png"))
+    return written
