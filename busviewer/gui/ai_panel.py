@@ -1,0 +1,379 @@
+"""The AI panel: model status, per-image probabilities, the patient vote, Grad-CAM controls.
+
+It only displays what the main window hands it (a ``PatientAnalysis`` from
+``busviewer.ai.analysis``, read by attribute, so this module never imports torch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from busviewer.core.store import ImageRecord
+from busviewer.gui.cam_overlay import CamControls
+from busviewer.gui.notice import NoticeBanner
+
+NO_MODEL_MESSAGE = "No active model — train one (Model > Train...) or import one (Model > Import model...)"
+ARCH_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
+ARCH_SHORT = {"ensemble": "Ensemble", "vgg16": "VGG-16"}
+ARCH_ORDER = ("ensemble", "vgg16")
+SETTINGS_AUTO = "ai/auto_analyse"
+MALIGNANT = QColor("#ff8a80")
+BENIGN = QColor("#8fd19e")
+ID_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def verdict_summary(verdict: Any) -> str:
+    """Short text for the worklist column, e.g. "malignant 3/4"."""
+    total = verdict.benign_votes + verdict.malignant_votes
+    votes = verdict.malignant_votes if verdict.label == "malignant" else verdict.benign_votes
+    return f"{verdict.label} {votes}/{total}" + (" (tie)" if verdict.tie_decided else "")
+
+
+def settings() -> QSettings:
+    return QSettings()
+
+
+class VerdictCard(QFrame):
+    """One model's patient-level vote."""
+
+    def __init__(self, architecture: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.architecture = architecture
+        self.setObjectName("verdictCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.title = QLabel(ARCH_SHORT.get(architecture, architecture), self)
+        self.title.setObjectName("verdictTitle")
+        self.title.setWordWrap(True)
+        self.verdict = QLabel("–", self)
+        self.verdict.setObjectName("verdictLabel")
+        f = QFont(self.verdict.font())
+        f.setPointSizeF(f.pointSizeF() * 1.35)
+        f.setBold(True)
+        self.verdict.setFont(f)
+        self.detail = QLabel("", self)
+        self.detail.setWordWrap(True)
+        self.detail.setObjectName("verdictDetail")
+        self.tie = QLabel("", self)
+        self.tie.setObjectName("tieNote")
+        self.tie.setWordWrap(True)
+        self.tie.hide()
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(self.verdict)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 6, 8, 6)
+        lay.setSpacing(2)
+        lay.addLayout(head)
+        lay.addWidget(self.detail)
+        lay.addWidget(self.tie)
+
+    def clear(self, text: str = "–") -> None:
+        self.verdict.setText(text)
+        self.verdict.setStyleSheet("")
+        self.detail.setText("")
+        self.tie.hide()
+
+    def show_verdict(self, v: Any, numbers: dict[int, int], model: str = "") -> None:
+        self.verdict.setText(v.label.upper())
+        colour = MALIGNANT if v.label == "malignant" else BENIGN
+        self.verdict.setStyleSheet(f"color: {colour.name()};")
+        self.title.setText(ARCH_SHORT.get(self.architecture, self.architecture)
+                           + (f"  <span style='color:#9aa0a6; font-weight:normal'>{model}</span>" if model else ""))
+        self.title.setToolTip(ARCH_TITLES.get(self.architecture, self.architecture) + (f" · {model}" if model else ""))
+
+        def names(ids: Sequence[int]) -> str:
+            return ", ".join(f"#{numbers.get(i, i)}" for i in sorted(ids, key=lambda i: numbers.get(i, i))) or "none"
+
+        mean = v.mean_malignant_probability
+        self.detail.setText(
+            f"Votes: {v.malignant_votes} malignant, {v.benign_votes} benign"
+            + (f"\nMean p(malignant): {mean:.2f}" if mean is not None else "")
+            + f"\nMalignant: {names(v.malignant_images)}\nBenign: {names(v.benign_images)}"
+        )
+        if v.tie_decided:
+            self.tie.setText("Tie: counted as malignant (a tied vote is read as malignant)")
+            self.tie.show()
+        else:
+            self.tie.hide()
+
+
+class AIPanel(QWidget):
+    """Model output for the open patient, always under the research-use notice."""
+
+    analyseRequested = Signal()
+    cancelRequested = Signal()
+    imageClicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("aiPanel")
+        self.numbers: dict[int, int] = {}
+        self.records: list[ImageRecord] = []
+        self.analysis: Any = None
+        self.models_ready = False
+
+        self.banner = NoticeBanner(self)
+        self.models_label = QLabel("Models: loading in the background…", self)
+        self.models_label.setObjectName("modelsLabel")
+        self.models_label.setWordWrap(True)
+        self.message = QLabel("", self)
+        self.message.setObjectName("aiMessage")
+        self.message.setWordWrap(True)
+        self.message.hide()
+
+        self.analyse_button = QPushButton("Analyse patient (A)", self)
+        self.analyse_button.setToolTip("Classify every image of this patient with the active models")
+        self.analyse_button.clicked.connect(self.analyseRequested)
+        self.auto = QCheckBox("Run on opening", self)
+        self.auto.setToolTip("Analyse every patient automatically when it is opened (remembered)")
+        self.auto.setChecked(bool(settings().value(SETTINGS_AUTO, True, type=bool)))
+        self.auto.toggled.connect(self._auto_toggled)
+        self.progress = QProgressBar(self)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        self.cancel_button.hide()
+        controls = QHBoxLayout()
+        controls.addWidget(self.analyse_button)
+        controls.addWidget(self.auto, 1)
+        prog = QHBoxLayout()
+        prog.addWidget(self.progress, 1)
+        prog.addWidget(self.cancel_button)
+
+        self.cards = {arch: VerdictCard(arch, self) for arch in ARCH_ORDER}
+        self.disagree = QLabel("", self)
+        self.disagree.setObjectName("disagreeFlag")
+        self.disagree.setWordWrap(True)
+        self.disagree.hide()
+
+        self.table = QTableWidget(0, 3, self)
+        self.table.setObjectName("predictionTable")
+        self.table.setHorizontalHeaderLabels(["Image", "Ensemble", "VGG-16"])
+        self.table.horizontalHeaderItem(1).setToolTip("p(malignant) from the ensemble")
+        self.table.horizontalHeaderItem(2).setToolTip("p(malignant) from VGG-16")
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.cellClicked.connect(self._cell_clicked)
+        self._fit_table()
+
+        results = QGroupBox("Patient verdict (majority vote)", self)
+        results.setToolTip("Benign only if benign images outnumber malignant ones; a tie counts as malignant")
+        rl = QVBoxLayout(results)
+        rl.setSpacing(4)
+        for card in self.cards.values():
+            rl.addWidget(card)
+        rl.addWidget(self.disagree)
+        per_image = QGroupBox("Per image: p(malignant)", self)
+        pl = QVBoxLayout(per_image)
+        pl.addWidget(self.table)
+
+        self.cam = CamControls(self)
+        cam_box = QGroupBox("Grad-CAM overlay", self)
+        cl = QVBoxLayout(cam_box)
+        cl.addWidget(self.cam)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(6)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.models_label)
+        lay.addWidget(self.message)
+        lay.addLayout(controls)
+        lay.addLayout(prog)
+        lay.addWidget(results)
+        lay.addWidget(per_image)
+        lay.addWidget(cam_box)
+        lay.addStretch(1)
+        self.set_models_ready(False)
+
+    # ----------------------------------------------------------------- models
+    def set_models_loading(self, text: str = "Models: loading in the background…") -> None:
+        self.models_ready = False
+        self.models_label.setText(text)
+        self.message.hide()
+        self.set_models_ready(False)
+
+    def set_models(self, cards: dict[str, Any], device: str) -> None:
+        parts = [f"{ARCH_SHORT.get(a, a)}: {c.name} v{c.version}" for a, c in sorted(cards.items(), key=lambda kv: _order(kv[0]))]
+        missing = [ARCH_SHORT.get(a, a) for a in ARCH_ORDER if a not in cards]
+        text = "Models: " + " · ".join(parts) + f" · {device}"
+        if missing:
+            text += f"\nNo active {', '.join(missing)} model."
+        self.models_label.setText(text)
+        self.message.hide()
+        self.set_models_ready(True)
+
+    def set_no_model(self, detail: str = "") -> None:
+        self.models_label.setText("Models: none active")
+        self.show_message(NO_MODEL_MESSAGE + (f"\n{detail}" if detail and detail != NO_MODEL_MESSAGE else ""), warn=True)
+        self.set_models_ready(False)
+
+    def set_models_ready(self, ready: bool) -> None:
+        self.models_ready = ready
+        self.analyse_button.setEnabled(ready and bool(self.records))
+
+    def show_message(self, text: str, warn: bool = False) -> None:
+        self.message.setProperty("warn", warn)
+        self.message.style().unpolish(self.message)
+        self.message.style().polish(self.message)
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    # --------------------------------------------------------------- patient
+    def set_patient(self, records: Sequence[ImageRecord]) -> None:
+        self.records = list(records)
+        self.numbers = {r.id: i for i, r in enumerate(records, start=1)}
+        self.analysis = None
+        for card in self.cards.values():
+            card.clear()
+        self.disagree.hide()
+        if self.message.property("warn") is not True:
+            self.message.hide()
+        self.table.setRowCount(len(records))
+        self._fit_table()
+        for row, rec in enumerate(records):
+            item = QTableWidgetItem(f"#{row + 1}  {rec.name}")
+            item.setData(ID_ROLE, rec.id)
+            item.setToolTip(str(rec.source_path))
+            self.table.setItem(row, 0, item)
+            for col in (1, 2):
+                self.table.setItem(row, col, QTableWidgetItem("–"))
+        self.set_models_ready(self.models_ready)
+
+    def _fit_table(self, max_rows: int = 8) -> None:
+        """As tall as its rows (up to ``max_rows``, then it scrolls), so nothing below is pushed out."""
+        rows = max(1, min(self.table.rowCount(), max_rows))
+        h = self.table.horizontalHeader().sizeHint().height() + rows * self.table.verticalHeader().defaultSectionSize()
+        self.table.setFixedHeight(h + 2 * self.table.frameWidth() + 2)
+
+    def set_running(self, running: bool, done: int = 0, total: int = 0) -> None:
+        self.progress.setVisible(running)
+        self.cancel_button.setVisible(running)
+        self.analyse_button.setEnabled(not running and self.models_ready and bool(self.records))
+        if running:
+            if total:
+                self.progress.setRange(0, total)
+                self.progress.setValue(done)
+                self.progress.setFormat(f"Analysing image {min(done + 1, total)} of {total}…")
+            else:
+                self.progress.setRange(0, 0)
+                self.progress.setFormat("Analysing…")
+            for card in self.cards.values():
+                if card.verdict.text() == "–":
+                    card.clear("…")
+
+    def show_stored(self, predictions: dict[tuple[int, str], Any]) -> None:
+        """Show stored per-image predictions (from an earlier session) before a new analysis."""
+        self._fill_table(predictions)
+
+    def show_analysis(self, analysis: Any) -> None:
+        self.analysis = analysis
+        self._fill_table(analysis.predictions)
+        models = {}
+        for (_iid, arch), p in analysis.predictions.items():
+            models[arch] = f"{p.model_name} v{p.model_version}"
+        for arch, card in self.cards.items():
+            v = analysis.verdicts.get(arch)
+            if v is None:
+                card.clear("no model")
+            else:
+                card.show_verdict(v, self.numbers, models.get(arch, ""))
+        dis = tuple(analysis.disagreements)
+        split = len(analysis.verdicts) > 1 and len({v.label for v in analysis.verdicts.values()}) > 1
+        imgs = ", ".join(f"#{self.numbers.get(i, i)}" for i in sorted(dis, key=lambda i: self.numbers.get(i, i)))
+        if split:
+            text = "⚠ The models disagree on the patient verdict." + (f" Images in dispute: {imgs}." if dis else "")
+        elif dis:
+            text = f"⚠ The ensemble and VGG-16 disagree on image(s) {imgs}."
+        else:
+            text = ""
+        self.disagree.setText(text)
+        self.disagree.setVisible(bool(text))
+
+    def _fill_table(self, predictions: dict[tuple[int, str], Any]) -> None:
+        disputed = set(getattr(self.analysis, "disagreements", ()) or ())
+        for row in range(self.table.rowCount()):
+            image_id = self.table.item(row, 0).data(ID_ROLE)
+            for col, arch in ((1, "ensemble"), (2, "vgg16")):
+                p = predictions.get((image_id, arch))
+                if p is None:
+                    item = QTableWidgetItem("–")
+                else:
+                    mark = "M" if p.label == "malignant" else "B"
+                    item = QTableWidgetItem(f"{mark} {p.malignant_probability:.2f}")
+                    item.setForeground(QBrush(MALIGNANT if p.label == "malignant" else BENIGN))
+                    probs = ", ".join(f"{k} {v:.3f}" for k, v in p.probabilities.items())
+                    item.setToolTip(f"{ARCH_SHORT.get(arch, arch)} {p.model_name} v{p.model_version}: {probs}")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, col, item)
+            first = self.table.item(row, 0)
+            text = first.text().lstrip("⚠ ")
+            first.setText(("⚠ " + text) if image_id in disputed else text)
+            if image_id in disputed:
+                first.setToolTip("The ensemble and VGG-16 disagree on this image")
+
+    def image_short_labels(self) -> dict[int, str]:
+        """e.g. {image_id: "M 0.82 / B 0.31"} for the thumbnails."""
+        if self.analysis is None:
+            return {}
+        out: dict[int, list[str]] = {}
+        for arch in ARCH_ORDER:
+            for (iid, a), p in self.analysis.predictions.items():
+                if a == arch:
+                    out.setdefault(iid, []).append(f"{'M' if p.label == 'malignant' else 'B'} {p.malignant_probability:.2f}")
+        return {k: " / ".join(v) for k, v in out.items()}
+
+    def highlight_image(self, image_id: int) -> None:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(ID_ROLE) == image_id:
+                self.table.blockSignals(True)
+                self.table.selectRow(row)
+                self.table.blockSignals(False)
+                self.table.scrollToItem(self.table.item(row, 0))
+                return
+
+    def _cell_clicked(self, row: int, _col: int) -> None:
+        item = self.table.item(row, 0)
+        if item is not None:
+            self.imageClicked.emit(int(item.data(ID_ROLE)))
+
+    def _auto_toggled(self, on: bool) -> None:
+        s = settings()
+        s.setValue(SETTINGS_AUTO, bool(on))
+        s.sync()
+
+    def auto_analyse(self) -> bool:
+        return self.auto.isChecked()
+
+
+def _order(arch: str) -> int:
+    return ARCH_ORDER.index(arch) if arch in ARCH_ORDER else len(ARCH_ORDER)

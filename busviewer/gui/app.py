@@ -1,0 +1,95 @@
+"""The QApplication, its style, and ``run(args)`` (the ``busviewer gui`` command)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
+from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from busviewer import __version__
+
+log = logging.getLogger(__name__)
+
+ORGANISATION = "busviewer"
+APPLICATION = "busviewer"
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+def resource(name: str) -> Path:
+    return RESOURCES / name
+
+
+def dark_palette() -> QPalette:
+    """A dark palette: reading rooms are dim and images must stand out."""
+    p = QPalette()
+    base, window, text = QColor("#1b1e21"), QColor("#25292d"), QColor("#e6e6e6")
+    p.setColor(QPalette.ColorRole.Window, window)
+    p.setColor(QPalette.ColorRole.WindowText, text)
+    p.setColor(QPalette.ColorRole.Base, base)
+    p.setColor(QPalette.ColorRole.AlternateBase, QColor("#22262a"))
+    p.setColor(QPalette.ColorRole.ToolTipBase, QColor("#2f3439"))
+    p.setColor(QPalette.ColorRole.ToolTipText, text)
+    p.setColor(QPalette.ColorRole.Text, text)
+    p.setColor(QPalette.ColorRole.Button, QColor("#2f3439"))
+    p.setColor(QPalette.ColorRole.ButtonText, text)
+    p.setColor(QPalette.ColorRole.BrightText, QColor("#ff5252"))
+    p.setColor(QPalette.ColorRole.Highlight, QColor("#2d6da3"))
+    p.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
+    p.setColor(QPalette.ColorRole.Link, QColor("#64b5f6"))
+    p.setColor(QPalette.ColorRole.PlaceholderText, QColor("#8a9096"))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b7075"))
+    return p
+
+
+def apply_style(app: QApplication) -> None:
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    qss = resource("style.qss")
+    if qss.is_file():
+        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    icon = resource("busviewer.svg")
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication (reused if one exists, e.g. under pytest-qt)."""
+    QCoreApplication.setOrganizationName(ORGANISATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    QCoreApplication.setApplicationVersion(__version__)
+    app = QApplication.instance()
+    if app is None:
+        QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    apply_style(app)  # type: ignore[arg-type]
+    return app  # type: ignore[return-value]
+
+
+def run(args: argparse.Namespace | None = None) -> int:
+    """Start the workstation; returns the exit status."""
+    from busviewer.core.store import Store, StoreError
+    from busviewer.gui.main_window import MainWindow
+
+    app = create_app()
+    try:
+        store = Store()
+    except StoreError as exc:
+        QMessageBox.critical(None, "busviewer: cannot open the store", str(exc))
+        return 2
+    window = MainWindow(store)
+    window.show()
+    QTimer.singleShot(0, window.start)  # worklist and models load after the window is up
+    paths = list(getattr(args, "paths", None) or [])
+    if paths:
+        QTimer.singleShot(0, lambda: window.import_paths(paths))
+    try:
+        return int(app.exec())
+    finally:
+        window.shutdown()
+        store.close()

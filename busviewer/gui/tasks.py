@@ -1,0 +1,151 @@
+"""Bodies of the GUI's background tasks (run on pool threads by :mod:`busviewer.gui.workers`).
+
+They import the heavy modules (torch via ``busviewer.ai``, the image decoders) themselves,
+so importing this module costs nothing; none of them touches a widget.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from busviewer.core.store import ImageRecord, Store
+from busviewer.gui import workers
+from busviewer.gui.ai_panel import verdict_summary
+from busviewer.gui.thumbnails import Thumbnail, make_thumbnail
+
+
+@dataclass
+class ModelsLoaded:
+    analyzer: Any
+    registry: Any
+    cards: dict[str, Any]
+    entries: list[Any]
+    device: str
+    no_model: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def default_registry_factory() -> Any:
+    from busviewer.ai.registry import ModelRegistry
+
+    return ModelRegistry()
+
+
+def default_analyzer_factory(store: Store, registry: Any) -> Any:
+    from busviewer.ai.analysis import Analyzer
+
+    return Analyzer(store, registry, device=os.environ.get("BUSVIEWER_DEVICE") or None)
+
+
+def _limit_torch_threads() -> None:
+    """Leave one core to the GUI thread so the window stays fluid during inference."""
+    import torch
+
+    cores = os.cpu_count() or 2
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
+
+
+def _device_text(analyzer: Any) -> str:
+    name = str(getattr(analyzer, "device_name", "cpu"))
+    try:
+        from busviewer.ai.device import describe_device
+
+        return describe_device(name).replace("(1 threads)", "(1 thread)")
+    except Exception:  # noqa: BLE001 - cosmetic only
+        return name
+
+
+def task_load_models(store: Store, registry_factory: Callable[[], Any],
+                     analyzer_factory: Callable[[Store, Any], Any], analyzer: Any = None) -> ModelsLoaded:
+    _limit_torch_threads()
+    from busviewer.ai.analysis import NoActiveModel
+
+    registry = analyzer.registry if analyzer is not None else registry_factory()
+    if analyzer is None:
+        analyzer = analyzer_factory(store, registry)
+    entries = list(registry.list())
+    try:
+        cards = dict(analyzer.load_models())
+        no_model = None
+    except NoActiveModel as exc:
+        cards, no_model = {}, str(exc)
+    return ModelsLoaded(analyzer, registry, cards, entries, _device_text(analyzer), no_model)
+
+
+def task_decode(path: Path) -> Any:
+    from busviewer.core.imageio import read_image
+
+    return read_image(path)
+
+
+def task_decode_patient(records: Sequence[ImageRecord], ctx: workers.TaskContext) -> None:
+    """Decode every image of a patient: thumbnails stream back with the decoded image."""
+    from busviewer.core.imageio import ImageReadError, read_image
+
+    for i, rec in enumerate(records):
+        ctx.check()
+        try:
+            img = read_image(rec.source_path)
+            thumb = Thumbnail(rec.id, make_thumbnail(img.frame(0)))
+        except ImageReadError as exc:
+            img, thumb = None, Thumbnail(rec.id, None, str(exc))
+        except OSError as exc:
+            img, thumb = None, Thumbnail(rec.id, None, f"{rec.source_path}: {exc.strerror or exc}")
+        ctx.partial((thumb, img))
+        ctx.progress(i + 1, len(records))
+
+
+def task_stored_verdicts(store: Store) -> dict[str, str]:
+    """Patient verdict text from the latest stored predictions (no model is run)."""
+    from busviewer.ai.voting import patient_verdict
+
+    by_patient: dict[str, list[int]] = {}
+    for rec in store.images():
+        by_patient.setdefault(rec.patient_key, []).append(rec.id)
+    out: dict[str, str] = {}
+    all_ids = [i for ids in by_patient.values() for i in ids]
+    latest = store.latest_predictions(all_ids) if all_ids else {}
+    for key, ids in by_patient.items():
+        verdicts = {}
+        for arch in ("ensemble", "vgg16"):
+            votes = [(i, latest[(i, arch)].malignant_probability) for i in ids if (i, arch) in latest]
+            if votes:
+                verdicts[arch] = patient_verdict(votes)
+        text = verdict_text(verdicts)
+        if text:
+            out[key] = text
+    return out
+
+
+def stored_analysis(store: Store, patient_key: str) -> Any | None:
+    """A PatientAnalysis-shaped view of the stored predictions (no torch needed)."""
+    from busviewer.ai.voting import patient_verdict
+
+    records = store.images(patient_key)
+    latest = store.latest_predictions([r.id for r in records])
+    if not latest:
+        return None
+    verdicts = {}
+    for arch in ("ensemble", "vgg16"):
+        votes = [(iid, p.malignant_probability) for (iid, a), p in sorted(latest.items()) if a == arch]
+        if votes:
+            verdicts[arch] = patient_verdict(votes)
+    ids = sorted({iid for iid, _ in latest})
+    dis = tuple(i for i in ids if len({p.label for (j, _), p in latest.items() if j == i}) > 1)
+    return SimpleNamespace(patient_key=patient_key, predictions=dict(latest), verdicts=verdicts,
+                           disagreements=dis, problems=(), stored=True)
+
+
+def verdict_text(verdicts: dict[str, Any]) -> str:
+    main = verdicts.get("ensemble") or verdicts.get("vgg16")
+    if main is None:
+        return ""
+    text = verdict_summary(main)
+    if len({v.label for v in verdicts.values()}) > 1:
+        text += " ⚠"
+    return text

@@ -1,0 +1,551 @@
+"""The image viewer: zoom/pan, window/level, fit and 1:1, cine, cursor read-out, caliper.
+
+Built on a pyqtgraph :class:`ViewBox` with one :class:`ImageItem` for the frame and one
+for the Grad-CAM overlay. The view box has three mouse modes: navigate (pan/zoom),
+``roi`` (drag draws a rectangle, handed to the ROI controller) and ``caliper`` (drag
+draws a measuring line).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import (
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from busviewer.gui.cam_overlay import cam_lut
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+MODE_NAVIGATE, MODE_ROI, MODE_CALIPER = "navigate", "roi", "caliper"
+DEFAULT_FRAME_MS = 40.0
+CALIPER_COLOUR = QColor("#ffd54f")
+
+
+# ------------------------------------------------------------------ measuring
+def _get(region: Any, name: str) -> Any:
+    if isinstance(region, dict):
+        return region.get(name)
+    return getattr(region, name, None)
+
+
+def region_at(regions: Sequence[Any], x: float, y: float) -> Any | None:
+    """The first ultrasound region holding (x, y) that has physical deltas."""
+    for r in regions:
+        try:
+            x0, y0, x1, y1 = (float(_get(r, k)) for k in ("x0", "y0", "x1", "y1"))
+        except (TypeError, ValueError):
+            continue
+        if x0 <= x <= x1 and y0 <= y <= y1 and _get(r, "physical_delta_x") and _get(r, "physical_delta_y"):
+            return r
+    return None
+
+
+def measure(
+    p0: tuple[float, float], p1: tuple[float, float], regions: Sequence[Any],
+    pixel_spacing_mm: tuple[float, float] | None = None,
+) -> tuple[float, float | None, str]:
+    """Distance between two image points: (pixels, millimetres or None, where the scale came from)."""
+    dx, dy = p1[0] - p0[0], p1[1] - p0[1]
+    px = math.hypot(dx, dy)
+    r0, r1 = region_at(regions, *p0), region_at(regions, *p1)
+    if r0 is not None and r0 is r1:
+        sx, sy = float(_get(r0, "physical_delta_x")), float(_get(r0, "physical_delta_y"))
+        return px, math.hypot(dx * sx, dy * sy), "ultrasound region"
+    if r0 is not None or r1 is not None:
+        return px, None, "points lie in different ultrasound regions"
+    if pixel_spacing_mm:
+        row, col = pixel_spacing_mm
+        return px, math.hypot(dx * col, dy * row), "pixel spacing"
+    return px, None, "no calibration in the file"
+
+
+# ------------------------------------------------------------------- view box
+class DrawViewBox(pg.ViewBox):
+    """A view box whose left drag draws (ROI / caliper) instead of panning in those modes."""
+
+    sigDraw = Signal(object, object, bool)  # start QPointF, current QPointF, finished
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mode = MODE_NAVIGATE
+
+    def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:
+        if self.mode != MODE_NAVIGATE and ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            start = self.mapSceneToView(ev.buttonDownScenePos())
+            pos = self.mapSceneToView(ev.scenePos())
+            self.sigDraw.emit(start, pos, bool(ev.isFinish()))
+            return
+        super().mouseDragEvent(ev, axis)
+
+
+class Caliper(pg.LineSegmentROI):
+    def __init__(self, p0: Sequence[float], p1: Sequence[float]) -> None:
+        pen = pg.mkPen(CALIPER_COLOUR, width=2)
+        super().__init__([p0, p1], pen=pen, hoverPen=pg.mkPen("#ffffff", width=2),
+                         handlePen=pg.mkPen(CALIPER_COLOUR), movable=True)
+        self.label = pg.TextItem("", color="#111111", fill=pg.mkBrush(255, 213, 79, 230), anchor=(0, 1))
+        self.label.setZValue(30)
+
+    def points(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        a, b = (self.mapToParent(h.pos()) for h in self.endpoints)
+        return (a.x(), a.y()), (b.x(), b.y())
+
+
+# --------------------------------------------------------------------- viewer
+class ImageViewer(QWidget):
+    """Shows one decoded image (all frames) with tools; knows nothing of the store."""
+
+    cursorText = Signal(str)
+    roiDrawn = Signal(object)  # (x0, y0, x1, y1) image coordinates
+    frameChanged = Signal(int)
+    measured = Signal(str)
+    modeChanged = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("imageViewer")
+        self._image: Any = None  # DecodedImage
+        self._regions: Sequence[Any] = ()
+        self._spacing: tuple[float, float] | None = None
+        self._frame = 0
+        self._title = ""
+        self._cam: np.ndarray | None = None
+        self._drag_rect: QGraphicsRectItem | None = None
+        self._caliper: Caliper | None = None
+
+        # graphics
+        self.graphics = pg.GraphicsView(self)
+        self.graphics.setBackground("#000000")
+        self.view = DrawViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.view.setDefaultPadding(0.01)
+        self.graphics.setCentralItem(self.view)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setZValue(0)
+        self.view.addItem(self.image_item)
+        self.cam_item = pg.ImageItem(axisOrder="row-major")
+        self.cam_item.setZValue(5)
+        self.cam_item.setLookupTable(cam_lut())
+        self.cam_item.setVisible(False)
+        self.view.addItem(self.cam_item)
+        self.view.sigDraw.connect(self._on_draw)
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.message = QLabel(self.graphics)
+        self.message.setObjectName("viewerMessage")
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setText("Open a patient from the worklist")
+
+        # tool bar
+        self.fit_button = QPushButton("Fit", self)
+        self.fit_button.setToolTip("Fit the image to the view (F)")
+        self.fit_button.clicked.connect(self.fit)
+        self.one_button = QPushButton("1:1", self)
+        self.one_button.setToolTip("One image pixel per screen pixel (1)")
+        self.one_button.clicked.connect(self.one_to_one)
+        self.window_slider = self._slider(1, 255, 255, "Window (contrast) for display only")
+        self.level_slider = self._slider(0, 255, 128, "Level (brightness) for display only")
+        self.window_slider.valueChanged.connect(self._apply_levels)
+        self.level_slider.valueChanged.connect(self._apply_levels)
+        self.wl_label = QLabel(self)
+        self.wl_label.setObjectName("dimLabel")
+        self.wl_label.setMinimumWidth(self.wl_label.fontMetrics().horizontalAdvance("W 255 L 255") + 6)
+        reset = QPushButton("Reset W/L", self)
+        reset.setToolTip("Back to the stored grey levels")
+        reset.clicked.connect(self.reset_levels)
+        self.caliper_button = QToolButton(self)
+        self.caliper_button.setText("Caliper")
+        self.caliper_button.setCheckable(True)
+        self.caliper_button.setToolTip("Drag on the image to measure a distance (mm where the file is calibrated)")
+        self.caliper_button.toggled.connect(lambda on: self.set_mode(MODE_CALIPER if on else MODE_NAVIGATE))
+        self.roi_button = QToolButton(self)
+        self.roi_button.setText("Draw ROI")
+        self.roi_button.setCheckable(True)
+        self.roi_button.setToolTip("Drag on the image to draw a lesion rectangle (saved at once)")
+        self.roi_button.toggled.connect(lambda on: self.set_mode(MODE_ROI if on else MODE_NAVIGATE))
+
+        tools = QHBoxLayout()
+        tools.setContentsMargins(0, 0, 0, 0)
+        for w in (self.fit_button, self.one_button):
+            tools.addWidget(w)
+        tools.addSpacing(10)
+        tools.addWidget(QLabel("W", self))
+        tools.addWidget(self.window_slider, 1)
+        tools.addWidget(QLabel("L", self))
+        tools.addWidget(self.level_slider, 1)
+        tools.addWidget(self.wl_label)
+        tools.addWidget(reset)
+        tools.addSpacing(10)
+        tools.addWidget(self.caliper_button)
+        tools.addWidget(self.roi_button)
+
+        # cine bar
+        self.play_button = QPushButton("▶ Play", self)
+        self.play_button.setCheckable(True)
+        self.play_button.setToolTip("Play / pause the cine loop (Space)")
+        self.play_button.toggled.connect(self._play_toggled)
+        self.frame_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.frame_slider.setRange(0, 0)
+        self.frame_slider.valueChanged.connect(self.set_frame)
+        self.frame_label = QLabel("", self)
+        self.frame_label.setMinimumWidth(self.frame_label.fontMetrics().horizontalAdvance("frame 999/999 · 99.9 fps") + 6)
+        self.cine_bar = QWidget(self)
+        cine = QHBoxLayout(self.cine_bar)
+        cine.setContentsMargins(0, 0, 0, 0)
+        cine.addWidget(self.play_button)
+        cine.addWidget(self.frame_slider, 1)
+        cine.addWidget(self.frame_label)
+        self.cine_bar.setVisible(False)
+        self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self._tick)
+
+        # info line
+        self.info = QLabel("", self)
+        self.info.setObjectName("viewerInfo")
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.cursor_label = QLabel("", self)
+        self.cursor_label.setObjectName("viewerInfo")
+        self.cursor_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.cursor_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        info = QHBoxLayout()
+        info.setContentsMargins(2, 0, 2, 0)
+        info.addWidget(self.info, 3)
+        info.addWidget(self.cursor_label, 2)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(3)
+        lay.addLayout(tools)
+        lay.addWidget(self.graphics, 1)
+        lay.addWidget(self.cine_bar)
+        lay.addLayout(info)
+        self._apply_levels()
+
+    def _slider(self, lo: int, hi: int, value: int, tip: str) -> QSlider:
+        s = QSlider(Qt.Orientation.Horizontal, self)
+        s.setRange(lo, hi)
+        s.setValue(value)
+        s.setToolTip(tip)
+        s.setMinimumWidth(60)
+        return s
+
+    # --------------------------------------------------------------- images
+    @property
+    def image(self) -> Any:
+        return self._image
+
+    @property
+    def frame(self) -> int:
+        return self._frame
+
+    def clear(self, message: str = "") -> None:
+        self.stop()
+        self._image = None
+        self._cam = None
+        self.image_item.clear()
+        self.cam_item.clear()
+        self.cam_item.setVisible(False)
+        self.clear_caliper()
+        self.cine_bar.setVisible(False)
+        self.info.setText("")
+        self.show_message(message)
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message.setProperty("error", error)
+        self.message.style().unpolish(self.message)
+        self.message.style().polish(self.message)
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+        self._place_message()
+
+    def set_image(self, image: Any, title: str = "", regions: Sequence[Any] | None = None,
+                  pixel_spacing_mm: tuple[float, float] | None = None, keep_view: bool = False) -> None:
+        """Show a decoded image (``.frames`` (F, H, W, 3) uint8) from frame 0."""
+        self.stop()
+        self.clear_caliper()
+        self._image = image
+        self._title = title
+        self._regions = tuple(regions if regions is not None else (getattr(image, "regions", None) or ()))
+        self._spacing = pixel_spacing_mm if pixel_spacing_mm is not None else getattr(image, "pixel_spacing_mm", None)
+        self._cam = None
+        self.cam_item.setVisible(False)
+        n = int(image.frames.shape[0])
+        self.frame_slider.blockSignals(True)
+        self.frame_slider.setRange(0, max(0, n - 1))
+        self.frame_slider.setValue(0)
+        self.frame_slider.blockSignals(False)
+        self.cine_bar.setVisible(n > 1)
+        self.play_button.setChecked(False)
+        self._frame = 0
+        self.show_message("")
+        self._show_frame()
+        if not keep_view:
+            self.fit()
+
+    def frame_count(self) -> int:
+        return 0 if self._image is None else int(self._image.frames.shape[0])
+
+    def frame_interval_ms(self) -> int:
+        ft = getattr(self._image, "frame_time_ms", None) if self._image is not None else None
+        return max(5, round(ft if ft and ft > 0 else DEFAULT_FRAME_MS))
+
+    def set_frame(self, index: int) -> None:
+        if self._image is None:
+            return
+        index = int(index) % max(1, self.frame_count())
+        if index == self._frame and self.image_item.image is not None:
+            return
+        self._frame = index
+        if self.frame_slider.value() != index:
+            self.frame_slider.blockSignals(True)
+            self.frame_slider.setValue(index)
+            self.frame_slider.blockSignals(False)
+        self._show_frame()
+        self.frameChanged.emit(index)
+
+    def _show_frame(self) -> None:
+        frames = self._image.frames
+        self.image_item.setImage(frames[self._frame], autoLevels=False, levels=self._levels())
+        h, w = frames.shape[1:3]
+        n = frames.shape[0]
+        if n > 1:
+            fps = 1000.0 / self.frame_interval_ms()
+            self.frame_label.setText(f"frame {self._frame + 1}/{n} · {fps:.1f} fps")
+        parts = [self._title, f"{w}×{h} px"]
+        if n > 1:
+            parts.append(f"{n} frames")
+        cal = "calibrated" if (any(region_at([r], *_centre(r)) for r in self._regions) or self._spacing) else "not calibrated"
+        parts.append(cal)
+        self.info.setText(" · ".join(p for p in parts if p))
+
+    # ----------------------------------------------------------------- cine
+    def play(self) -> None:
+        if self.frame_count() > 1:
+            self.play_button.setChecked(True)
+
+    def stop(self) -> None:
+        if self.play_button.isChecked():
+            self.play_button.setChecked(False)
+        self.timer.stop()
+
+    def toggle_play(self) -> None:
+        if self.frame_count() > 1:
+            self.play_button.setChecked(not self.play_button.isChecked())
+
+    def is_playing(self) -> bool:
+        return self.timer.isActive()
+
+    def _play_toggled(self, on: bool) -> None:
+        if on and self.frame_count() > 1:
+            self.timer.start(self.frame_interval_ms())
+            self.play_button.setText("⏸ Pause")
+        else:
+            self.timer.stop()
+            self.play_button.setText("▶ Play")
+
+    def _tick(self) -> None:
+        self.set_frame(self._frame + 1)
+
+    # ---------------------------------------------------------- window/level
+    def _levels(self) -> tuple[float, float]:
+        w, lv = self.window_slider.value(), self.level_slider.value()
+        lo, hi = lv - w / 2.0, lv + w / 2.0
+        return (lo, max(hi, lo + 1.0))
+
+    def _apply_levels(self, *_: Any) -> None:
+        self.wl_label.setText(f"W {self.window_slider.value()} L {self.level_slider.value()}")
+        if self.image_item.image is not None:
+            self.image_item.setLevels(self._levels())
+
+    def set_window_level(self, window: int, level: int) -> None:
+        self.window_slider.setValue(window)
+        self.level_slider.setValue(level)
+
+    def reset_levels(self) -> None:
+        self.set_window_level(255, 128)
+
+    # ------------------------------------------------------------ zoom/pan
+    def image_rect(self) -> QRectF:
+        if self._image is None:
+            return QRectF()
+        h, w = self._image.frames.shape[1:3]
+        return QRectF(0, 0, w, h)
+
+    def fit(self) -> None:
+        if self._image is not None:
+            self.view.setRange(self.image_rect(), padding=0.01)
+
+    def one_to_one(self) -> None:
+        if self._image is None:
+            return
+        rect = self.view.viewRect()
+        centre = rect.center()
+        size = self.view.screenGeometry().size() if self.view.screenGeometry() is not None else None
+        w = size.width() if size is not None else self.view.width()
+        h = size.height() if size is not None else self.view.height()
+        self.view.setRange(xRange=(centre.x() - w / 2, centre.x() + w / 2),
+                           yRange=(centre.y() - h / 2, centre.y() + h / 2), padding=0)
+
+    def zoom_factor(self) -> float:
+        """Screen pixels per image pixel."""
+        px = self.view.viewPixelSize()[0]
+        return 1.0 / px if px else 0.0
+
+    # ------------------------------------------------------------- overlays
+    def set_cam(self, cam: np.ndarray | None, opacity: float = 0.5) -> None:
+        """Show a (H, W) [0, 1] map over the image (resized to the image by the item rect)."""
+        self._cam = cam
+        if cam is None or self._image is None:
+            self.cam_item.setVisible(False)
+            return
+        self.cam_item.setImage(np.asarray(cam, dtype=np.float32), autoLevels=False, levels=(0.0, 1.0))
+        self.cam_item.setRect(self.image_rect())
+        self.cam_item.setOpacity(float(opacity))
+        self.cam_item.setVisible(True)
+
+    def set_cam_opacity(self, opacity: float) -> None:
+        self.cam_item.setOpacity(float(opacity))
+
+    def has_cam(self) -> bool:
+        return self.cam_item.isVisible()
+
+    # ---------------------------------------------------------- mouse modes
+    def set_mode(self, mode: str) -> None:
+        self.view.mode = mode
+        for button, m in ((self.caliper_button, MODE_CALIPER), (self.roi_button, MODE_ROI)):
+            button.blockSignals(True)
+            button.setChecked(mode == m)
+            button.blockSignals(False)
+        cursor = Qt.CursorShape.ArrowCursor if mode == MODE_NAVIGATE else Qt.CursorShape.CrossCursor
+        self.graphics.viewport().setCursor(cursor)
+        self.modeChanged.emit(mode)
+
+    def _on_draw(self, start: QPointF, pos: QPointF, finished: bool) -> None:
+        if self._image is None:
+            return
+        rect = self.image_rect()
+        sx, sy = _clamp(start.x(), 0, rect.width()), _clamp(start.y(), 0, rect.height())
+        px, py = _clamp(pos.x(), 0, rect.width()), _clamp(pos.y(), 0, rect.height())
+        if self.view.mode == MODE_ROI:
+            if self._drag_rect is None:
+                self._drag_rect = QGraphicsRectItem()
+                pen = QPen(QColor("#4fc3f7"))
+                pen.setCosmetic(True)
+                pen.setStyle(Qt.PenStyle.DashLine)
+                pen.setWidth(2)
+                self._drag_rect.setPen(pen)
+                self._drag_rect.setZValue(20)
+                self.view.addItem(self._drag_rect)
+            self._drag_rect.setRect(QRectF(QPointF(sx, sy), QPointF(px, py)).normalized())
+            if finished:
+                self.view.removeItem(self._drag_rect)
+                self._drag_rect = None
+                box = (min(sx, px), min(sy, py), max(sx, px), max(sy, py))
+                if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
+                    self.roiDrawn.emit(box)
+                self.set_mode(MODE_NAVIGATE)
+        elif self.view.mode == MODE_CALIPER:
+            self.set_caliper((sx, sy), (px, py))
+
+    def set_caliper(self, p0: tuple[float, float], p1: tuple[float, float]) -> str:
+        """Place (or move) the caliper; returns the measurement text."""
+        if self._caliper is None:
+            self._caliper = Caliper(p0, p1)
+            self._caliper.setZValue(25)
+            self.view.addItem(self._caliper)
+            self.view.addItem(self._caliper.label)
+            self._caliper.sigRegionChanged.connect(self._update_caliper)
+        else:
+            a, b = self._caliper.endpoints
+            a.setPos(self._caliper.mapFromParent(QPointF(*p0)))
+            b.setPos(self._caliper.mapFromParent(QPointF(*p1)))
+        return self._update_caliper()
+
+    def _update_caliper(self, *_: Any) -> str:
+        if self._caliper is None:
+            return ""
+        p0, p1 = self._caliper.points()
+        px, mm, source = measure(p0, p1, self._regions, self._spacing)
+        text = f"{mm:.1f} mm" if mm is not None else f"{px:.0f} px"
+        tip = f"{px:.1f} px" + (f" = {mm:.2f} mm ({source})" if mm is not None else f" ({source})")
+        self._caliper.label.setText(text)
+        self._caliper.label.setPos(max(p0[0], p1[0]) + 4, min(p0[1], p1[1]))
+        self.caliper_text = tip
+        self.measured.emit(tip)
+        return tip
+
+    def clear_caliper(self) -> None:
+        if self._caliper is not None:
+            self.view.removeItem(self._caliper.label)
+            self.view.removeItem(self._caliper)
+            self._caliper = None
+        self.caliper_text = ""
+
+    # ---------------------------------------------------------------- cursor
+    def _mouse_moved(self, scene_pos: QPointF) -> None:
+        if self._image is None or not self.view.sceneBoundingRect().contains(scene_pos):
+            return
+        p = self.view.mapSceneToView(scene_pos)
+        self.cursorText.emit(self.describe_point(p.x(), p.y()))
+        self.cursor_label.setText(self.describe_point(p.x(), p.y()))
+
+    def describe_point(self, x: float, y: float) -> str:
+        """Cursor read-out: pixel coordinates, grey value, and the physical position when known."""
+        if self._image is None:
+            return ""
+        frames = self._image.frames
+        h, w = frames.shape[1:3]
+        ix, iy = int(math.floor(x)), int(math.floor(y))
+        if not (0 <= ix < w and 0 <= iy < h):
+            return ""
+        rgb = frames[self._frame, iy, ix]
+        value = f"{int(rgb[0])}" if rgb[0] == rgb[1] == rgb[2] else f"RGB {int(rgb[0])},{int(rgb[1])},{int(rgb[2])}"
+        text = f"x {ix}  y {iy}  ·  {value}"
+        region = region_at(self._regions, x, y)
+        if region is not None:
+            text += f"  ·  {float(_get(region, 'physical_delta_x')) * 1000:.0f}×{float(_get(region, 'physical_delta_y')) * 1000:.0f} µm/px"
+        elif self._spacing:
+            text += f"  ·  {self._spacing[1] * 1000:.0f}×{self._spacing[0] * 1000:.0f} µm/px"
+        return text
+
+    # ----------------------------------------------------------------- misc
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._place_message()
+
+    def _place_message(self) -> None:
+        r = self.graphics.rect()
+        self.message.setGeometry(r.adjusted(40, 40, -40, -40))
+
+    def hideEvent(self, event: Any) -> None:
+        self.stop()
+        super().hideEvent(event)
+
+
+def _clamp(v: float, lo: float, hi: float) -> float:
+    return max(lo, min(hi, v))
+
+
+def _centre(region: Any) -> tuple[float, float]:
+    try:
+        return ((float(_get(region, "x0")) + float(_get(region, "x1"))) / 2,
+                (float(_get(region, "y0")) + float(_get(region, "y1"))) / 2)
+    except (TypeError, ValueError):
+        return (-1.0, -1.0)
