@@ -23,6 +23,12 @@ ARCHITECTURE_ORDER = ("ensemble", "vgg16")
 ARCHITECTURE_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
 
 
+NO_MODEL_MESSAGE = (
+    "No active model — train one (Model > Train...) or import one (Model > Import model...); "
+    "from the command line: `busviewer train` or `busviewer models import`."
+)
+
+
 class NoActiveModel(Exception):
     """No model is active; the message says how to get one."""
 
@@ -116,10 +122,7 @@ class Analyzer:
                 self._predictors[arch] = Predictor(model, card, device=self._device)
                 self.store.record_model_version(card.to_dict())
             if not self._models:
-                raise NoActiveModel(
-                    "No active model — train one (Model > Train... or `busviewer train`) "
-                    "or import one (Model > Import model... or `busviewer models import`)."
-                )
+                raise NoActiveModel(NO_MODEL_MESSAGE)
             return self.cards
 
     def _ensure_loaded(self) -> None:

@@ -471,7 +471,7 @@ class MainWindow(QMainWindow):
         if self.patient_key is None:
             return
         try:  # a filtered query: cheap even with thousands of patients
-            found = [p for p in self.store.patients(search=self.patient_key) if p.patient_key == self.patient_key]
+            found = self.store.patients(patient_key=self.patient_key)
             if not found:
                 raise KeyError(f"no patient {self.patient_key!r} in the store")
             self.worklist.model.update_patient(found[0])

@@ -33,6 +33,7 @@ from busviewer.core.store.records import (
 )
 
 AddStatus = Literal["added", "exists", "relocated"]
+_IN_CHUNK = 900
 
 
 class StoreError(Exception):
@@ -181,29 +182,30 @@ class Store:
             return "added", image.id
 
     # ----------------------------------------------------------------- queries
-    def patients(self, search: str | None = None) -> list[PatientSummary]:
-        """All patients (optionally filtered by a case-insensitive key/name substring)."""
+    def patients(self, search: str | None = None, patient_key: str | None = None) -> list[PatientSummary]:
+        """All patients, those matching ``search`` (case-insensitive key/name substring),
+        or the one with ``patient_key``."""
         with self._sessions() as s:
             q = select(t.Patient).order_by(t.Patient.patient_key)
             if search:
                 like = f"%{search}%"
                 q = q.where(t.Patient.patient_key.ilike(like) | t.Patient.name.ilike(like))
+            if patient_key is not None:
+                q = q.where(t.Patient.patient_key == patient_key)
             patients = s.scalars(q).all()
-            counts = dict(
-                s.execute(
-                    select(t.Study.patient_id, func.count(t.Image.id))
-                    .join(t.Series, t.Series.study_id == t.Study.id)
-                    .join(t.Image, t.Image.series_id == t.Series.id)
-                    .group_by(t.Study.patient_id)
-                ).all()
-            )
-            image_labels = _best_image_labels(s)
-            per_patient: dict[int, Counter] = {}
-            for image_id, patient_id in s.execute(
+            ids = [p.id for p in patients]
+            images_of = (
                 select(t.Image.id, t.Study.patient_id)
                 .join(t.Series, t.Image.series_id == t.Series.id)
                 .join(t.Study, t.Series.study_id == t.Study.id)
-            ):
+            )
+            if patient_key is not None:
+                images_of = images_of.where(t.Study.patient_id.in_(ids))
+            rows = s.execute(images_of).all()
+            counts = Counter(pid for _, pid in rows)
+            image_labels = _best_image_labels(s, [iid for iid, _ in rows]) if patient_key is not None else _best_image_labels(s)
+            per_patient: dict[int, Counter] = {}
+            for image_id, patient_id in rows:
                 if image_id in image_labels:
                     per_patient.setdefault(patient_id, Counter())[image_labels[image_id].label] += 1
             patient_labels = _best_patient_labels(s)
@@ -221,10 +223,10 @@ class Store:
             ]
 
     def patient(self, patient_key: str) -> PatientSummary:
-        for p in self.patients():
-            if p.patient_key == patient_key:
-                return p
-        raise KeyError(f"no patient {patient_key!r} in the store")
+        found = self.patients(patient_key=patient_key)
+        if not found:
+            raise KeyError(f"no patient {patient_key!r} in the store")
+        return found[0]
 
     def studies(self, patient_key: str) -> list[StudyRecord]:
         with self._sessions() as s:
@@ -405,15 +407,17 @@ class Store:
         self, image_ids: Iterable[int], architecture: str | None = None, roi_id: int | None = None
     ) -> dict[tuple[int, str], PredictionRecord]:
         """The newest prediction per (image, architecture) for whole images (or one ROI)."""
+        ids = list(image_ids)
+        out: dict[tuple[int, str], PredictionRecord] = {}
         with self._sessions() as s:
-            q = select(t.Prediction).where(t.Prediction.image_id.in_(list(image_ids)))
-            q = q.where(t.Prediction.roi_id.is_(None) if roi_id is None else t.Prediction.roi_id == roi_id)
-            if architecture:
-                q = q.where(t.Prediction.architecture == architecture)
-            out: dict[tuple[int, str], PredictionRecord] = {}
-            for p in s.scalars(q.order_by(t.Prediction.id)):
-                out[(p.image_id, p.architecture)] = _prediction_record(p)
-            return out
+            for start in range(0, len(ids), _IN_CHUNK):  # stay below the database's bound-parameter limit
+                q = select(t.Prediction).where(t.Prediction.image_id.in_(ids[start:start + _IN_CHUNK]))
+                q = q.where(t.Prediction.roi_id.is_(None) if roi_id is None else t.Prediction.roi_id == roi_id)
+                if architecture:
+                    q = q.where(t.Prediction.architecture == architecture)
+                for p in s.scalars(q.order_by(t.Prediction.id)):
+                    out[(p.image_id, p.architecture)] = _prediction_record(p)
+        return out
 
     # ------------------------------------------------------------------ models
     def record_model_version(self, card: dict, user: str | None = None) -> None:
@@ -534,10 +538,10 @@ def _label_record(r: t.Label) -> LabelRecord:
 
 def _image_labels(s: Session, image_ids: list[int]) -> dict[int, dict[str, LabelRecord]]:
     out: dict[int, dict[str, LabelRecord]] = {}
-    if not image_ids:
-        return out
-    for r in s.scalars(select(t.Label).where(t.Label.image_id.in_(image_ids))):
-        out.setdefault(r.image_id, {})[r.source] = _label_record(r)
+    for start in range(0, len(image_ids), _IN_CHUNK):
+        chunk = image_ids[start:start + _IN_CHUNK]
+        for r in s.scalars(select(t.Label).where(t.Label.image_id.in_(chunk))):
+            out.setdefault(r.image_id, {})[r.source] = _label_record(r)
     return out
 
 
@@ -545,9 +549,12 @@ def _best(labels: dict[str, LabelRecord]) -> LabelRecord | None:
     return next((labels[src] for src in SOURCE_PRIORITY if src in labels), None)
 
 
-def _best_image_labels(s: Session) -> dict[int, LabelRecord]:
+def _best_image_labels(s: Session, image_ids: list[int] | None = None) -> dict[int, LabelRecord]:
     by_image: dict[int, dict[str, LabelRecord]] = {}
-    for r in s.scalars(select(t.Label).where(t.Label.image_id.is_not(None))):
+    q = select(t.Label).where(t.Label.image_id.is_not(None))
+    if image_ids is not None:
+        q = q.where(t.Label.image_id.in_(image_ids))
+    for r in s.scalars(q):
         by_image.setdefault(r.image_id, {})[r.source] = _label_record(r)
     return {k: _best(v) for k, v in by_image.items()}  # type: ignore[misc]
 
