@@ -1,0 +1,227 @@
+"""Grad-CAM heatmaps in image coordinates (seed 001 fused map for the ensemble).
+
+For a target class c with score y_c (the pre-softmax logit) and a hooked convolution
+output A (K maps), Grad-CAM is ``sum_k alpha_k A_k`` with ``alpha_k`` the spatial mean of
+``dy_c/dA_k``.
+
+- ``vgg16``: the map of ``model.cam_layer`` (last convolution), then ReLU.
+- ``ensemble`` (seed 001): one map per branch from the last convolution of AlexNet
+  (``model.alexnet.cam_layer``) and of ResNet-18 (``model.resnet.cam_layer``), both
+  driven by the *ensemble* logit; AlexNet's map is resized to ResNet's map size, the two
+  are added, then ReLU. The per-branch maps (ReLU of each) are returned as well.
+
+Maps are min-max normalised to [0, 1] and resized (bilinear) to the original image size;
+preprocessing stretches the image to the square input, so the inverse stretch puts the
+map back in image coordinates. For ``bse`` pairs the map is in B-mode image coordinates.
+
+The model is left as found: hooks are removed, per-module train/eval flags and the
+device are restored, no parameter ``.grad`` is written (gradients are taken with
+``torch.autograd.grad`` w.r.t. the hooked activations only), and it works when every
+parameter has ``requires_grad=False`` (the hooked activations are made to require grad,
+so the graph starts at the Grad-CAM layers and nothing before them is recorded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from busviewer.ai.modelcard import ModelCard
+from busviewer.ai.preprocess import ImageInput, image_size, preprocess
+
+
+@dataclass(frozen=True)
+class GradCamResult:
+    """Grad-CAM of one image.
+
+    ``heatmap``: ``(H, W) float32`` in [0, 1], image coordinates (the fused map for the
+    ensemble). ``branch_heatmaps``: per-branch maps for the ensemble (``alexnet``,
+    ``resnet``), same format; empty for VGG-16. ``feature_map``: the (fused) map after
+    ReLU at feature resolution, unnormalised. ``branch_feature_maps``: each branch's
+    linear combination before ReLU at its own resolution.
+    """
+
+    heatmap: np.ndarray
+    target_class: int
+    target_label: str
+    probabilities: dict[str, float]
+    branch_heatmaps: dict[str, np.ndarray] = field(default_factory=dict)
+    feature_map: np.ndarray | None = None
+    branch_feature_maps: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def cam_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The layers Grad-CAM hooks: ``{"alexnet", "resnet"}`` for the ensemble, ``{"vgg16"}`` for VGG."""
+    if hasattr(model, "alexnet") and hasattr(model, "resnet"):
+        return {"alexnet": model.alexnet.cam_layer, "resnet": model.resnet.cam_layer}
+    if hasattr(model, "cam_layer"):
+        return {getattr(model, "architecture", "model"): model.cam_layer}
+    raise TypeError(f"{type(model).__name__} has no Grad-CAM layer (expected EnsembleNet or VGG16Net)")
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def _cam_mode(model: nn.Module, device: torch.device | None) -> Iterator[torch.device]:
+    """eval mode, grad enabled, fp32, optionally on another device; everything restored after."""
+    flags = [(m, m.training) for m in model.modules()]
+    home = _model_device(model)
+    target = home if device is None else torch.device(device)
+    moved = target != home
+    try:
+        model.eval()
+        if moved:
+            model.to(target)
+        try:
+            no_amp = torch.autocast(device_type=target.type, enabled=False)
+        except RuntimeError:  # device type without autocast support
+            no_amp = nullcontext()
+        with torch.inference_mode(False), torch.enable_grad(), no_amp:
+            yield target
+    finally:
+        if moved:
+            model.to(home)
+        for m, training in flags:
+            m.training = training
+
+
+def _resolve_target(card: ModelCard, target: int | str | None) -> int | None:
+    return None if target is None else card.class_index(target)
+
+
+def _raw_cams(
+    model: nn.Module, x: torch.Tensor, targets: Sequence[int | None]
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Forward + backward once; returns ``(logits, chosen targets, {layer: sum_k alpha_k A_k})``."""
+    layers = cam_layers(model)
+    acts: dict[str, torch.Tensor] = {}
+
+    def hook_for(name: str):
+        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
+            # The activation becomes a leaf that requires grad, so the graph starts here
+            # whatever the parameters' requires_grad (nothing before it is recorded).
+            # A copy goes downstream so an in-place ReLU cannot overwrite what we keep.
+            leaf = output.detach().requires_grad_(True)
+            acts[name] = leaf
+            return leaf.clone()
+        return hook
+
+    handles = [layer.register_forward_hook(hook_for(name)) for name, layer in layers.items()]
+    try:
+        logits = model(x.detach())
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [n for n in layers if n not in acts]
+    if missing:
+        raise RuntimeError(f"Grad-CAM layer(s) {missing} were not reached in the forward pass")
+    chosen = torch.tensor([int(logits[i].argmax()) if t is None else t for i, t in enumerate(targets)],
+                          device=logits.device)
+    score = logits.gather(1, chosen[:, None]).sum()  # samples are independent in eval mode
+    names = list(layers)
+    grads = torch.autograd.grad(score, [acts[n] for n in names])
+    cams = {}
+    for name, g in zip(names, grads):
+        a = acts[name].detach().float()
+        weights = g.detach().float().mean(dim=(2, 3), keepdim=True)
+        cams[name] = (weights * a).sum(dim=1)  # (N, h, w)
+    return logits.detach().float(), chosen, cams
+
+
+def _fuse_ensemble(alex: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
+    """Seed 001: AlexNet map resized to ResNet's size, added, ReLU."""
+    alex_r = F.interpolate(alex[:, None], size=res.shape[-2:], mode="bilinear",
+                           align_corners=False, antialias=True)[:, 0]
+    return F.relu(alex_r + res)
+
+
+def to_image_heatmap(cam: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """``(h, w)`` non-negative map -> ``(height, width) float32`` in [0, 1] (bilinear, min-max)."""
+    up = F.interpolate(cam[None, None].float().cpu(), size=(height, width), mode="bilinear",
+                       align_corners=False)[0, 0]
+    up = up - up.min()
+    top = float(up.max())
+    if not np.isfinite(top) or top <= 1e-12:
+        return np.zeros((height, width), dtype=np.float32)
+    return (up / top).clamp_(0.0, 1.0).numpy().astype(np.float32, copy=False)
+
+
+def gradcam_batch(
+    model: nn.Module,
+    card: ModelCard,
+    images: Sequence[ImageInput],
+    target_classes: Sequence[int | str | None] | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int = 4,
+) -> list[GradCamResult]:
+    """Grad-CAM for several images (batched; each sample's map is independent).
+
+    ``target_classes``: per image a class index or name, or None for the predicted class.
+    ``device``: None runs where the model is.
+    """
+    if target_classes is not None and len(target_classes) != len(images):
+        raise ValueError(f"{len(target_classes)} target classes for {len(images)} images")
+    targets = [_resolve_target(card, t) for t in (target_classes or [None] * len(images))]
+    results: list[GradCamResult] = []
+    with _cam_mode(model, None if device is None else torch.device(device)) as dev:
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            x = torch.stack([preprocess(im, card) for im in chunk]).to(dev)
+            logits, chosen, cams = _raw_cams(model, x, targets[start:start + batch_size])
+            probs = torch.softmax(logits, dim=1).cpu()
+            if "alexnet" in cams:
+                fused = _fuse_ensemble(cams["alexnet"], cams["resnet"])
+            else:
+                (only,) = cams.values()
+                fused = F.relu(only)
+            for i, im in enumerate(chunk):
+                h, w = image_size(im)
+                branch_maps = {}
+                if "alexnet" in cams:
+                    branch_maps = {n: to_image_heatmap(F.relu(c[i]), h, w) for n, c in cams.items()}
+                t = int(chosen[i])
+                results.append(GradCamResult(
+                    heatmap=to_image_heatmap(fused[i], h, w),
+                    target_class=t,
+                    target_label=card.classes[t],
+                    probabilities=dict(zip(card.classes, (float(v) for v in probs[i]))),
+                    branch_heatmaps=branch_maps,
+                    feature_map=fused[i].cpu().numpy().astype(np.float32),
+                    branch_feature_maps={n: c[i].cpu().numpy().astype(np.float32) for n, c in cams.items()},
+                ))
+    return results
+
+
+def gradcam_detailed(
+    model: nn.Module,
+    card: ModelCard,
+    image: ImageInput,
+    target_class: int | str | None = None,
+    device: str | torch.device | None = None,
+) -> GradCamResult:
+    """Grad-CAM of one image with per-branch maps and the target/probabilities."""
+    return gradcam_batch(model, card, [image], [target_class], device=device, batch_size=1)[0]
+
+
+def gradcam(
+    model: nn.Module,
+    card: ModelCard,
+    image: ImageInput,
+    target_class: int | str | None = None,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Grad-CAM heatmap ``(H, W) float32`` in [0, 1] in image coordinates (fused for the ensemble).
+
+    ``target_class`` None explains the predicted class.
+    """
+    return gradcam_detailed(model, card, image, target_class, device).heatmap
