@@ -70,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ResNet-18 layers frozen in stage 1 (conv1,bn1,layer1..4; default 4 with ImageNet "
                         "weights, 0 with random init)")
     p.add_argument("--vgg-frozen-blocks", type=int, metavar="N", help="VGG-16 conv blocks frozen (default 0)")
+    p.add_argument("--head-init", choices=("branches", "random"), default="branches",
+                   help="ensemble stage 2: start the joint head as the average of the branch heads "
+                        "(default) or randomly")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes (default 0)")
     p.add_argument("--max-steps", type=int, help="at most N steps per epoch (smoke tests)")
     p.add_argument("--name", help="model name to register (default: the architecture)")
@@ -77,6 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: <data dir>/runs/<name>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep each phase's checkpoint when done")
+    p.add_argument("--no-checkpoints", action="store_true",
+                   help="write no per-epoch checkpoints (faster throwaway runs; cannot be resumed)")
     p.add_argument("--no-register", action="store_true", help="do not register the trained model")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=cmd_train)
@@ -139,10 +144,12 @@ def config_from_args(args: argparse.Namespace) -> Any:
         alexnet_trainable_last=g("alexnet_trainable"),
         resnet_frozen_first=g("resnet_frozen"),
         vgg_frozen_blocks=g("vgg_frozen_blocks"),
+        head_init=g("head_init", "branches"),
         device=g("device"),
         amp=g("amp", "auto"),
         num_workers=g("workers", 0),
         keep_checkpoints=bool(g("keep_checkpoints", False)),
+        checkpoints=not g("no_checkpoints", False),
         name=g("name"),
         description=g("description", "") or "",
         register=not g("no_register", False),
@@ -174,6 +181,7 @@ class _CtrlC:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from busviewer.ai.device import DeviceUnavailableError
     from busviewer.core.notice import RESEARCH_NOTICE
     from busviewer.training import distributed as ddp
     from busviewer.training.events import ProgressPrinter
@@ -198,7 +206,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     return 2
                 cfg = config_from_args(args)
                 result = run_training(cfg, printer, cancel)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, DeviceUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if result.status == "cancelled":
@@ -219,6 +227,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from busviewer.ai.device import DeviceUnavailableError
     from busviewer.core.notice import RESEARCH_NOTICE
     from busviewer.training.report import format_report
     from busviewer.training.run import evaluate_model
@@ -237,7 +246,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             threshold=getattr(args, "threshold", 0.5),
             out_dir=getattr(args, "out", None),
         )
-    except (ValueError, FileNotFoundError, LookupError) as exc:
+    except (ValueError, FileNotFoundError, LookupError, DeviceUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):

@@ -1,0 +1,613 @@
+"""Headless training runs: data -> patient-wise split -> (CV folds) -> final model ->
+evaluation -> reports -> registered model version (never activated).
+
+Public API (what the GUI wizard and the CLI call)::
+
+    from threading import Event
+    from busviewer.training import TrainConfig, run_training, resume_training, events
+
+    cfg = TrainConfig(architecture="ensemble", data="store", epochs=20, patience=5)
+    cancel = Event()
+    result = run_training(cfg, progress=on_event, cancel=cancel)   # blocking; run in a worker
+    result.status      # "finished" | "cancelled"
+    result.model       # "name:version" of the registered model (None if not registered)
+    result.metrics     # the content of metrics.json
+
+    resume_training(result.run_dir, progress=on_event, cancel=cancel)  # after a cancel/crash
+
+Run directory (``TrainConfig.run_dir``, default ``runs_dir()/<name>-<time>``)::
+
+    config.json         the TrainConfig
+    split.json          patient ids of train/val/test and of every CV fold
+    data_summary.json   images/patients per class, label sources, dropped labels
+    events.jsonl        every progress event except StepDone
+    fold-<i>/, final/   per phase: checkpoint.safetensors (while training), result.json,
+                        predictions.csv (test patients); final/model.safetensors (the
+                        final weights until they are registered)
+    metrics.json        final model on the test patients (+ CV mean ± SD), history
+    roc.png, loss.png, cv_roc.png
+    registered.json     the registered model reference
+
+Phases: with ``folds`` = k >= 2, k cross-validation models are trained first (fold i
+tests on the i-th patient fold) to report mean ± SD; then the ``final`` model is trained
+on the fixed split (train patients, early stopping on validation patients) and evaluated
+on the fixed test patients. Only the final model is registered; its card carries the
+test metrics and the CV estimate. Registering is the very last step, after every file
+of the run is written, and the registry writes atomically: a cancelled or failed run
+registers nothing. See :mod:`busviewer.training.distributed` for torchrun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import random
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from busviewer.ai import networks as nets
+from busviewer.training import distributed as ddp
+from busviewer.training.augment import eval_transform, train_transform
+from busviewer.training.checkpoint import load_weights, save_weights
+from busviewer.training.config import TrainConfig
+from busviewer.training.data import CLASSES, ImageCache, ImageDataset, Sample, SampleSet, load_samples
+from busviewer.training.evaluate import evaluate_samples, write_predictions
+from busviewer.training.events import (
+    Cancelled,
+    DataLoaded,
+    EventLog,
+    Notice,
+    PhaseDone,
+    PhaseStarted,
+    ProgressCallback,
+    Registered,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    fan_out,
+)
+from busviewer.training.loop import PhaseTrainer, ProgressTracker, TrainingCancelled, stage_plans
+from busviewer.training.metrics import mean_sd, scalars
+from busviewer.training.report import json_safe, write_json, write_plots
+from busviewer.training.splits import Split, SplitPlan, limit_patients, make_plan, part_counts, patient_labels, select
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+FINAL_WEIGHTS = "model.safetensors"
+RESULT_NAME = "result.json"
+#: Settings that may differ when a run is resumed (machinery, not the experiment).
+RESUME_OVERRIDABLE = ("device", "amp", "num_workers", "register", "name", "description", "keep_checkpoints",
+                      "checkpoints", "eval_batch_size", "distributed")
+FINAL_MODEL_NOTE = (
+    "The registered model is the one trained on the fixed patient-wise split: trained on the "
+    "train patients, early-stopped on the validation patients, evaluated on the test patients "
+    "(metrics.test). Cross-validation folds, if any, only estimate performance (metrics.cv)."
+)
+
+
+@dataclass
+class RunResult:
+    status: str  # "finished" | "cancelled"
+    run_dir: Path
+    metrics: dict[str, Any] | None = None
+    model: str | None = None  # "name:version" when registered
+    entry: Any = None  # busviewer.ai.registry.ModelEntry when registered
+    wall_s: float = 0.0
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    from busviewer.core.paths import runs_dir
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return runs_dir() / f"{cfg.model_name}-{stamp}"
+
+
+def amp_dtype_for(device: torch.device, amp: str) -> torch.dtype | None:
+    """Mixed precision only on CUDA: bf16 where supported (``auto``), else fp16."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def _choose_device(pref: str | None, dist: ddp.DistInfo) -> torch.device:
+    from busviewer.ai.device import choose_device
+
+    device = choose_device(pref)
+    if device.type == "cuda" and dist.enabled:
+        return torch.device("cuda", dist.local_rank)
+    return device
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def steps_per_epoch(n_train: int, cfg: TrainConfig, world_size: int = 1) -> int:
+    steps = math.ceil(math.ceil(n_train / max(1, world_size)) / cfg.batch_size)
+    return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
+
+
+class _Run:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        progress: ProgressCallback | None,
+        cancel: Any,
+        resume: bool,
+        registry: Any,
+        store: Any,
+        dist: ddp.DistInfo,
+    ):
+        self.cfg, self.cancel, self.resume = cfg, cancel, resume
+        self.registry, self.store, self.dist = registry, store, dist
+        self.user_progress = progress
+        self.emit: ProgressCallback = lambda ev: None
+        self.run_dir: Path | None = None
+        self.t0 = time.monotonic()
+        self.current_phase: str | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _prepare_run_dir(self) -> None:
+        cfg = self.cfg
+        if self.resume:
+            if not cfg.run_dir:
+                raise ValueError("resume needs the run directory (TrainConfig.run_dir)")
+            run_dir = Path(cfg.run_dir)
+            stored = run_dir / "config.json"
+            if not stored.is_file():
+                raise FileNotFoundError(f"{run_dir}: no config.json; not a training run directory")
+            saved = TrainConfig.load(stored)
+            overrides = {k: getattr(cfg, k) for k in RESUME_OVERRIDABLE}
+            self.cfg = dataclasses.replace(saved, **overrides, run_dir=str(run_dir))
+        else:
+            run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+            if self.dist.is_main and (run_dir / "config.json").exists():
+                raise FileExistsError(f"{run_dir} already holds a training run; resume it or choose another directory")
+            run_dir = Path(ddp.broadcast_object(str(run_dir), self.dist))
+            self.cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
+        self.run_dir = run_dir.resolve()
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.cfg.save(self.run_dir / "config.json")
+            self.emit = fan_out(self.user_progress, EventLog(self.run_dir / "events.jsonl"))
+        ddp.barrier(self.dist)
+
+    def _check_cancel(self) -> None:
+        flag = bool(self.cancel is not None and self.cancel.is_set())
+        if ddp.any_true(flag, self.dist, self.device):
+            raise TrainingCancelled(self.current_phase, None, None)
+
+    def _load_data(self) -> tuple[SampleSet, SplitPlan]:
+        cfg = self.cfg
+        assert self.run_dir is not None
+        sset = load_samples(cfg.data, cfg.normal, cfg.label_sources, cfg.use_rois, self.store)
+        if not sset.samples:
+            raise ValueError(f"no labelled benign/malignant images in {cfg.data}")
+        split_path = self.run_dir / "split.json"
+        if self.resume and split_path.is_file():
+            plan = SplitPlan.load(split_path)
+        elif cfg.split_file:
+            plan = SplitPlan.load(cfg.split_file)
+            if cfg.folds and not plan.folds:
+                from busviewer.training.splits import kfold_splits
+
+                used = set(plan.fixed.train) | set(plan.fixed.val) | set(plan.fixed.test)
+                pats = {p: y for p, y in patient_labels(sset.samples).items() if p in used}
+                plan.folds = kfold_splits(pats, cfg.folds, cfg.val_fraction, cfg.seed)
+        else:
+            labels = patient_labels(sset.samples)
+            keep = limit_patients(labels, cfg.limit_patients, cfg.seed)
+            plan = make_plan(
+                select(sset.samples, keep), cfg.val_fraction, cfg.test_fraction, cfg.folds, cfg.seed
+            )
+        in_split = set(plan.fixed.train) | set(plan.fixed.val) | set(plan.fixed.test)
+        for f in plan.folds:
+            in_split |= set(f.train) | set(f.val) | set(f.test)
+        known = {s.patient for s in sset.samples}
+        missing = sorted(in_split - known)
+        if missing:
+            self.emit(Notice("warning", f"{len(missing)} patient(s) of the split have no usable images "
+                                        f"(e.g. {missing[:3]})"))
+        sset = SampleSet([s for s in sset.samples if s.patient in in_split], sset.source, sset.dropped)
+        plan.counts = part_counts(sset.samples, plan.fixed)
+        for name, f in [("fixed", plan.fixed), *[(f"fold-{i + 1}", f) for i, f in enumerate(plan.folds)]]:
+            f.check_disjoint()
+            if not select(sset.samples, f.train) or not select(sset.samples, f.val):
+                raise ValueError(f"split {name}: the train and validation parts need images")
+        if self.dist.is_main:
+            plan.save(split_path)
+            write_json(self.run_dir / "data_summary.json", sset.summary() | {"normal": cfg.normal})
+        return sset, plan
+
+    def _build_model(self, phase_index: int) -> tuple[nn.Module, bool, str, str | None]:
+        """(model on device, pretrained-like, pretrained_init, parent ref)."""
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed * 1000 + phase_index)
+        parent: str | None = None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", nets.PretrainedUnavailable)
+            model = nets.build_model(cfg.architecture, cfg.input_mode, len(CLASSES),
+                                     pretrained=cfg.pretrained and not cfg.init_from)
+        for w in caught:
+            if issubclass(w.category, nets.PretrainedUnavailable) and phase_index == 0:
+                self.emit(Notice("warning", str(w.message)))
+        pretrained = bool(getattr(model, "pretrained", False))
+        init = "imagenet" if pretrained else "random"
+        if cfg.init_from:
+            src, card = self._registry().load(cfg.init_from, device="cpu")
+            if card.architecture != cfg.architecture or card.input_mode != cfg.input_mode:
+                raise ValueError(f"init_from {cfg.init_from} is a {card.architecture}/{card.input_mode} model, "
+                                 f"not {cfg.architecture}/{cfg.input_mode}")
+            model.load_state_dict(src.state_dict())
+            parent, init, pretrained = card.ref, card.pretrained_init, True
+        explicit = (cfg.alexnet_trainable_last, cfg.resnet_frozen_first, cfg.vgg_frozen_blocks)
+        if phase_index == 0 and not pretrained and all(v is None for v in explicit):
+            self.emit(Notice("info", "random initialisation: every layer is trained (no frozen layers)"))
+        return model.to(self.device), pretrained, init, parent
+
+    def _registry(self) -> Any:
+        if self.registry is None:
+            from busviewer.ai.registry import ModelRegistry
+
+            self.registry = ModelRegistry()
+        return self.registry
+
+    # ------------------------------------------------------------------ phases
+    def _datasets(self, samples: Sequence[Sample], split: Split) -> tuple[ImageDataset, ImageDataset, list[Sample]]:
+        cfg = self.cfg
+        tr = train_transform(cfg.input_size, cfg.augment, cfg.mean, cfg.std)
+        ev = eval_transform(cfg.input_size, cfg.mean, cfg.std)
+        return (
+            ImageDataset(select(samples, split.train), tr, self.cache),
+            ImageDataset(select(samples, split.val), ev, self.cache),
+            select(samples, split.test),
+        )
+
+    def _phase(
+        self, index: int, total: int, name: str, split: Split, samples: Sequence[Sample], tracker: ProgressTracker
+    ) -> dict[str, Any]:
+        cfg = self.cfg
+        assert self.run_dir is not None
+        self.current_phase = name
+        phase_dir = self.run_dir / name
+        result_path = phase_dir / RESULT_NAME
+        is_final = name == "final"
+        if result_path.is_file():
+            result = json.loads(result_path.read_text(encoding="utf-8"))
+            if is_final:
+                model, _, init, parent = self._build_model(index)
+                if (phase_dir / FINAL_WEIGHTS).is_file():
+                    model.load_state_dict(load_weights(phase_dir / FINAL_WEIGHTS))
+                    model.eval()
+                elif not (self.run_dir / "registered.json").is_file():
+                    raise FileNotFoundError(f"{phase_dir / FINAL_WEIGHTS} is missing; the run cannot be registered")
+                else:  # registered earlier; the weights live in the registry
+                    model = None
+                result["_model"], result["_init"], result["_parent"] = model, init, parent
+            tracker.advance(result.get("planned_steps", 0))
+            self.emit(PhaseDone(name, scalars(result.get("test") or {}), resumed=True))
+            return result
+        if self.dist.is_main:
+            phase_dir.mkdir(parents=True, exist_ok=True)
+        train_ds, val_ds, test_samples = self._datasets(samples, split)
+        model, pretrained, init, parent = self._build_model(index)
+        plans = stage_plans(model, cfg, pretrained)
+        self.emit(
+            PhaseStarted(name, index + 1, total, len(split.train), len(split.val), len(split.test),
+                         tuple(p.name for p in plans))
+        )
+        trainer = PhaseTrainer(
+            model=model, plans=plans, train_ds=train_ds, val_ds=val_ds, cfg=cfg, device=self.device,
+            dist=self.dist, emit=self.emit, cancel=self.cancel, phase=name,
+            checkpoint_path=phase_dir / CHECKPOINT_NAME, tracker=tracker, amp_dtype=self.amp_dtype,
+            seed=cfg.seed * 1000 + index,
+        )
+        outcome = trainer.run()
+        report = None
+        if test_samples:
+            report, probs = evaluate_samples(
+                model, test_samples, cfg.input_size, cfg.mean, cfg.std, self.device, cfg.eval_batch_size,
+                cfg.threshold, self.cache, self.amp_dtype, self._check_cancel,
+            )
+            if self.dist.is_main:
+                write_predictions(phase_dir / "predictions.csv", test_samples, probs.tolist(), cfg.threshold)
+        result = {
+            "phase": name,
+            "test": report,
+            "history": outcome.history,
+            "stages": outcome.stages,
+            "patients": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+            "images": {"train": len(train_ds), "val": len(val_ds), "test": len(test_samples)},
+            "planned_steps": trainer.planned_steps(),
+        }
+        if self.dist.is_main:
+            if is_final:
+                save_weights(phase_dir / FINAL_WEIGHTS, model.state_dict())
+            write_json(result_path, result)
+            ck = phase_dir / CHECKPOINT_NAME
+            if ck.exists() and not cfg.keep_checkpoints:
+                ck.unlink()
+        ddp.barrier(self.dist)
+        self.emit(PhaseDone(name, scalars(report or {})))
+        if is_final:
+            result["_model"], result["_init"], result["_parent"] = model, init, parent
+        return result
+
+    # ------------------------------------------------------------------ card
+    def _card(self, final: dict[str, Any], metrics: dict[str, Any], data_summary: dict[str, Any], plan: SplitPlan):
+        from busviewer.ai.modelcard import ModelCard
+
+        cfg = self.cfg
+        assert self.run_dir is not None
+        settings = {
+            k: v for k, v in cfg.to_dict().items()
+            if k not in ("data", "run_dir", "name", "description", "register", "split_file")
+        }
+        training = {
+            "run_dir": str(self.run_dir),
+            "data": {"source": str(cfg.data)} | data_summary,
+            "split": {
+                "file": str(self.run_dir / "split.json"),
+                "method": "patient-wise, stratified by patient label (any malignant image)",
+                "seed": plan.seed, "val_fraction": plan.val_fraction, "test_fraction": plan.test_fraction,
+                "counts": plan.counts, "cv_folds": len(plan.folds),
+            },
+            "settings": settings | {"optimizer": "Adam", "loss": "cross-entropy",
+                                    "early_stopping": "validation loss, best weights restored"},
+            "stages": final.get("stages", []),
+            "device": str(self.device),
+            "world_size": self.dist.world_size,
+            "registered_model": FINAL_MODEL_NOTE,
+            "wall_s": round(time.monotonic() - self.t0, 1),
+        }
+        card_metrics = {"test": scalars(final.get("test") or {})}
+        if metrics.get("cv"):
+            card_metrics["cv"] = metrics["cv"]["mean_sd"]
+        return ModelCard(
+            name=cfg.model_name,
+            version=0,
+            architecture=cfg.architecture,
+            input_mode=cfg.input_mode,
+            input_size=cfg.input_size,
+            normalisation={"mean": [float(v) for v in cfg.mean], "std": [float(v) for v in cfg.std]},
+            classes=list(CLASSES),
+            training=json_safe(training),
+            metrics=json_safe(card_metrics),
+            parent=final.get("_parent"),
+            pretrained_init=final.get("_init") or "random",
+            description=cfg.description
+            or f"{cfg.architecture} trained on {Path(str(cfg.data)).name if cfg.data != 'store' else 'the local store'}"
+            f" (run {self.run_dir.name})",
+        )
+
+    # ------------------------------------------------------------------ main
+    def execute(self) -> RunResult:
+        self._prepare_run_dir()
+        cfg = self.cfg
+        assert self.run_dir is not None
+        self.device = _choose_device(cfg.device, self.dist)
+        self.amp_dtype = amp_dtype_for(self.device, cfg.amp)
+        if cfg.amp in ("fp16", "bf16") and self.amp_dtype is None:
+            self.emit(Notice("info", f"amp={cfg.amp} ignored: mixed precision is used on CUDA only"))
+        _seed_everything(cfg.seed)
+        self.cache = ImageCache(cfg.cache_images)
+        phases: list[str] = [f"fold-{i + 1}" for i in range(cfg.folds)] + ["final"]
+        self.emit(RunStarted(self.run_dir, cfg.architecture, str(self.device), tuple(phases), self.resume,
+                             json_safe(cfg.to_dict())))
+        try:
+            sset, plan = self._load_data()
+            if len(plan.folds) != cfg.folds:
+                phases = [f"fold-{i + 1}" for i in range(len(plan.folds))] + ["final"]
+            summary = sset.summary()
+            self.emit(DataLoaded(summary["images"], summary["patients"], summary["images_per_class"],
+                                 summary["dropped"], plan.counts))
+            splits = [*plan.folds, plan.fixed]
+            tracker = ProgressTracker(sum(
+                len(stage_names(cfg.architecture)) * cfg.epochs
+                * steps_per_epoch(len(select(sset.samples, s.train)), cfg, self.dist.world_size)
+                for s in splits
+            ))
+            results = [
+                self._phase(i, len(phases), name, split, sset.samples, tracker)
+                for i, (name, split) in enumerate(zip(phases, splits, strict=True))
+            ]
+            fold_results, final = results[:-1], results[-1]
+            metrics: dict[str, Any] = {
+                "test": final.get("test"),
+                "history": final.get("history"),
+                "stages": final.get("stages"),
+                "data": summary,
+                "split_counts": plan.counts,
+                "note": FINAL_MODEL_NOTE,
+            }
+            fold_reports = [r["test"] for r in fold_results if r.get("test")]
+            if fold_reports:
+                metrics["cv"] = {
+                    "folds": [scalars(r) for r in fold_reports],
+                    "mean_sd": mean_sd(fold_reports),
+                }
+            if self.dist.is_main:
+                write_json(self.run_dir / "metrics.json", metrics)
+                write_plots(self.run_dir, final.get("test"), final.get("history") or [], fold_reports,
+                            title=cfg.model_name)
+            self._check_cancel()  # last chance: after this the model is registered
+            ref, entry = None, None
+            if cfg.register and self.dist.is_main:
+                ref, entry = self._register(final, metrics, summary, plan)
+            ddp.barrier(self.dist)
+            wall = time.monotonic() - self.t0
+            self.emit(RunFinished(self.run_dir, scalars(metrics.get("test") or {}), ref, wall))
+            return RunResult("finished", self.run_dir, metrics, ref, entry, wall)
+        except TrainingCancelled as exc:
+            ck = None
+            if exc.phase:
+                p = self.run_dir / exc.phase / CHECKPOINT_NAME
+                ck = p if p.is_file() else None
+            self.emit(Cancelled(self.run_dir, exc.phase, exc.stage, exc.epoch, ck))
+            return RunResult("cancelled", self.run_dir, None, None, None, time.monotonic() - self.t0)
+        except Exception as exc:
+            self.emit(RunFailed(self.run_dir, f"{type(exc).__name__}: {exc}"))
+            raise
+
+    def _register(self, final: dict[str, Any], metrics: dict[str, Any], summary: dict[str, Any], plan: SplitPlan):
+        assert self.run_dir is not None
+        marker = self.run_dir / "registered.json"
+        registry = self._registry()
+        if marker.is_file():  # resumed after the model was registered
+            ref = json.loads(marker.read_text(encoding="utf-8"))["model"]
+            entry = registry.get(ref)
+            return ref, entry
+        card = self._card(final, metrics, summary | {"normal": self.cfg.normal}, plan)
+        model = final["_model"].to("cpu")
+        entry = registry.save(model, card)
+        write_json(marker, {"model": entry.ref, "weights": str(entry.weights_path), "card": str(entry.card_path),
+                            "sha256": entry.card.sha256, "activated": False})
+        weights = self.run_dir / "final" / FINAL_WEIGHTS
+        if weights.is_file():  # the registry holds the same weights now
+            weights.unlink()
+        self.emit(Registered(entry.name, entry.version, str(entry.weights_path)))
+        return entry.ref, entry
+
+
+def stage_names(architecture: str) -> tuple[str, ...]:
+    return ("alexnet", "resnet", "head") if architecture == "ensemble" else (architecture,)
+
+
+def run_training(
+    config: TrainConfig,
+    progress: ProgressCallback | None = None,
+    cancel: Any = None,
+    *,
+    resume: bool = False,
+    registry: Any = None,
+    store: Any = None,
+) -> RunResult:
+    """Train, evaluate and register (see the module docstring). Blocking.
+
+    ``progress(event)`` receives :mod:`busviewer.training.events`; ``cancel`` is a
+    ``threading.Event`` (anything with ``is_set()``) checked before every step: the run
+    then returns ``RunResult(status="cancelled")`` leaving its checkpoint, and registers
+    nothing. ``resume=True`` continues the run in ``config.run_dir`` from its last
+    checkpoint (the stored config is used; only machinery settings such as the device may
+    change). ``registry``: a :class:`~busviewer.ai.registry.ModelRegistry` (default: the
+    user's); ``store``: a :class:`~busviewer.core.store.Store` for ``data="store"``.
+    """
+    dist = ddp.setup(config.distributed, config.device)
+    try:
+        return _Run(config, progress, cancel, resume, registry, store, dist).execute()
+    finally:
+        ddp.cleanup(dist)
+
+
+def resume_training(
+    run_dir: str | Path,
+    progress: ProgressCallback | None = None,
+    cancel: Any = None,
+    *,
+    device: str | None = None,
+    registry: Any = None,
+    store: Any = None,
+    **overrides: Any,
+) -> RunResult:
+    """Continue the run in ``run_dir`` from its last checkpoint (finished phases are kept)."""
+    stored = TrainConfig.load(Path(run_dir) / "config.json")
+    bad = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
+    if bad:
+        raise ValueError(f"cannot change {bad} when resuming (only {RESUME_OVERRIDABLE})")
+    cfg = dataclasses.replace(stored, run_dir=str(run_dir), **({"device": device} if device else {}), **overrides)
+    return run_training(cfg, progress, cancel, resume=True, registry=registry, store=store)
+
+
+def evaluate_model(
+    model_ref: str,
+    data: str,
+    *,
+    split_file: str | Path | None = None,
+    part: str = "test",
+    normal: str = "drop",
+    label_sources: Sequence[str] | None = None,
+    use_rois: bool = False,
+    device: str | None = None,
+    batch_size: int = 64,
+    threshold: float = 0.5,
+    registry: Any = None,
+    store: Any = None,
+    out_dir: str | Path | None = None,
+    cancel: Any = None,
+) -> dict[str, Any]:
+    """Evaluate a registered model (``name`` or ``name:version``) on labelled data,
+    optionally only on the patients of one part of a saved split. Returns the report
+    (image-wise, patient-wise, recognition rate); with ``out_dir`` also writes
+    ``metrics.json``, ``predictions.csv`` and ``roc.png`` there."""
+    from busviewer.ai.device import choose_device
+    from busviewer.ai.registry import ModelRegistry
+
+    registry = registry or ModelRegistry()
+    entry = registry.get(model_ref)
+    dev = choose_device(device)
+    model, card = registry.load(entry, device=dev)
+    if list(card.classes) != list(CLASSES):
+        raise ValueError(f"{entry.ref} has classes {card.classes}; evaluation expects {list(CLASSES)}")
+    sset = load_samples(data, normal, label_sources, use_rois, store)
+    samples = sset.samples
+    if split_file:
+        plan = SplitPlan.load(split_file)
+        samples = select(samples, plan.fixed.part(part))
+    if not samples:
+        raise ValueError("no labelled images to evaluate" + (f" in part {part!r} of {split_file}" if split_file else ""))
+
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled(None, None, None)
+
+    report, probs = evaluate_samples(
+        model, samples, card.input_size, card.mean, card.std, dev, batch_size, threshold,
+        amp_dtype=amp_dtype_for(dev, "auto"), check_cancel=check,
+    )
+    report["model"] = entry.ref
+    report["model_sha256"] = card.sha256
+    report["data"] = str(data)
+    report["split"] = {"file": str(split_file), "part": part} if split_file else None
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "metrics.json", report)
+        write_predictions(out / "predictions.csv", samples, probs.tolist(), threshold)
+        write_plots(out, report, [], title=entry.ref)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m busviewer.training.run train|evaluate ...`` (same as ``busviewer train``)."""
+    from busviewer.cli import train as cli_train
+
+    parser = argparse.ArgumentParser(prog="python -m busviewer.training.run")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_train.register(sub)
+    args = parser.parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = [
+    "RunResult", "TrainConfig", "default_run_dir", "evaluate_model", "resume_training", "run_training",
+]
