@@ -49,13 +49,10 @@ def _run(fn) -> int:  # type: ignore[no-untyped-def]
         return 1
 
 
-def _metric(card, key: str) -> str:  # type: ignore[no-untyped-def]
-    metrics = card.metrics or {}
-    for scope in ("test", "patient", "image"):
-        if isinstance(metrics.get(scope), dict) and key in metrics[scope]:
-            metrics = metrics[scope]
-            break
-    value = metrics.get(key)
+def _metric(card, key: str, level: str = "image") -> str:  # type: ignore[no-untyped-def]
+    """A test-set metric from the card (training writes ``metrics.test.image|patient``)."""
+    scope = (card.metrics or {}).get("test", {}).get(level, {})
+    value = scope.get(key) if isinstance(scope, dict) else None
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
@@ -65,11 +62,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not entries:
             print("no models: train one (`busviewer train`) or import one (`busviewer models import`)")
             return 0
-        print(f"  {'model':<28} {'architecture':<12} {'input':<12} {'location':<8} {'AUC':>6}  created")
+        print(f"  {'model':<28} {'architecture':<12} {'input':<12} {'location':<8} {'AUC img':>7} {'AUC pat':>7}  created")
         for e in entries:
             c = e.card
             print(f"{'*' if e.active else ' '} {e.ref:<28} {c.architecture:<12} {c.input_mode + ' ' + str(c.input_size):<12} "
-                  f"{e.location:<8} {_metric(c, 'auc'):>6}  {c.created[:16]}")
+                  f"{e.location:<8} {_metric(c, 'auc'):>7} {_metric(c, 'auc', 'patient'):>7}  {c.created[:16]}")
         return 0
 
     return _run(go)
