@@ -340,20 +340,25 @@ class MainWindow(QMainWindow):
             return
 
         def task(registry: Any, store: Store) -> Any:
-            entry = registry.activate(name, version)
-            store.log("activate_model", "model", None, entry.card.architecture, None, f"{name}:{version}")
-            return entry
+            from busviewer.gui.model_manager import activate_with_audit  # audits the previous model too
+
+            return activate_with_audit(registry, store, name, version)[0]
 
         def done(_entry: Any) -> None:
-            self.models_state = "idle"
-            self.analyses.clear()
-            self.cams.clear()
-            self.load_models()
-            if self.patient_key:
-                self._pending_analysis = True
+            self.models_changed()
 
         workers.submit(task, self.registry, self.store, pool="ai", name="activate", on_result=done,
                        on_error=lambda e: self.report_error("Model not activated", str(e)))
+
+    def models_changed(self) -> None:
+        """The active models changed (menu, model manager, training wizard): reload them and
+        the status bar; results of the previous models are no longer shown."""
+        self.models_state = "idle"
+        self.analyses.clear()
+        self.cams.clear()
+        self.load_models()
+        if self.patient_key:
+            self._pending_analysis = True
 
     # ================================================================= patients
     def open_patient(self, patient_key: str) -> None:
@@ -874,8 +879,14 @@ class MainWindow(QMainWindow):
             widget = opener(self)
         if widget is not None and hasattr(widget, "show"):
             self._optional_dialog = widget
-            if hasattr(widget, "finished"):
-                widget.finished.connect(lambda *_: self.load_models())
+            if not getattr(widget, "_busviewer_connected", False):
+                widget._busviewer_connected = True
+                if hasattr(widget, "finished"):
+                    widget.finished.connect(lambda *_: self.load_models())
+                if hasattr(widget, "modelsChanged"):
+                    widget.modelsChanged.connect(self.models_changed)
+                if hasattr(widget, "registryChanged"):
+                    widget.registryChanged.connect(lambda: self.load_models())
             widget.show()
 
     # ==================================================================== misc

@@ -1,0 +1,687 @@
+"""Model > Train…: a non-modal wizard that retrains a model from the local store.
+
+1. Data: label sources, date and patient filters, counts per class and patient, warnings
+   (too few patients, class imbalance, conflicting labels, duplicates across patients).
+2. Model: ensemble or VGG-16, B-mode input, start from the active model / ImageNet / random.
+3. Validation: hold-out or k-fold, and the locked test set
+   (:mod:`busviewer.training.locked_test`) whose patients are the test part of every run.
+4. Settings: the seeds' defaults, an Advanced section for the rest.
+5. Run: live loss / AUC curves, progress with ETA, cancel and resume
+   (:func:`busviewer.training.run_training` / ``resume_training`` in a worker; its events
+   reach the GUI thread through the worker's signals).
+6. Results: ROC, confusion matrix and metrics next to the active model evaluated on the
+   same locked test patients; Promote (activate, audited) or Discard (delete the version).
+
+Nothing here runs torch on the GUI thread: the registry, training, evaluation, ImageNet
+and device checks all run in workers (:mod:`busviewer.gui.workers`). Training uses an
+extra thread of the I/O pool so decoding and store queries stay responsive meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QMessageBox, QWidget, QWizard
+
+from busviewer.gui import wizard_data as wd
+from busviewer.gui import workers
+from busviewer.gui.dialogs import message_box
+from busviewer.gui.model_manager import activate_with_audit, split_ref
+from busviewer.gui.wizard_pages import DataPage, ModelPage, SettingsPage, ValidationPage
+from busviewer.gui.wizard_run import ResultsPage, RunPage
+
+log = logging.getLogger(__name__)
+
+PAGE_DATA, PAGE_MODEL, PAGE_VALIDATION, PAGE_SETTINGS, PAGE_RUN, PAGE_RESULTS = range(6)
+
+
+# ===================================================================== worker bodies
+@dataclass
+class Env:
+    """What the wizard needs to know about this computer (found in a worker)."""
+
+    registry: Any
+    active: dict[str, Any]
+    imagenet: dict[str, tuple[bool, str]]
+    devices: list[str]
+    default_device: str
+    device_names: dict[str, str] = field(default_factory=dict)
+    resumable: list[wd.RunInfo] = field(default_factory=list)
+    locked: Any = None
+    locked_error: str = ""
+
+
+def _registry(registry: Any, factory: Callable[[], Any] | None) -> Any:
+    if registry is not None:
+        return registry
+    if factory is not None:
+        return factory()
+    from busviewer.ai.registry import ModelRegistry
+
+    return ModelRegistry()
+
+
+def imagenet_status() -> dict[str, tuple[bool, str]]:
+    """Per architecture: are the torchvision ImageNet weights in the local torch cache?"""
+    import torch
+    from torchvision import models as tvm
+
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    need = {
+        "ensemble": [tvm.AlexNet_Weights.IMAGENET1K_V1, tvm.ResNet18_Weights.IMAGENET1K_V1],
+        "vgg16": [tvm.VGG16_Weights.IMAGENET1K_V1],
+    }
+    out = {}
+    for arch, weights in need.items():
+        missing = [Path(w.url).name for w in weights if not (folder / Path(w.url).name).is_file()]
+        out[arch] = (not missing, f"Missing in {folder}: {', '.join(missing)}." if missing else "")
+    return out
+
+
+def _load_locked() -> tuple[Any, str]:
+    from busviewer.training.locked_test import LockedTestError, load_locked_test
+
+    try:
+        return load_locked_test(), ""
+    except LockedTestError as exc:
+        return None, f"The locked test set file is damaged and was not used: {exc}"
+
+
+def task_env(registry: Any, factory: Callable[[], Any] | None) -> Env:
+    from busviewer.ai.device import available_devices, choose_device, describe_device
+    from busviewer.ai.networks import ARCHITECTURES
+    from busviewer.gui.tasks import _limit_torch_threads
+
+    _limit_torch_threads()
+    reg = _registry(registry, factory)
+    active = {arch: reg.active(arch) for arch in ARCHITECTURES}
+    devices = available_devices()
+    try:
+        default = str(choose_device(None))
+    except Exception as exc:  # noqa: BLE001 - a bad BUSVIEWER_DEVICE is reported, not fatal
+        default = f"unavailable: {exc}"
+    names = {}
+    for d in devices:
+        try:
+            names[d] = describe_device(d)
+        except Exception:  # noqa: BLE001 - cosmetic
+            names[d] = d
+    locked, err = _load_locked()
+    return Env(reg, active, imagenet_status(), devices, default, names, wd.list_resumable_runs(), locked, err)
+
+
+class _Forward:
+    """Progress callback of a training run: hands events to the GUI thread (``ctx.partial``),
+    at most ten ``StepDone`` per second."""
+
+    def __init__(self, ctx: workers.TaskContext) -> None:
+        self.ctx = ctx
+        self.last = 0.0
+
+    def __call__(self, e: Any) -> None:
+        from busviewer.training.events import StepDone
+
+        if isinstance(e, StepDone):
+            now = time.monotonic()
+            if now - self.last < 0.1 and e.step != e.steps:
+                return
+            self.last = now
+        self.ctx.partial(e)
+
+
+def _outcome(result: Any) -> dict[str, Any]:
+    run_dir = Path(result.run_dir)
+    metrics_path = run_dir / "metrics.json"
+    cfg_path = run_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
+    return {
+        "status": result.status,
+        "run_dir": run_dir,
+        "model": result.model,
+        "metrics": json.loads(metrics_path.read_text(encoding="utf-8")) if (
+            result.status == "finished" and metrics_path.is_file()) else None,
+        "config": cfg,
+        "architecture": cfg.get("architecture"),
+        "wall_s": result.wall_s,
+    }
+
+
+def task_train(spec: wd.RunSpec, store: Any, registry: Any, factory: Callable[[], Any] | None,
+               ctx: workers.TaskContext) -> dict[str, Any]:
+    from busviewer.gui.tasks import _limit_torch_threads
+    from busviewer.training.config import TrainConfig
+    from busviewer.training.run import run_training
+
+    _limit_torch_threads()
+    TrainConfig.from_dict({**spec.config, "data": "store"})  # invalid settings fail before a run folder exists
+    reg = _registry(registry, factory)
+    cfg_kw, fstore, _counts = wd.prepare_run(spec, store)
+    cfg = TrainConfig.from_dict(cfg_kw)
+    result = run_training(cfg, _Forward(ctx), ctx.cancel, registry=reg, store=fstore)
+    return _outcome(result)
+
+
+def task_resume(run_dir: Path, store: Any, registry: Any, factory: Callable[[], Any] | None,
+                ctx: workers.TaskContext) -> dict[str, Any]:
+    from busviewer.gui.tasks import _limit_torch_threads
+    from busviewer.training.run import resume_training
+
+    _limit_torch_threads()
+    reg = _registry(registry, factory)
+    fstore = wd.filtered_store_for(store, Path(run_dir))
+    result = resume_training(run_dir, _Forward(ctx), ctx.cancel, registry=reg, store=fstore)
+    return _outcome(result)
+
+
+def task_compare(registry: Any, factory: Callable[[], Any] | None, store: Any, run_dir: Path, architecture: str,
+                 new_ref: str | None, ctx: workers.TaskContext) -> dict[str, Any]:
+    """The active model of ``architecture`` on the run's test patients (same split file,
+    same label sources, same filters)."""
+    from busviewer.training.run import evaluate_model
+    from busviewer.training.splits import SplitPlan
+
+    reg = _registry(registry, factory)
+    active = reg.active(architecture)
+    out: dict[str, Any] = {"architecture": architecture, "model": None, "report": None, "overlap": 0}
+    if active is None or active.ref == new_ref:
+        return out
+    cfg = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+    split_file = Path(run_dir) / "split.json"
+    report = evaluate_model(
+        active.ref, "store", split_file=split_file, part="test", normal=cfg.get("normal", "drop"),
+        label_sources=cfg.get("label_sources"), use_rois=bool(cfg.get("use_rois")), device=cfg.get("device"),
+        batch_size=int(cfg.get("eval_batch_size") or 64), threshold=float(cfg.get("threshold", 0.5)),
+        registry=reg, store=wd.filtered_store_for(store, Path(run_dir)), cancel=ctx.cancel,
+    )
+    out.update(model=active.ref, report=report)
+    try:  # was the active model trained on any of these test patients?
+        old = active.card.training.get("split", {}).get("file") if isinstance(active.card.training, dict) else None
+        if old and Path(old).is_file():
+            test = set(SplitPlan.load(split_file).fixed.test)
+            prev = SplitPlan.load(old)
+            seen = set(prev.fixed.train) | set(prev.fixed.val)
+            for f in prev.folds:
+                seen |= set(f.train) | set(f.val)
+            out["overlap"] = len(test & seen)
+    except Exception as exc:  # noqa: BLE001 - a hint only
+        log.info("overlap check skipped: %s", exc)
+    return out
+
+
+# ========================================================================= the wizard
+class TrainingWizard(QWizard):
+    """See the module docstring. The signals let the main window and tests follow it."""
+
+    envReady = Signal(object)
+    dataSummarized = Signal(object)
+    nearDuplicatesDone = Signal(object)
+    lockedChanged = Signal()
+    runEvent = Signal(object)
+    runFinished = Signal(object)
+    runCancelled = Signal(object)
+    runFailed = Signal(str)
+    comparisonReady = Signal(object)
+    decisionDone = Signal(str)
+    modelsChanged = Signal()  # an active model changed (promote)
+    registryChanged = Signal()  # a version was added (training) or removed (discard)
+    errorShown = Signal(str, str)
+
+    def __init__(self, store: Any, parent: QWidget | None = None, *, registry: Any = None,
+                 registry_factory: Callable[[], Any] | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.registry = registry if registry is not None else getattr(parent, "registry", None)
+        self.registry_factory = registry_factory or getattr(parent, "registry_factory", None)
+        self.env: Env | None = None
+        self.locked: Any = None
+        self.locked_error = ""
+        self.locked_busy = False
+        self.outcome: dict[str, Any] | None = None
+        self.run_dir: Path | None = None
+        self.run_task: workers.Task | None = None
+        self.errors: list[tuple[str, str]] = []
+        self._tasks: list[workers.Task] = []
+        self._resume_dir: Path | None = None
+        self._close_after_run = False
+        self._pool_bumped = False
+        self._scan_task: workers.Task | None = None
+
+        self.setWindowTitle("Train a model — busviewer (research use only)")
+        self.setModal(False)
+        self.setWindowModality(Qt.WindowModality.NonModal)
+        self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
+        self.setOption(QWizard.WizardOption.NoDefaultButton, True)
+        self.setOption(QWizard.WizardOption.DisabledBackButtonOnLastPage, True)  # results: decided, not redone
+        self.setButtonText(QWizard.WizardButton.CancelButton, "Close")
+        self.data_page = DataPage(self)
+        self.model_page = ModelPage(self)
+        self.validation_page = ValidationPage(self)
+        self.settings_page = SettingsPage(self)
+        self.run_page = RunPage(self)
+        self.results_page = ResultsPage(self)
+        for pid, page in ((PAGE_DATA, self.data_page), (PAGE_MODEL, self.model_page),
+                          (PAGE_VALIDATION, self.validation_page), (PAGE_SETTINGS, self.settings_page),
+                          (PAGE_RUN, self.run_page), (PAGE_RESULTS, self.results_page)):
+            self.setPage(pid, page)
+        self.setStartId(PAGE_DATA)
+        self.resize(1220, 860)
+        self.start_env()
+
+    # ------------------------------------------------------------------ helpers
+    def submit(self, fn: Callable[..., Any], *args: Any, pool: str = "io", **kwargs: Any) -> workers.Task:
+        """``workers.submit``, remembering the task so closing the wizard can cancel it."""
+        finished = kwargs.pop("on_finished", None)
+
+        def done() -> None:
+            self._tasks = [t for t in self._tasks if not t.done]
+            if finished is not None:
+                finished()
+
+        task = workers.submit(fn, *args, pool=pool, on_finished=done, **kwargs)
+        self._tasks.append(task)
+        return task
+
+    def confirm(self, title: str, text: str, yes: str = "Yes") -> bool:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.NoButton, self)
+        ok = box.addButton(yes, QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        return box.clickedButton() is ok
+
+    def show_error(self, title: str, text: str) -> None:
+        log.warning("%s: %s", title, text)
+        self.errors.append((title, text))
+        message_box(self, title, text, icon=QMessageBox.Icon.Critical)
+        self.errorShown.emit(title, text)
+
+    def describe_device(self, device: str) -> str:
+        if self.env is not None:
+            for key in (device, device.split(":")[0]):
+                if key in self.env.device_names:
+                    return self.env.device_names[key]
+        return device
+
+    def training_running(self) -> bool:
+        return self.run_task is not None and not self.run_task.done
+
+    # -------------------------------------------------------------- environment
+    def start_env(self) -> workers.Task:
+        return self.submit(task_env, self.registry, self.registry_factory, name="wizard environment",
+                           on_result=self._env_ready,
+                           on_error=lambda e: self.show_error("The models could not be listed", str(e)))
+
+    def _env_ready(self, env: Env) -> None:
+        self.env = env
+        self.registry = env.registry
+        self.locked, self.locked_error = env.locked, env.locked_error
+        self.data_page.set_resumable(env.resumable)
+        self.settings_page.set_devices(env.devices, env.device_names.get(env.default_device.split(":")[0],
+                                                                         env.default_device))
+        self.model_page._update()
+        self.lockedChanged.emit()
+        self.envReady.emit(env)
+
+    def refresh_resumable(self) -> None:
+        self.submit(wd.list_resumable_runs, name="resumable runs", on_result=self.data_page.set_resumable)
+
+    # ------------------------------------------------------------ data checks
+    def start_near_duplicate_scan(self) -> workers.Task:
+        def scan(store: Any, ctx: workers.TaskContext) -> Any:
+            items = store.training_items(label_sources=None, use_rois=False, classes=wd.CLASSES)
+            last = [0.0]
+
+            def progress(done: int, total: int) -> None:
+                now = time.monotonic()
+                if done == total or now - last[0] > 0.2:
+                    last[0] = now
+                    ctx.progress(done, total)
+
+            pairs, problems = wd.near_duplicates(items, progress=progress, cancel=ctx.cancel)
+            return pairs, problems, len({it.image_id for it in items})
+
+        self.data_page.dup_status.setText("Looking for near-identical images across patients…")
+
+        def done(res: Any) -> None:
+            pairs, problems, n = res
+            status = f"Near-duplicate check: {n} images compared."
+            if problems:
+                status += f" {len(problems)} image(s) could not be read, e.g. {problems[0]}"
+            self.data_page.set_near_duplicates(pairs, problems, status)
+            self.nearDuplicatesDone.emit(pairs)
+
+        def failed(exc: BaseException) -> None:
+            self.data_page.set_near_duplicates(None, [], f"The near-duplicate check failed: {exc}")
+            self.nearDuplicatesDone.emit(None)
+
+        self._scan_task = self.submit(
+            scan, self.store, name="near duplicates",
+            on_progress=lambda d, t, _x: self.data_page.dup_status.setText(
+                f"Looking for near-identical images across patients: {d} of {t} images…"),
+            on_result=done, on_error=failed)
+        return self._scan_task
+
+    # ---------------------------------------------------------- locked test set
+    def create_locked_test(self) -> workers.Task | None:
+        if self.locked is not None or self.locked_busy or self.locked_error:
+            return None
+        vp = self.validation_page
+        fraction, seed = vp.locked_fraction.value() / 100.0, vp.locked_seed.value()
+
+        def run(store: Any, fraction: float, seed: int) -> Any:
+            from busviewer.training.data import samples_from_items
+            from busviewer.training.locked_test import create_locked_test
+
+            items = store.training_items(label_sources=None, use_rois=False, classes=wd.CLASSES)
+            samples = samples_from_items(items).samples
+            locked = create_locked_test(samples, fraction, seed, store=str(getattr(store, "url", "")))
+            store.log("create_locked_test", "locked_test", None, "patients", None,
+                      json.dumps({"created": locked.created, "seed": locked.seed, "fraction": locked.fraction,
+                                  "counts": locked.counts, "patients": list(locked.patients)}))
+            return locked
+
+        self.locked_busy = True
+        self.lockedChanged.emit()
+
+        def done(locked: Any) -> None:
+            self.locked_busy = False
+            self.locked = locked
+            self.lockedChanged.emit()
+
+        def failed(exc: BaseException) -> None:
+            self.locked_busy = False
+            self.lockedChanged.emit()
+            self.show_error("Locked test set not created", str(exc))
+
+        return self.submit(run, self.store, fraction, seed, name="create locked test set", on_result=done,
+                           on_error=failed)
+
+    def reset_locked_test(self, confirm: bool | None = None) -> workers.Task | None:
+        if self.locked_busy or (self.locked is None and not self.locked_error):
+            return None
+        if confirm is None:
+            what = (f"the current set of {len(self.locked.patients)} patients (created "
+                    f"{self.locked.created.replace('T', ' ')[:16]} UTC)" if self.locked is not None
+                    else "the damaged locked test set file")
+            confirm = self.confirm(
+                "Reset the locked test set?",
+                f"This retires {what}.\n\nModels tested on the old set and on a new one can no longer be compared "
+                "fairly, and patients of the old set may be used for training from now on.\n\nThe old file is kept "
+                "next to the new one and the reset is recorded in the audit log.",
+                yes="Reset locked test set")
+        if not confirm:
+            return None
+
+        def run(store: Any) -> Any:
+            from busviewer.training.locked_test import LockedTestError, load_locked_test, reset_locked_test
+
+            try:
+                old = load_locked_test()
+                desc = json.dumps(old.to_dict()) if old is not None else None
+            except LockedTestError as exc:
+                desc = f"damaged file: {exc}"
+            archive = reset_locked_test()
+            store.log("reset_locked_test", "locked_test", None, "patients", desc,
+                      f"archived as {archive}" if archive else None)
+            return archive
+
+        self.locked_busy = True
+        self.lockedChanged.emit()
+
+        def done(_archive: Any) -> None:
+            self.locked_busy = False
+            self.locked, self.locked_error = None, ""
+            self.lockedChanged.emit()
+
+        def failed(exc: BaseException) -> None:
+            self.locked_busy = False
+            self.lockedChanged.emit()
+            self.show_error("Locked test set not reset", str(exc))
+
+        return self.submit(run, self.store, name="reset locked test set", on_result=done, on_error=failed)
+
+    # --------------------------------------------------------------- training
+    def build_spec(self) -> wd.RunSpec:
+        dp, mp, vp, sp = self.data_page, self.model_page, self.validation_page, self.settings_page
+        cfg = sp.config_values()
+        init = mp.init_choice()
+        active = mp.active_entry()
+        cfg.update(
+            architecture=mp.architecture(), input_mode="bmode", normal="drop",
+            label_sources=dp.label_sources(), use_rois=dp.use_rois(),
+            pretrained=init == "imagenet", init_from=active.ref if (init == "active" and active) else None,
+            val_fraction=vp.val_fraction_value(), folds=vp.folds_value(), register=True,
+        )
+        return wd.RunSpec(config=cfg, since=dp.since(), excluded=sorted(dp.excluded), locked=self.locked,
+                          val_fraction=vp.val_fraction_value(), folds=vp.folds_value(), seed=int(cfg["seed"]),
+                          store_url=str(getattr(self.store, "url", "")))
+
+    def start_pending_run(self) -> None:
+        """Called when the run page is entered: start a new run, or the resume asked for."""
+        if self.training_running():
+            return
+        if self._resume_dir is not None:
+            run_dir, self._resume_dir = self._resume_dir, None
+            self._start_resume(run_dir)
+        elif self.run_page.state == "idle":
+            self._start_new()
+
+    def _start_new(self) -> None:
+        spec = self.build_spec()
+        self.outcome = None
+        self.run_dir = None
+        self.run_page.reset(resumed=False)
+        self._begin(task_train, spec, self.store, self.registry, self.registry_factory)
+
+    def _start_resume(self, run_dir: Path) -> None:
+        self.outcome = None
+        self.run_dir = Path(run_dir)
+        self.run_page.reset(resumed=True)
+        self._begin(task_resume, Path(run_dir), self.store, self.registry, self.registry_factory)
+
+    def _begin(self, fn: Callable[..., Any], *args: Any) -> None:
+        pool = workers.io_pool()
+        pool.setMaxThreadCount(pool.maxThreadCount() + 1)  # training holds one thread for long
+        self._pool_bumped = True
+        self.run_task = self.submit(fn, *args, name="training", on_partial=self._run_event,
+                                    on_result=self._run_done, on_error=self._run_error,
+                                    on_finished=self._run_ended)
+
+    def resume_run(self, run_dir: Any) -> None:
+        """Continue a cancelled / interrupted run (from step 1's banner or the run page)."""
+        if run_dir is None or self.training_running():
+            return
+        self._resume_dir = Path(run_dir)
+        if self.currentId() == PAGE_RUN:
+            self.start_pending_run()
+        else:
+            self.setStartId(PAGE_RUN)
+            self.restart()  # a fresh history: no way back to pages that do not describe this run
+
+    def cancel_run(self) -> None:
+        if self.training_running():
+            self.run_task.cancel()
+            self.run_page.set_state("cancelling")
+            self.run_page.headline.setText("Cancelling after the current step…")
+
+    def _run_event(self, e: Any) -> None:
+        from busviewer.training.events import RunStarted
+
+        if isinstance(e, RunStarted):
+            self.run_dir = Path(e.run_dir)
+        self.run_page.on_event(e)
+        self.runEvent.emit(e)
+
+    def _run_done(self, outcome: dict[str, Any]) -> None:
+        self.run_dir = Path(outcome["run_dir"])
+        if outcome["status"] == "finished":
+            self.outcome = outcome
+            self.run_page.finished(outcome)
+            if outcome.get("model"):
+                self.registryChanged.emit()
+            self.runFinished.emit(outcome)
+        else:
+            self.run_page.cancelled(self.run_dir)
+            self.runCancelled.emit(self.run_dir)
+
+    def _run_error(self, exc: BaseException) -> None:
+        text = str(exc) or type(exc).__name__
+        self.run_page.failed(text)
+        self.runFailed.emit(text)
+        if not self._close_after_run:
+            self.show_error("Training stopped", text)
+
+    def _run_ended(self) -> None:
+        if self._pool_bumped:
+            pool = workers.io_pool()
+            pool.setMaxThreadCount(max(1, pool.maxThreadCount() - 1))
+            self._pool_bumped = False
+        if self.run_page.state in ("starting", "running", "cancelling"):  # cancelled before it began
+            self.run_page.cancelled(self.run_dir or "(not started)")
+            self.runCancelled.emit(self.run_dir)
+        self.run_task = None
+        self.refresh_resumable()
+        if self._close_after_run:
+            self._close_after_run = False
+            self.reject()
+
+    # ---------------------------------------------------------------- results
+    def start_comparison(self) -> workers.Task | None:
+        out = self.outcome
+        if out is None:
+            return None
+        arch = out.get("architecture") or self.model_page.architecture()
+        return self.submit(task_compare, self.registry, self.registry_factory, self.store, out["run_dir"], arch,
+                           out.get("model"), pool="ai", name="evaluate active model",
+                           on_result=self._compared,
+                           on_error=lambda e, a=arch: self._compared({"architecture": a, "model": None,
+                                                                      "report": None, "error": str(e)}))
+
+    def _compared(self, comp: dict[str, Any]) -> None:
+        self.results_page.set_comparison(comp)
+        self.comparisonReady.emit(comp)
+
+    def promote(self) -> workers.Task | None:
+        out = self.outcome or {}
+        ref = out.get("model")
+        if not ref:
+            return None
+        name, version = split_ref(ref)
+        arch = out.get("architecture")
+
+        def run(registry: Any, factory: Callable[[], Any] | None, store: Any) -> Any:
+            return activate_with_audit(_registry(registry, factory), store, name, version, action="promote_model")
+
+        def done(res: Any) -> None:
+            entry, prev = res
+            self.results_page.set_decision(
+                "promoted", f"{entry.name} v{entry.version} is now the active {arch} model"
+                + (f" (instead of {prev.replace(':', ' v')})" if prev else "")
+                + ". Model > Manage models can roll this back.")
+            self.modelsChanged.emit()
+            self.decisionDone.emit("promoted")
+
+        def failed(exc: BaseException) -> None:
+            self.results_page.set_busy(False)
+            self.show_error("The new model was not activated", str(exc))
+
+        self.results_page.set_busy(True)
+        return self.submit(run, self.registry, self.registry_factory, self.store, pool="ai", name="promote",
+                           on_result=done, on_error=failed)
+
+    def discard(self, confirm: bool | None = None) -> workers.Task | None:
+        out = self.outcome or {}
+        ref = out.get("model")
+        if not ref:
+            return None
+        name, version = split_ref(ref)
+        arch = out.get("architecture")
+        if confirm is None:
+            confirm = self.confirm("Discard the new model?",
+                                   f"Delete {name} v{version} from this computer? The run folder with its metrics "
+                                   f"stays in\n{out.get('run_dir')}.", yes="Discard")
+        if not confirm:
+            return None
+
+        def run(registry: Any, factory: Callable[[], Any] | None, store: Any) -> str:
+            reg = _registry(registry, factory)
+            reg.delete(name, version)
+            store.log("discard_model", "model", None, arch, ref, None)
+            return ref
+
+        def done(_ref: Any) -> None:
+            self.results_page.set_decision("discarded", f"{name} v{version} was deleted; the active model is "
+                                                        "unchanged.")
+            self.registryChanged.emit()
+            self.decisionDone.emit("discarded")
+
+        def failed(exc: BaseException) -> None:
+            self.results_page.set_busy(False)
+            self.show_error("The new model was not deleted", str(exc))
+
+        self.results_page.set_busy(True)
+        return self.submit(run, self.registry, self.registry_factory, self.store, pool="ai", name="discard",
+                           on_result=done, on_error=failed)
+
+    # ---------------------------------------------------------------- closing
+    def reject(self) -> None:  # Close button, Esc, window close
+        if self.training_running():
+            if self._close_after_run:
+                return
+            if self.confirm("Stop training?",
+                            "Training is still running. Stop it and close the wizard?\n\nThe run is kept: "
+                            "Model > Train… offers to resume it later.", yes="Stop and close"):
+                self._close_after_run = True
+                self.cancel_run()
+            return
+        super().reject()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.training_running():
+            event.ignore()
+            self.reject()
+            return
+        super().closeEvent(event)
+
+    #: Tasks whose results only matter while the wizard is open (a promote or discard goes on).
+    _VIEW_TASKS = ("wizard environment", "wizard data", "near duplicates", "evaluate active model", "resumable runs")
+
+    def done(self, result: int) -> None:
+        for t in list(self._tasks):
+            if t.name in self._VIEW_TASKS:
+                t.cancel()
+        self.run_page.stop_timers()
+        self.data_page._recount_timer.stop()
+        super().done(result)
+
+
+def open_wizard(store: Any, parent: QWidget | None = None, **kwargs: Any) -> TrainingWizard | None:
+    """Model > Train…: a new wizard, or the open one brought to the front (then ``None``)."""
+    existing = getattr(parent, "_training_wizard", None) if parent is not None else None
+    if isinstance(existing, TrainingWizard):
+        try:
+            if existing.isVisible() or existing.training_running():
+                existing.show()
+                existing.raise_()
+                existing.activateWindow()
+                return None
+            if not existing._tasks:
+                existing.deleteLater()
+        except RuntimeError:  # already deleted
+            pass
+    wiz = TrainingWizard(store, parent, **kwargs)
+    if parent is not None:
+        parent._training_wizard = wiz  # type: ignore[attr-defined]
+    return wiz
+
+
+__all__ = ["TrainingWizard", "open_wizard", "task_compare", "task_env", "task_resume", "task_train"]

@@ -1,0 +1,159 @@
+"""Model > Manage models: listing with cards, delete protection, import errors, export,
+activation with audit and roll back, and the main window's Model menu hooks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from gui_helpers import link_models
+from PySide6.QtCore import Qt
+
+from busviewer.core.store import Store
+
+
+@pytest.fixture
+def mm(styled_app, model_files: Path, tmp_path: Path, qtbot):  # type: ignore[no-untyped-def]
+    from busviewer.ai.registry import ModelRegistry
+    from busviewer.gui.model_manager import ModelManagerDialog
+
+    models = link_models(model_files, tmp_path / "models")
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    store = Store(tmp_path / "store.sqlite")
+
+    def factory() -> ModelRegistry:
+        return ModelRegistry(user_dir=models, shipped_dir=shipped)
+
+    dlg = ModelManagerDialog(store, registry_factory=factory)
+    qtbot.addWidget(dlg)
+    with qtbot.waitSignal(dlg.refreshed, timeout=30_000):
+        dlg.show()
+    yield SimpleNamespace(dlg=dlg, store=store, factory=factory, models=models, root=tmp_path)
+    dlg.close()
+    store.close()
+
+
+def test_lists_cards_and_protects_the_active_model(mm) -> None:  # type: ignore[no-untyped-def]
+    dlg = mm.dlg
+    assert dlg.table.rowCount() == 2
+    refs = {dlg.table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(2)}
+    assert refs == {"test-ensemble:1", "test-vgg:1"}
+    dlg.select("test-ensemble:1")
+    assert dlg.selected().ref == "test-ensemble:1"
+    assert "Ensemble (AlexNet + ResNet-18)" in dlg.details.toPlainText()
+    assert "random initialisation" in dlg.details.toPlainText()
+    assert "● active" in dlg.table.item(dlg.row_of("test-ensemble:1"), 2).text()
+    assert not dlg.delete_button.isEnabled()
+    assert "active" in dlg.delete_button.toolTip() and "cannot be deleted" in dlg.delete_button.toolTip()
+    assert not dlg.activate_button.isEnabled()
+    assert not dlg.rollback_button.isEnabled()
+    assert "test-ensemble v1" in dlg.status.text() and "test-vgg v1" in dlg.status.text()
+    assert dlg.isVisible() and not dlg.isModal()
+
+
+@pytest.mark.parametrize("name, content", [
+    ("broken model.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00not a header at all"),
+    ("checkpoint.pt", b"PK\x03\x04 pickled torch.save archive"),
+])
+def test_import_error_names_the_file(mm, qtbot, name: str, content: bytes) -> None:  # type: ignore[no-untyped-def]
+    bad = mm.root / "incoming" / name
+    bad.parent.mkdir()
+    bad.write_bytes(content)
+    if bad.suffix == ".safetensors":
+        bad.with_suffix(".json").write_text("{}", encoding="utf-8")
+    with qtbot.waitSignal(mm.dlg.errorShown, timeout=30_000) as blocker:
+        mm.dlg.import_file(bad)
+    title, text = blocker.args
+    assert name in title and str(bad) in text
+    box = mm.dlg.error_box
+    assert box is not None and box.isVisible() and str(bad) in box.text()
+    assert mm.dlg.last_error == (title, text)
+    assert len(mm.factory().list()) == 2  # nothing was added
+    qtbot.waitUntil(lambda: mm.dlg.import_button.isEnabled(), timeout=5_000)
+    box.close()
+
+
+def test_import_export_activate_delete(mm, qtbot) -> None:  # type: ignore[no-untyped-def]
+    dlg = mm.dlg
+    dlg.select("test-ensemble:1")
+    out = mm.root / "exported"
+    with qtbot.waitSignal(dlg.actionDone, timeout=60_000):
+        dlg.export_to(out)
+    assert sorted(p.name for p in out.iterdir()) == ["test-ensemble-v1.json", "test-ensemble-v1.safetensors"]
+    # import it under another name: a second ensemble version, not active
+    card = json.loads((out / "test-ensemble-v1.json").read_text())
+    card["name"] = "other-ens"
+    (out / "other-ens-v1.json").write_text(json.dumps(card), encoding="utf-8")
+    (out / "test-ensemble-v1.safetensors").rename(out / "other-ens-v1.safetensors")
+    with qtbot.waitSignal(dlg.refreshed, timeout=60_000):
+        dlg.import_file(out / "other-ens-v1.json")
+    assert dlg.table.rowCount() == 3 and dlg.selected().ref == "other-ens:1"
+    assert dlg.delete_button.isEnabled() and dlg.activate_button.isEnabled()
+    assert [a.action for a in mm.store.audit_log(entity="model")] == ["import_model"]
+
+    with qtbot.waitSignal(dlg.modelsChanged, timeout=60_000), qtbot.waitSignal(dlg.refreshed, timeout=60_000):
+        qtbot.mouseClick(dlg.activate_button, Qt.MouseButton.LeftButton)
+    assert mm.factory().active("ensemble").ref == "other-ens:1"
+    a = mm.store.audit_log(entity="model")[-1]
+    assert (a.action, a.field, a.old_value, a.new_value) == (
+        "activate_model", "ensemble", "test-ensemble:1", "other-ens:1")
+    dlg.select("other-ens:1")
+    assert not dlg.delete_button.isEnabled()
+    assert "test-ensemble v1" in dlg.rollback_button.text()
+    with qtbot.waitSignal(dlg.refreshed, timeout=60_000):
+        dlg.roll_back("ensemble")
+    assert mm.factory().active("ensemble").ref == "test-ensemble:1"
+
+    dlg.select("other-ens:1")
+    dlg._confirm = lambda *a: False  # type: ignore[method-assign]
+    assert dlg.delete_selected() is None  # the reader said no
+    with qtbot.waitSignal(dlg.refreshed, timeout=60_000):
+        dlg.delete_selected(confirm=True)
+    assert {e.ref for e in mm.factory().list()} == {"test-ensemble:1", "test-vgg:1"}
+    assert mm.store.audit_log(entity="model")[-1].action == "delete_model"
+
+
+def test_main_window_menu_opens_wizard_and_manager(mm, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Model > Train… and Model > Manage models… find the new modules; an activation in the
+    manager makes the main window reload its models (status bar)."""
+    import os
+
+    from busviewer.gui.main_window import MainWindow
+    from busviewer.gui.model_manager import ModelManagerDialog
+    from busviewer.gui.training_wizard import TrainingWizard
+
+    # a second ensemble version (same weights under another name: a cheap hard link)
+    card = json.loads((mm.models / "test-ensemble-v1.json").read_text())
+    card["name"] = "second-ens"
+    os.link(mm.models / "test-ensemble-v1.safetensors", mm.models / "second-ens-v1.safetensors")
+    (mm.models / "second-ens-v1.json").write_text(json.dumps(card), encoding="utf-8")
+
+    window = MainWindow(mm.store, registry_factory=mm.factory)
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    qtbot.waitUntil(lambda: window.models_state == "ready", timeout=120_000)
+    assert "test-ensemble v1" in window.model_status.text()
+    window.open_training_wizard()
+    wiz = window._optional_dialog
+    assert isinstance(wiz, TrainingWizard) and wiz.isVisible() and not wiz.isModal()
+    qtbot.waitUntil(lambda: wiz.env is not None and wiz.data_page.summary is not None, timeout=60_000)
+    window.open_training_wizard()  # a second click brings the same wizard forward
+    assert window._optional_dialog is wiz
+    wiz.close()
+    window.open_model_manager()
+    dlg = window._optional_dialog
+    assert isinstance(dlg, ModelManagerDialog) and dlg.registry is window.registry
+    qtbot.waitUntil(lambda: dlg.table.rowCount() == 3 and not dlg.busy, timeout=30_000)
+    dlg.select("second-ens:1")
+    with qtbot.waitSignal(window.modelsLoaded, timeout=120_000):
+        dlg.activate_selected()
+    qtbot.waitUntil(lambda: window.models_state == "ready", timeout=60_000)
+    checked = [a.text() for a in window.arch_menus["ensemble"].actions() if a.isChecked()]
+    assert checked and checked[0].startswith("second-ens v1")
+    dlg.close()
+    window.shutdown()
+    window.close()
