@@ -37,6 +37,7 @@ from torch import nn
 
 from busviewer.ai.modelcard import ModelCard, ModelCardError
 from busviewer.ai.networks import ARCHITECTURES, build_model
+from busviewer.core.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -339,22 +340,6 @@ def _temp_in(directory: Path, suffix: str) -> Iterator[tuple[IO[bytes], Path]]:
 def _fsync_path(path: Path) -> None:
     with path.open("rb") as f:
         os.fsync(f.fileno())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, path)
-    except BaseException:
-        if os.path.exists(name):
-            os.unlink(name)
-        raise
 
 
 def _copy_hashing(src: Path, dst: IO[bytes]) -> str:

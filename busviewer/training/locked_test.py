@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from busviewer.core.fileio import atomic_write_text
 from busviewer.training.splits import (
     Split,
     SplitPlan,
@@ -133,21 +133,6 @@ def locked_test_path(directory: str | Path | None = None) -> Path:
     return Path(directory) / LOCKED_TEST_NAME
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, path)
-    except BaseException:
-        if os.path.exists(name):
-            os.unlink(name)
-        raise
-
-
 def load_locked_test(path: str | Path | None = None) -> LockedTestSet | None:
     """The saved locked test set, or ``None`` when none has been created.
 
@@ -168,7 +153,7 @@ def save_locked_test(locked: LockedTestSet, path: str | Path | None = None, *, o
     p = Path(path) if path is not None else locked_test_path()
     if p.exists() and not overwrite:
         raise LockedTestExistsError(f"{p}: a locked test set exists already; reset it explicitly first")
-    _atomic_write(p, json.dumps(locked.to_dict(), indent=1))
+    atomic_write_text(p, json.dumps(locked.to_dict(), indent=1))
     return p
 
 
@@ -322,7 +307,7 @@ def plan_to_json(plan: SplitPlan, locked: LockedTestSet, samples: Iterable[Any] 
 def save_plan(plan: SplitPlan, locked: LockedTestSet, path: str | Path, samples: Iterable[Any] = ()) -> Path:
     """Write the plan (with its ``locked_test`` note) atomically to ``path``."""
     p = Path(path)
-    _atomic_write(p, json.dumps(plan_to_json(plan, locked, samples), indent=1))
+    atomic_write_text(p, json.dumps(plan_to_json(plan, locked, samples), indent=1))
     return p
 
 
