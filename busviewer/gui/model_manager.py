@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from busviewer.gui import workers
 from busviewer.gui.dialogs import message_box
+from busviewer.gui.wizard_data import local_time
 
 log = logging.getLogger(__name__)
 
@@ -117,18 +118,6 @@ def _dash(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else "—"
 
 
-def _local(iso: Any) -> str:
-    from datetime import datetime, timezone
-
-    try:
-        dt = datetime.fromisoformat(str(iso))
-    except ValueError:
-        return str(iso)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
 def card_html(entry: Any) -> str:
     """The model card as a reader-friendly summary."""
     c = entry.card
@@ -138,7 +127,7 @@ def card_html(entry: Any) -> str:
         ("Architecture", ARCH_TITLES.get(c.architecture, c.architecture)),
         ("Input", f"{'B-mode' if c.input_mode == 'bmode' else 'B-mode + strain elastography'}, "
                   f"{c.input_size}×{c.input_size} pixels"),
-        ("Created", e(_local(c.created))),
+        ("Created", e(local_time(c.created))),
         ("Started from", e(f"{c.parent.replace(':', ' v')} (fine-tuned from it)" if c.parent else
                            {"imagenet": "ImageNet weights", "random": "random initialisation"}.get(
                                c.pretrained_init, str(c.pretrained_init)))),
@@ -334,7 +323,7 @@ class ModelManagerDialog(QDialog):
             origin = "shipped" if e.location == "shipped" else ("trained here" if c.training.get("run_dir")
                                                                   else "added here")
             values = [f"{c.name} v{c.version}", ARCH_SHORT.get(c.architecture, c.architecture),
-                      "● active" if e.active else "", _local(c.created),
+                      "● active" if e.active else "", local_time(c.created),
                       _dash(img.get("auc")), _dash(img.get("sensitivity")), _dash(img.get("specificity")), origin]
             for col, text in enumerate(values):
                 item = QTableWidgetItem(text)

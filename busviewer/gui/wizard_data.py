@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from busviewer.training.events import fmt_duration
+
 CLASSES = ("benign", "malignant")
 LABEL_SOURCE_TITLES = {
     "import": "Imported labels (from the folder or manifest)",
@@ -571,15 +573,6 @@ def list_resumable_runs(root: Path | None = None, wizard_only: bool = False) -> 
                     out.append(info)
     out.sort(key=lambda r: r.started or datetime.min, reverse=True)
     return out
-
-
-def fmt_duration(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "--:--"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 def fmt_metric(v: Any) -> str:

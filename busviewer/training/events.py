@@ -188,7 +188,8 @@ ProgressCallback = Callable[[Event], None]
 TERMINAL_EVENTS = (RunFinished, Cancelled, RunFailed)
 
 
-def _fmt_s(seconds: float) -> str:
+def fmt_duration(seconds: float) -> str:
+    """Seconds as ``MM:SS`` or ``H:MM:SS`` (``--:--`` when unknown)."""
     if not math.isfinite(seconds) or seconds < 0:
         return "--:--"
     seconds = int(round(seconds))
@@ -260,7 +261,7 @@ class ProgressPrinter:
             bar = "#" * filled + "-" * (self.width - filled)
             self.stream.write(
                 f"\r[{ev.phase}/{ev.stage}] epoch {ev.epoch} [{bar}] {ev.step}/{ev.steps} "
-                f"loss {ev.loss:.4f} eta {_fmt_s(ev.eta_s)} ({ev.progress * 100:.0f}% of run) "
+                f"loss {ev.loss:.4f} eta {fmt_duration(ev.eta_s)} ({ev.progress * 100:.0f}% of run) "
             )
             self.stream.flush()
             self._open_line = True
@@ -289,7 +290,7 @@ class ProgressPrinter:
         elif isinstance(ev, Registered):
             self._line(f"registered model {ev.name}:{ev.version} ({ev.path}); not activated")
         elif isinstance(ev, RunFinished):
-            self._line(f"finished in {_fmt_s(ev.wall_s)}; results in {ev.run_dir}")
+            self._line(f"finished in {fmt_duration(ev.wall_s)}; results in {ev.run_dir}")
         elif isinstance(ev, Cancelled):
             where = f" during {ev.phase}/{ev.stage} epoch {ev.epoch}" if ev.phase else ""
             ck = f"; checkpoint {ev.checkpoint} (resume with --resume {ev.run_dir})" if ev.checkpoint else ""

@@ -152,8 +152,12 @@ def test_main_window_menu_opens_wizard_and_manager(mm, qtbot) -> None:  # type: 
     with qtbot.waitSignal(window.modelsLoaded, timeout=120_000):
         dlg.activate_selected()
     qtbot.waitUntil(lambda: window.models_state == "ready", timeout=60_000)
-    checked = [a.text() for a in window.arch_menus["ensemble"].actions() if a.isChecked()]
-    assert checked and checked[0].startswith("second-ens v1")
+
+    def checked() -> list[str]:
+        return [a.text() for a in window.arch_menus["ensemble"].actions() if a.isChecked()]
+
+    # modelsLoaded may come from a load that started before the activation: wait for the menu
+    qtbot.waitUntil(lambda: bool(checked()) and checked()[0].startswith("second-ens v1"), timeout=60_000)
     dlg.close()
     window.shutdown()
     window.close()
