@@ -115,7 +115,7 @@ class Analyzer:
                     self._predictors.pop(arch, None)
                     continue
                 loaded = self._models.get(arch)
-                if loaded is not None and loaded[1].sha256 == entry.card.sha256:
+                if loaded is not None and (loaded[1].ref, loaded[1].sha256) == (entry.card.ref, entry.card.sha256):
                     continue
                 model, card = self.registry.load(entry, device=self._device)
                 self._models[arch] = (model, card)
