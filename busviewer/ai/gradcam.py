@@ -19,6 +19,12 @@ device are restored, no parameter ``.grad`` is written (gradients are taken with
 ``torch.autograd.grad`` w.r.t. the hooked activations only), and it works when every
 parameter has ``requires_grad=False`` (the hooked activations are made to require grad,
 so the graph starts at the Grad-CAM layers and nothing before them is recorded).
+
+torchcam was considered: its extractors fuse several layers by normalising each map and
+then combining them, whereas seed 001 adds the raw weighted maps (AlexNet's resized to
+ResNet's) before one ReLU, and its hooks would write parameter gradients. A small
+hook-based implementation states the seed's formula directly, so torchcam is not a
+dependency.
 """
 
 from __future__ import annotations
