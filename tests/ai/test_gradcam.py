@@ -15,14 +15,7 @@ from busviewer.ai.networks import build_model, freeze_resnet_for_finetune, set_r
 from busviewer.ai.preprocess import preprocess
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Run this module's torch work on one thread (restored afterwards): on a shared 2-core
-    machine, OpenMP threads waiting on each other make small batches up to 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _rand_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

@@ -20,14 +20,7 @@ SIZE = 64
 SHA = "cd" * 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Run this module's torch work on one thread (restored afterwards): on a shared 2-core
-    machine, OpenMP threads waiting on each other make small batches up to 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

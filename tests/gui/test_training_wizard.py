@@ -16,6 +16,7 @@ from gui_helpers import link_models
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
+from synthetic import blob_image
 
 from busviewer.core.notice import RESEARCH_NOTICE
 from busviewer.core.store import Store
@@ -24,17 +25,6 @@ TRAIN_TIMEOUT = 240_000
 
 
 # ---------------------------------------------------------------------------- data
-def make_image(rng: np.random.Generator, malignant: bool, size: int = 64) -> np.ndarray:
-    """Speckle-like noise; malignant images carry a bright blob, benign ones a faint spot."""
-    yy, xx = np.mgrid[0:size, 0:size]
-    img = rng.normal(40, 12, (size, size))
-    cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
-    r = size / 5 if malignant else size / 12
-    amp = 170 if malignant else 60
-    img += amp * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
 def write_dataset(root: Path, patients: dict[str, list[str]], seed: int = 0) -> Path:
     """PNGs and a manifest ``image,label,patient_id``; ``patients`` maps id -> image labels."""
     rng = np.random.default_rng(seed)
@@ -43,7 +33,7 @@ def write_dataset(root: Path, patients: dict[str, list[str]], seed: int = 0) -> 
         for k, label in enumerate(labels):
             name = f"images/{pid}/{label} ({k + 1}).png"
             (root / name).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(make_image(rng, label == "malignant")).save(root / name)
+            Image.fromarray(blob_image(rng, label == "malignant")).save(root / name)
             rows.append((name, label, pid))
     manifest = root / "manifest.csv"
     with open(manifest, "w", newline="", encoding="utf-8") as fh:

@@ -14,18 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic import blob_image
 
 warnings.filterwarnings("ignore", message=".*ImageNet weights.*")
 
 
 def make_image(rng: np.random.Generator, malignant: bool, size: int = 64) -> np.ndarray:
-    yy, xx = np.mgrid[0:size, 0:size]
-    img = rng.normal(40, 12, (size, size))
-    cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
-    r = size / 5 if malignant else size / 12
-    amp = 170 if malignant else 60
-    img += amp * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
-    grey = np.clip(img, 0, 255).astype(np.uint8)
+    grey = blob_image(rng, malignant, size)
     return np.repeat(grey[..., None], 3, axis=2)
 
 
