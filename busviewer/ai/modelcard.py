@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from busviewer.ai.networks import ARCHITECTURES, INPUT_CHANNELS
+from busviewer.ai.networks import ARCHITECTURES, INPUT_CHANNELS, VARIANTS
 
 #: ImageNet RGB statistics (torchvision).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -74,6 +74,7 @@ class ModelCard:
     parent: str | None = None
     pretrained_init: str = "imagenet"
     description: str = ""
+    variant: str = "classic"  # network variant (busviewer.ai.networks.VARIANTS); older cards: classic
 
     def __post_init__(self) -> None:
         if self.normalisation is None and isinstance(self.input_mode, str) and self.input_mode in INPUT_CHANNELS:
@@ -180,6 +181,8 @@ class ModelCard:
             raise bad("sha256", "is missing (the card does not identify a weights file)")
         if self.parent is not None and (not isinstance(self.parent, str) or not _PARENT_RE.match(self.parent)):
             raise bad("parent", f"must be null or 'name:version' (got {self.parent!r})")
+        if self.variant not in VARIANTS:
+            raise bad("variant", f"must be one of {list(VARIANTS)} (got {self.variant!r})")
         if self.pretrained_init not in ("imagenet", "random"):
             raise bad("pretrained_init", f"must be 'imagenet' or 'random' (got {self.pretrained_init!r})")
         if not isinstance(self.description, str):

@@ -6,6 +6,16 @@
 - ``vgg16``: VGG-16 with its last classifier layer replaced by a 2-class layer
   (the fine-tuning variant of seed 000).
 
+Variants (recorded in the model card as ``variant``):
+
+- ``classic`` (default): the torchvision networks as the seeds used them.
+- ``bn``: trainable from random initialisation. VGG-16 becomes the batch-normalised
+  ``vgg16_bn`` with the GAP + FC(512) + FC(2) classifier that seed 000 describes for
+  VGG-16 feature extraction (13 conv layers unchanged; 14.7 M instead of 134 M
+  parameters). The ensemble keeps AlexNet's 4096-d and ResNet-18's 512-d features and
+  the single 4608-d head, with batch normalisation after each of AlexNet's five
+  convolutions (torchvision has no ``alexnet_bn``; ResNet-18 already has it).
+
 Input modes: ``bmode`` (3-channel B-mode) and ``bse`` (B-mode grey + strain
 elastography RGB stacked as 4 channels, seed 001 B-SE-US); for ``bse`` the first
 convolution is widened to 4 inputs.
@@ -30,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Architecture = Literal["ensemble", "vgg16"]
 ARCHITECTURES: tuple[str, ...] = ("ensemble", "vgg16")
+VARIANTS: tuple[str, ...] = ("classic", "bn")
 INPUT_CHANNELS: dict[str, int] = {"bmode": 3, "bse": 4}
 ALEXNET_FEATURES = 4096
 RESNET_FEATURES = 512
@@ -104,14 +115,15 @@ def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
 class AlexNetBranch(nn.Module):
     """AlexNet up to its penultimate 4096-feature layer, plus a 2-class head."""
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True):
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True,
+                 batch_norm: bool = False):
         super().__init__()
         net = tvm.alexnet(weights=None)
-        self.pretrained = pretrained and _load_pretrained(
+        self.pretrained = not batch_norm and pretrained and _load_pretrained(
             net, tvm.AlexNet_Weights.IMAGENET1K_V1, "AlexNet"
         )
         net.features[0] = _widen_first_conv(net.features[0], in_channels)
-        self.features = net.features
+        self.features = _with_batch_norm(net.features) if batch_norm else net.features
         self.avgpool = net.avgpool
         self.classifier = nn.Sequential(*list(net.classifier.children())[:6])  # -> 4096
         self.fc = nn.Linear(ALEXNET_FEATURES, num_classes)
@@ -125,7 +137,19 @@ class AlexNetBranch(nn.Module):
     @property
     def cam_layer(self) -> nn.Module:
         """Last convolutional layer (target of Grad-CAM)."""
-        return self.features[10]
+        return [m for m in self.features if isinstance(m, nn.Conv2d)][-1]
+
+
+def _with_batch_norm(features: nn.Sequential) -> nn.Sequential:
+    """``features`` with a BatchNorm2d after every convolution (bias-free convs)."""
+    layers: list[nn.Module] = []
+    for m in features:
+        if isinstance(m, nn.Conv2d):
+            layers.append(nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, bias=False))
+            layers.append(nn.BatchNorm2d(m.out_channels))
+        else:
+            layers.append(m)
+    return nn.Sequential(*layers)
 
 
 class ResNetBranch(nn.Module):
@@ -158,9 +182,11 @@ class EnsembleNet(nn.Module):
 
     architecture = "ensemble"
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True):
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True,
+                 variant: str = "classic"):
         super().__init__()
-        self.alexnet = AlexNetBranch(in_channels, num_classes, pretrained)
+        self.variant = variant
+        self.alexnet = AlexNetBranch(in_channels, num_classes, pretrained, batch_norm=variant == "bn")
         self.resnet = ResNetBranch(in_channels, num_classes, pretrained)
         self.head = nn.Linear(ALEXNET_FEATURES + RESNET_FEATURES, num_classes)
 
@@ -174,12 +200,29 @@ class EnsembleNet(nn.Module):
 
 
 class VGG16Net(nn.Module):
-    """VGG-16 with a 2-class last layer (fine-tuning variant of seed 000)."""
+    """VGG-16 with a 2-class last layer (fine-tuning variant of seed 000); variant ``bn``:
+    ``vgg16_bn`` with the GAP + FC(512) + FC(2) head of seed 000's feature extractor."""
 
     architecture = "vgg16"
+    GAP_HIDDEN = 512
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True):
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True,
+                 variant: str = "classic"):
         super().__init__()
+        self.variant = variant
+        if variant == "bn":
+            net = tvm.vgg16_bn(weights=None)
+            self.pretrained = pretrained and _load_pretrained(
+                net, tvm.VGG16_BN_Weights.IMAGENET1K_V1, "VGG-16-BN"
+            )
+            net.features[0] = _widen_first_conv(net.features[0], in_channels)
+            self.features = net.features
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.classifier = nn.Sequential(
+                nn.Linear(512, self.GAP_HIDDEN), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                nn.Linear(self.GAP_HIDDEN, num_classes),
+            )
+            return
         net = tvm.vgg16(weights=None)
         self.pretrained = pretrained and _load_pretrained(
             net, tvm.VGG16_Weights.IMAGENET1K_V1, "VGG-16"
@@ -195,7 +238,8 @@ class VGG16Net(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
-        return self.features[28]
+        """Last convolutional layer (target of Grad-CAM)."""
+        return [m for m in self.features if isinstance(m, nn.Conv2d)][-1]
 
 
 def build_model(
@@ -203,15 +247,18 @@ def build_model(
     input_mode: str = "bmode",
     num_classes: int = 2,
     pretrained: bool = True,
+    variant: str = "classic",
 ) -> nn.Module:
-    """Build a network by name (``ensemble`` or ``vgg16``) for an input mode."""
+    """Build a network by name (``ensemble`` or ``vgg16``) for an input mode and variant."""
     if input_mode not in INPUT_CHANNELS:
         raise ValueError(f"unknown input mode {input_mode!r}; expected one of {list(INPUT_CHANNELS)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown network variant {variant!r}; expected one of {VARIANTS}")
     channels = INPUT_CHANNELS[input_mode]
     if architecture == "ensemble":
-        return EnsembleNet(channels, num_classes, pretrained)
+        return EnsembleNet(channels, num_classes, pretrained, variant)
     if architecture == "vgg16":
-        return VGG16Net(channels, num_classes, pretrained)
+        return VGG16Net(channels, num_classes, pretrained, variant)
     raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
 
 
@@ -226,6 +273,9 @@ def freeze_alexnet_for_finetune(branch: AlexNetBranch, trainable_last: int = 3) 
     linears = [m for m in branch.classifier if isinstance(m, nn.Linear)] + [branch.fc]
     convs = [m for m in branch.features if isinstance(m, nn.Conv2d)]
     layers = convs + linears
+    if trainable_last >= len(layers):  # everything, BatchNorm layers of the ``bn`` variant included
+        set_requires_grad(branch, True)
+        return
     for layer in layers[-trainable_last:] if trainable_last > 0 else []:
         set_requires_grad(layer, True)
 

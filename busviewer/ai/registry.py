@@ -220,10 +220,11 @@ def file_sha256(path: str | Path) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _expected_tensors(architecture: str, input_mode: str, num_classes: int) -> dict[str, TensorInfo]:
+def _expected_tensors(architecture: str, input_mode: str, num_classes: int,
+                      variant: str = "classic") -> dict[str, TensorInfo]:
     """Tensor names/shapes of an architecture's state dict (built on the meta device: no memory)."""
     with torch.device("meta"):
-        model = build_model(architecture, input_mode, num_classes=num_classes, pretrained=False)
+        model = build_model(architecture, input_mode, num_classes=num_classes, pretrained=False, variant=variant)
     out: dict[str, TensorInfo] = {}
     for k, v in model.state_dict().items():
         kind = "F32" if v.is_floating_point() else "I64"
@@ -233,7 +234,7 @@ def _expected_tensors(architecture: str, input_mode: str, num_classes: int) -> d
 
 def expected_tensors(card: ModelCard) -> dict[str, TensorInfo]:
     """Names and shapes the weights of ``card``'s architecture must have."""
-    return dict(_expected_tensors(card.architecture, card.input_mode, card.num_classes))
+    return dict(_expected_tensors(card.architecture, card.input_mode, card.num_classes, card.variant))
 
 
 def _fmt_names(names: list[str], limit: int = 5) -> str:
@@ -307,7 +308,7 @@ def load_weights(path: str | Path, card: ModelCard, device: str | torch.device =
         raise ModelFileError(f"{path}: cannot read safetensors weights: {exc}") from exc
     with torch.device("meta"):
         model = build_model(card.architecture, card.input_mode, num_classes=card.num_classes,
-                            pretrained=False)
+                            pretrained=False, variant=card.variant)
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
