@@ -35,13 +35,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=("ensemble", "vgg16"), default="ensemble", help="architecture")
     p.add_argument("--data", help="manifest CSV (image,label,patient_id) or 'store' (the local store)")
+    p.add_argument("--recipe", choices=("busviewer", "seed"), default="busviewer",
+                   help="settings preset: busviewer (default; see docs/RESULTS.md) or seed (the papers': "
+                        "Adam 1e-4, crop + flip, early stopping on the validation loss); flags below override it")
     p.add_argument("--folds", type=int, default=0,
                    help="k >= 2: also run patient-wise k-fold cross-validation (mean ± SD); default 0 = none")
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs per training stage (default 30)")
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (default 5)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, help="maximum epochs per training stage (recipe: seed 30, busviewer 40)")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (recipe: 5 / 12)")
+    p.add_argument("--batch-size", type=int)
     p.add_argument("--input-size", type=int, default=224, help="network input size in pixels (default 224)")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument("--lr", type=float, help="peak learning rate (recipe: seed 1e-4, busviewer 1e-3)")
+    p.add_argument("--weight-decay", type=float, help="weight decay (recipe: seed 0, busviewer 0.05)")
+    p.add_argument("--variant", choices=("classic", "bn"), help="network variant (recipe: classic / bn)")
+    p.add_argument("--optimizer", choices=("adam", "adamw"))
+    p.add_argument("--schedule", choices=("constant", "cosine"))
+    p.add_argument("--warmup-epochs", type=int)
+    p.add_argument("--early-stop", choices=("val_loss", "val_auc"), help="early-stopping criterion")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--mixup", type=float, help="mixup Beta(a, a) parameter, 0 = off")
+    p.add_argument("--ema", type=float, help="EMA decay of the weights, 0 = off")
+    p.add_argument("--ensemble-schedule", choices=("staged", "joint"),
+                   help="ensemble: seed 001's stages (branches, then head) or one joint stage")
+    p.add_argument("--rotation", type=float, help="augmentation: max rotation in degrees")
+    p.add_argument("--gamma", type=float, help="augmentation: gamma range +- this")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
     p.add_argument("--amp", choices=("auto", "off", "fp16", "bf16"), default="auto",
                    help="mixed precision on CUDA (default auto: bf16 if supported, else fp16)")
@@ -53,10 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-sources", help="comma-separated label sources to use: import,reader,biopsy")
     p.add_argument("--rois", action="store_true", help="train on the saved lesion crops (store only)")
     p.add_argument("--limit-patients", type=int, help="use a stratified subset of N patients (quick runs)")
-    p.add_argument("--balance", choices=("loss", "sampler", "none"), default="loss",
-                   help="class balancing: weighted loss (default), weighted sampler or none")
+    p.add_argument("--balance", choices=("loss", "sampler", "none"),
+                   help="class balancing: weighted loss (seed recipe), weighted sampler (busviewer) or none")
     p.add_argument("--no-augment", action="store_true", help="no online augmentation")
-    p.add_argument("--crop", choices=("resized", "random", "none"), default="resized",
+    p.add_argument("--crop", choices=("resized", "random", "none"),
                    help="augmentation crop: random resized crop (default), random crop, none")
     p.add_argument("--no-hflip", action="store_true")
     p.add_argument("--no-jitter", action="store_true", help="no brightness/contrast jitter")
@@ -107,19 +123,32 @@ def _sources(text: str | None) -> list[str] | None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`~busviewer.training.config.TrainConfig` for ``busviewer train`` arguments."""
-    from busviewer.training.config import AugmentConfig, TrainConfig
+    """The :class:`~busviewer.training.config.TrainConfig` for ``busviewer train`` arguments:
+    the ``--recipe`` preset with every explicitly given flag on top."""
+    from busviewer.training.recipes import make_config
 
     g = lambda name, default=None: getattr(args, name, default)  # noqa: E731
-    aug = AugmentConfig(
-        enabled=not g("no_augment", False),
-        crop=g("crop", "resized"),
-        hflip=not g("no_hflip", False),
-        brightness=0.0 if g("no_jitter", False) else 0.2,
-        contrast=0.0 if g("no_jitter", False) else 0.2,
-        scale=0.0 if g("no_scale", False) else 0.1,
-    )
-    return TrainConfig(
+    aug: dict[str, Any] = {}
+    if g("no_augment", False):
+        aug["enabled"] = False
+    if g("crop") is not None:
+        aug["crop"] = g("crop")
+    if g("no_hflip", False):
+        aug["hflip"] = False
+    if g("no_jitter", False):
+        aug["brightness"] = aug["contrast"] = 0.0
+    if g("no_scale", False):
+        aug["scale"] = 0.0
+    for name in ("rotation", "gamma"):
+        if g(name) is not None:
+            aug[name] = g(name)
+    recipe_flags = ("epochs", "patience", "batch_size", "lr", "weight_decay", "variant", "optimizer", "schedule",
+                    "warmup_epochs", "early_stop", "label_smoothing", "mixup", "ema", "ensemble_schedule", "balance")
+    overrides = {k: g(k) for k in recipe_flags if g(k) is not None}
+    return make_config(
+        g("recipe", "busviewer"),
+        augment=aug,
+        **overrides,
         architecture=g("model", "ensemble"),
         data=g("data") or "",
         input_size=g("input_size", 224),
@@ -132,12 +161,6 @@ def config_from_args(args: argparse.Namespace) -> Any:
         test_fraction=g("test_fraction", 0.15),
         folds=g("folds", 0) or 0,
         split_file=g("split_file"),
-        epochs=g("epochs", 30),
-        patience=g("patience", 5),
-        batch_size=g("batch_size", 32),
-        lr=g("lr", 1e-4),
-        balance=g("balance", "loss"),
-        augment=aug,
         max_steps_per_epoch=g("max_steps"),
         pretrained=not g("no_pretrained", False),
         init_from=g("init_from"),

@@ -34,6 +34,7 @@ class Checkpoint:
     best: dict[str, torch.Tensor] | None = None
     optimizer: dict[str, Any] | None = None
     rng: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = field(default=None, repr=False)
+    ema: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # averaged weights (TrainConfig.ema)
 
 
 # ---------------------------------------------------------------- optimizer state
@@ -111,6 +112,7 @@ def save_checkpoint(
     best_state: dict[str, torch.Tensor] | None = None,
     optimizer_state: dict[str, Any] | None = None,
     rng: bool = True,
+    ema_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint atomically; returns its path."""
     path = Path(path)
@@ -118,6 +120,8 @@ def save_checkpoint(
     full_meta: dict[str, Any] = {"format": FORMAT, "meta": meta, "has_best": best_state is not None}
     if best_state is not None:
         tensors |= {f"best.{k}": v for k, v in _cpu(best_state).items()}
+    if ema_state is not None:
+        tensors |= {f"ema.{k}": v for k, v in _cpu(ema_state).items()}
     if optimizer_state is not None:
         opt_tensors, opt_meta = flatten_optimizer_state(optimizer_state)
         tensors |= {f"optim.{k}": v for k, v in _cpu(opt_tensors).items()}
@@ -153,7 +157,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "best": {}, "optim": {}, "rng": {}}
+    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "best": {}, "optim": {}, "rng": {}, "ema": {}}
     with safe_open(str(path), framework="pt", device=str(device) if str(device) != "mps" else "cpu") as f:
         md = f.metadata() or {}
         if META_KEY not in md:
@@ -172,6 +176,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         best=groups["best"] if full.get("has_best") else None,
         optimizer=opt,
         rng=(rng_tensors, full.get("rng", {})) if rng_tensors else None,
+        ema=groups["ema"] or None,
     )
 
 

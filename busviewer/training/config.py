@@ -23,6 +23,10 @@ class AugmentConfig:
     - ``hflip``: random horizontal flip (seed 001).
     - ``brightness`` / ``contrast``: colour jitter strength, 0 disables (seed 002).
     - ``scale``: small random zoom in/out by up to this fraction, 0 disables (seed 002).
+    - ``rotation``: random rotation by up to this many degrees, 0 disables.
+    - ``gamma``: random gamma in ``[1 - gamma, 1 + gamma]`` (ultrasound gain/TGC changes).
+    - ``noise``: additive Gaussian noise of this standard deviation (images in [0, 1]).
+    - ``blur``: probability of a light Gaussian blur (sigma 0.1..1.0 px).
     """
 
     enabled: bool = True
@@ -33,6 +37,10 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     scale: float = 0.1
+    rotation: float = 0.0
+    gamma: float = 0.0
+    noise: float = 0.0
+    blur: float = 0.0
 
 
 @dataclass
@@ -67,6 +75,20 @@ class TrainConfig:
     average of the two stage-1 branch heads (``"branches"``: its first output equals the
     mean of the branch logits, so stage 2 starts from the branches' combined decision) or
     from PyTorch's random initialisation (``"random"``).
+
+    Recipe (see :mod:`busviewer.training.recipes`; ``recipe`` records which preset the
+    settings came from; the dataclass defaults are the ``seed`` recipe): ``variant``
+    (network variant, :data:`busviewer.ai.networks.VARIANTS`), ``optimizer`` (``adam`` or
+    ``adamw``; AdamW decays only weights with >= 2 dimensions), ``schedule`` (``constant``
+    or ``cosine``: linear warm-up over ``warmup_epochs`` then cosine decay to 0 over
+    ``epochs``, per step), ``early_stop`` (``val_loss`` or ``val_auc``: validation AUC over
+    patients, a patient scored by the mean malignant probability of their images; ties broken
+    by the loss), ``label_smoothing``, ``mixup`` (Beta(alpha, alpha); 0 off), ``ema``
+    (decay of an exponential moving average of the weights, evaluated and kept instead of
+    the raw weights; 0 off), ``ensemble_schedule`` (``staged``: seed 001's branch stages
+    then the joint head; ``joint``: one stage trains both branches and the 4608-d head
+    together, the loss being the head's cross-entropy plus ``aux_weight`` times each
+    branch head's).
 
     Device: ``device`` ``None`` = automatic (cuda, mps, cpu). ``amp``: ``"auto"`` (bf16
     where supported, else fp16, CUDA only), ``"fp16"``, ``"bf16"`` or ``"off"``; it is
@@ -110,6 +132,18 @@ class TrainConfig:
     resnet_frozen_first: int | None = None
     vgg_frozen_blocks: int | None = None
     head_init: str = "branches"  # ensemble stage 2: "branches" (average of the stage-1 heads) or "random"
+    # recipe levers (dataclass defaults = the "seed" recipe)
+    recipe: str = "seed"
+    variant: str = "classic"
+    optimizer: str = "adam"
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    early_stop: str = "val_loss"
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
+    ema: float = 0.0
+    ensemble_schedule: str = "staged"
+    aux_weight: float = 0.5
     # machinery
     device: str | None = None
     amp: str = "auto"
@@ -154,6 +188,20 @@ class TrainConfig:
             raise ValueError("amp must be 'auto', 'off', 'fp16' or 'bf16'")
         if self.head_init not in ("branches", "random"):
             raise ValueError("head_init must be 'branches' or 'random'")
+        from busviewer.ai.networks import VARIANTS
+
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError("optimizer must be 'adam' or 'adamw'")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError("schedule must be 'constant' or 'cosine'")
+        if self.early_stop not in ("val_loss", "val_auc"):
+            raise ValueError("early_stop must be 'val_loss' or 'val_auc'")
+        if self.ensemble_schedule not in ("staged", "joint"):
+            raise ValueError("ensemble_schedule must be 'staged' or 'joint'")
+        if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema < 1 or self.mixup < 0 or self.warmup_epochs < 0:
+            raise ValueError("label_smoothing and ema must be in [0, 1); mixup and warmup_epochs >= 0")
         if self.augment.crop not in ("resized", "random", "none"):
             raise ValueError("augment.crop must be 'resized', 'random' or 'none'")
         if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DistributedSampler, Sampler
@@ -68,6 +69,19 @@ class StagePlan:
 
 def stage_plans(model: nn.Module, cfg: TrainConfig, pretrained_like: bool) -> list[StagePlan]:
     """The fine-tuning schedule for ``model`` (see :class:`TrainConfig` on freezing)."""
+    if isinstance(model, nets.EnsembleNet) and cfg.ensemble_schedule == "joint":
+        def setup_joint() -> None:
+            nets.set_requires_grad(model, True)
+            if pretrained_like:  # keep seed 001's frozen early layers when fine-tuning
+                if cfg.alexnet_trainable_last is not None:
+                    nets.freeze_alexnet_for_finetune(model.alexnet, cfg.alexnet_trainable_last)
+                    nets.set_requires_grad(model.resnet, True)
+                    nets.set_requires_grad(model.head, True)
+                if cfg.resnet_frozen_first:
+                    for name in nets.RESNET_STAGES[: cfg.resnet_frozen_first]:
+                        nets.set_requires_grad(getattr(model.resnet.body, name), False)
+
+        return [StagePlan("joint", JointEnsemble(model), model, setup_joint)]
     if isinstance(model, nets.EnsembleNet):
         a_last = cfg.alexnet_trainable_last
         if a_last is None:
@@ -102,6 +116,87 @@ def stage_plans(model: nn.Module, cfg: TrainConfig, pretrained_like: bool) -> li
 
         return [StagePlan("vgg16", model, model, setup_vgg)]
     raise TypeError(f"no training schedule for {type(model).__name__}")
+
+
+class JointEnsemble(nn.Module):
+    """The ensemble trained end to end: in training mode the joint head's logits plus each
+    branch head's logits (deep supervision keeps both branches discriminative on their
+    own, as stage 1 of seed 001 does); in eval mode the joint head's logits only."""
+
+    def __init__(self, model: nets.EnsembleNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        a = self.model.alexnet.embed(x)
+        r = self.model.resnet.embed(x)
+        main = self.model.head(torch.cat([a, r], dim=1))
+        if self.training:
+            return main, self.model.alexnet.fc(a), self.model.resnet.fc(r)
+        return main
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
+    """Learning-rate multiplier at optimiser step ``step`` (0-based): linear warm-up, then
+    constant or cosine decay to 0 at ``total_steps``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule != "cosine":
+        return 1.0
+    span = max(1, total_steps - warmup_steps)
+    t = min(1.0, (step - warmup_steps) / span)
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (seed) or AdamW; AdamW decays weight matrices/kernels only, not biases or norms."""
+    if cfg.optimizer == "adamw":
+        decay = [p for p in params if p.ndim >= 2]
+        rest = [p for p in params if p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class WeightEMA:
+    """Exponential moving average of a module's floating-point state (weights and
+    BatchNorm statistics); integer buffers are copied. The decay warms up as
+    ``min(decay, (1 + t) / (10 + t))`` after ``t`` updates, so that on short runs (a few
+    hundred steps on small data) the average does not lag behind by most of the run."""
+
+    def __init__(self, module: nn.Module, decay: float, state: dict[str, torch.Tensor] | None = None,
+                 updates: int = 0):
+        self.module, self.decay, self.updates = module, decay, updates
+        src = state if state is not None else module.state_dict()
+        self.state = {k: v.detach().clone().to(module.state_dict()[k].device) for k, v in src.items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        self.updates += 1
+        for k, v in self.module.state_dict().items():
+            if v.is_floating_point():
+                self.state[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+            else:
+                self.state[k].copy_(v)
+
+    def swap(self) -> None:
+        """Exchange the module's weights and the averaged ones (call twice to undo)."""
+        current = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        self.module.load_state_dict(self.state)
+        self.state = current
+
+
+def patient_auc(patients: Sequence[str], labels: Sequence[int], probs: Sequence[float]) -> float:
+    """AUC over patients scored by the mean probability of their images (nan if one class)."""
+    from busviewer.training.metrics import patient_level
+
+    _, truth, _, mean_prob = patient_level(patients, labels, probs)
+    if len(set(truth)) < 2:
+        return float("nan")
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(truth, mean_prob))
 
 
 @torch.no_grad()
@@ -253,10 +348,24 @@ class PhaseTrainer:
         return DistributedSampler(self.train_ds, num_replicas=w, rank=r, shuffle=True, seed=seed, drop_last=False)
 
     def _criterion(self) -> nn.Module:
+        ls = self.cfg.label_smoothing
         if self.cfg.balance == "loss":
             weight = torch.tensor(class_weights(self.train_ds.labels), dtype=torch.float32, device=self.device)
-            return nn.CrossEntropyLoss(weight=weight)
-        return nn.CrossEntropyLoss()
+            return nn.CrossEntropyLoss(weight=weight, label_smoothing=ls)
+        return nn.CrossEntropyLoss(label_smoothing=ls)
+
+    def _loss(self, criterion: nn.Module, out: Any, y: torch.Tensor, y2: torch.Tensor | None, lam: float) -> torch.Tensor:
+        """Cross-entropy of the logits (plus ``aux_weight`` x each auxiliary head's), mixed
+        between ``y`` and ``y2`` with weight ``lam`` under mixup."""
+        outs = out if isinstance(out, tuple) else (out,)
+        weights = [1.0] + [self.cfg.aux_weight] * (len(outs) - 1)
+        total = outs[0].new_zeros(()).float()
+        for w, logits in zip(weights, outs):
+            loss = criterion(logits.float(), y)
+            if y2 is not None:
+                loss = lam * loss + (1.0 - lam) * criterion(logits.float(), y2)
+            total = total + w * loss
+        return total
 
     @property
     def val_class_weight(self) -> torch.Tensor | None:
@@ -268,7 +377,8 @@ class PhaseTrainer:
             return None
         return torch.tensor(class_weights(self.train_ds.labels), dtype=torch.float32)
 
-    def _save(self, meta: dict[str, Any], best: dict[str, torch.Tensor] | None, optim: Any) -> None:
+    def _save(self, meta: dict[str, Any], best: dict[str, torch.Tensor] | None, optim: Any,
+              ema: dict[str, torch.Tensor] | None = None) -> None:
         if self.dist.is_main and self.cfg.checkpoints:
             save_checkpoint(
                 self.checkpoint_path,
@@ -276,6 +386,7 @@ class PhaseTrainer:
                 self.model.state_dict(),
                 best_state=best,
                 optimizer_state=optim.state_dict() if optim is not None else None,
+                ema_state=ema,
             )
         ddp.barrier(self.dist)
 
@@ -306,7 +417,7 @@ class PhaseTrainer:
         n_params = sum(p.numel() for p in params)
         if not params:
             raise ValueError(f"stage {plan.name}: nothing to train (every layer frozen)")
-        optim = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optim = make_optimizer(params, cfg)
         use_scaler = self.amp_dtype == torch.float16 and self.device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         es = EarlyStopping(cfg.patience, cfg.min_delta)
@@ -327,6 +438,11 @@ class PhaseTrainer:
                     scaler.load_state_dict(ck.meta["scaler"])
         if start_epoch == 0 and plan.init is not None:
             plan.init()
+        ema = None
+        if cfg.ema > 0:
+            resumed = ck is not None and start_epoch > 0
+            ema = WeightEMA(plan.state_module, cfg.ema, ck.ema if resumed else None,
+                            start_epoch * self.steps_per_epoch if resumed else 0)
         self.tracker.advance(start_epoch * self.steps_per_epoch)
 
         fwd: nn.Module = plan.forward
@@ -340,6 +456,8 @@ class PhaseTrainer:
         val_loader = make_loader(self.val_ds, cfg.eval_batch_size, cfg.num_workers, device=self.device)
         criterion = self._criterion()
         steps = self.steps_per_epoch
+        total_steps, warmup_steps = cfg.epochs * steps, cfg.warmup_epochs * steps
+        val_patients = [smp.patient for smp in self.val_ds.samples]
         self.emit(StageStarted(self.phase, plan.name, cfg.epochs, steps, n_params, start_epoch + 1))
 
         epoch = start_epoch
@@ -357,13 +475,23 @@ class PhaseTrainer:
                 t0 = time.monotonic()
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
+                y2, lam = None, 1.0
+                if cfg.mixup > 0 and x.shape[0] > 1:
+                    lam = float(np.random.beta(cfg.mixup, cfg.mixup))
+                    perm = torch.randperm(x.shape[0], device=x.device)
+                    x, y2 = lam * x + (1.0 - lam) * x[perm], y[perm]
+                factor = lr_factor(epoch * steps + step, total_steps, warmup_steps, cfg.schedule)
+                for group in optim.param_groups:
+                    group["lr"] = cfg.lr * factor
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                    logits = fwd(x)
-                loss = criterion(logits.float(), y)
+                    outputs = fwd(x)
+                loss = self._loss(criterion, outputs, y, y2, lam)
                 optim.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optim)
                 scaler.update()
+                if ema is not None:
+                    ema.update()
                 lv = float(loss.item())
                 loss_sum += lv * int(y.numel())
                 n_seen += int(y.numel())
@@ -377,15 +505,23 @@ class PhaseTrainer:
                 )
             self.check_cancel()
             train_loss = ddp.mean_across(loss_sum / max(n_seen, 1), self.dist, self.device)
+            if ema is not None:
+                ema.swap()  # validate (and keep as best) the averaged weights
             probs, labels, val_loss = predict_loader(
                 plan.forward, val_loader, self.device, self.amp_dtype, self.check_cancel, self.val_class_weight
             )
             val = binary_metrics(labels.tolist(), probs.tolist(), cfg.threshold, roc=False)
             val_metrics = {k: val[k] for k in ("accuracy", "sensitivity", "specificity", "auc")}
+            val_metrics["patient_auc"] = patient_auc(val_patients, labels.tolist(), probs.tolist())
             val_loss = float(ddp.broadcast_object(val_loss, self.dist))
-            improved = es.update(val_loss, epoch + 1)
+            score = val_loss
+            if cfg.early_stop == "val_auc" and math.isfinite(val_metrics["patient_auc"]):
+                score = -float(val_metrics["patient_auc"]) + 1e-3 * val_loss  # the loss only breaks ties
+            improved = es.update(score, epoch + 1)
             if improved:
                 best = {k: v.detach().clone() for k, v in plan.state_module.state_dict().items()}
+            if ema is not None:
+                ema.swap()
             epoch_s = time.monotonic() - t_epoch
             record = {
                 "phase": self.phase, "stage": plan.name, "epoch": epoch + 1, "train_loss": train_loss,
@@ -404,10 +540,11 @@ class PhaseTrainer:
                     "stage_index": si, "stage": plan.name, "epoch": epoch, "early_stopping": es.to_dict(),
                     "history": out.history, "stages": out.stages,
                     "scaler": scaler.state_dict() if use_scaler else None,
-                    "best_is_current": improved,  # then the best weights are the model's (not stored twice)
+                    "best_is_current": improved and ema is None,  # then the best weights are the model's
                 },
-                None if improved else best,
+                None if (improved and ema is None) else best,
                 optim,
+                ema.state if ema is not None else None,
             )
 
         stopped_early = es.should_stop and epoch < cfg.epochs
@@ -416,7 +553,7 @@ class PhaseTrainer:
         summary = {
             "stage": plan.name, "epochs_run": epoch, "best_epoch": es.best_epoch,
             "best_val_loss": es.best_loss if math.isfinite(es.best_loss) else None,
-            "stopped_early": stopped_early, "trainable_params": n_params,
+            "stopped_early": stopped_early, "trainable_params": n_params, "early_stop": cfg.early_stop,
         }
         out.stages.append(summary)
         self._save(

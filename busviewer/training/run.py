@@ -243,7 +243,7 @@ class _Run:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", nets.PretrainedUnavailable)
             model = nets.build_model(cfg.architecture, cfg.input_mode, len(CLASSES),
-                                     pretrained=cfg.pretrained and not cfg.init_from)
+                                     pretrained=cfg.pretrained and not cfg.init_from, variant=cfg.variant)
         for w in caught:
             if issubclass(w.category, nets.PretrainedUnavailable) and phase_index == 0:
                 self.emit(Notice("warning", str(w.message)))
@@ -251,9 +251,9 @@ class _Run:
         init = "imagenet" if pretrained else "random"
         if cfg.init_from:
             src, card = self._registry().load(cfg.init_from, device="cpu")
-            if card.architecture != cfg.architecture or card.input_mode != cfg.input_mode:
-                raise ValueError(f"init_from {cfg.init_from} is a {card.architecture}/{card.input_mode} model, "
-                                 f"not {cfg.architecture}/{cfg.input_mode}")
+            if (card.architecture, card.input_mode, card.variant) != (cfg.architecture, cfg.input_mode, cfg.variant):
+                raise ValueError(f"init_from {cfg.init_from} is a {card.architecture}/{card.input_mode}/"
+                                 f"{card.variant} model, not {cfg.architecture}/{cfg.input_mode}/{cfg.variant}")
             model.load_state_dict(src.state_dict())
             parent, init, pretrained = card.ref, card.pretrained_init, True
         explicit = (cfg.alexnet_trainable_last, cfg.resnet_frozen_first, cfg.vgg_frozen_blocks)
@@ -368,8 +368,9 @@ class _Run:
                 "seed": plan.seed, "val_fraction": plan.val_fraction, "test_fraction": plan.test_fraction,
                 "counts": plan.counts, "cv_folds": len(plan.folds),
             },
-            "settings": settings | {"optimizer": "Adam", "loss": "cross-entropy",
-                                    "early_stopping": "validation loss, best weights restored"},
+            "settings": settings | {"loss": "cross-entropy",
+                                    "early_stopping": f"{cfg.early_stop}, best weights restored"},
+            "recipe": cfg.recipe,
             "stages": final.get("stages", []),
             "device": str(self.device),
             "world_size": self.dist.world_size,
@@ -391,6 +392,7 @@ class _Run:
             metrics=json_safe(card_metrics),
             parent=final.get("_parent"),
             pretrained_init=final.get("_init") or "random",
+            variant=cfg.variant,
             description=cfg.description
             or f"{cfg.architecture} trained on {Path(str(cfg.data)).name if cfg.data != 'store' else 'the local store'}"
             f" (run {self.run_dir.name})",
