@@ -88,7 +88,12 @@ def press(qtbot, wiz,  # type: ignore[no-untyped-def]
 
 
 def fast_settings(sp) -> None:  # type: ignore[no-untyped-def]
-    """Tiny but real: 64 px, 2 epochs of 2 steps per stage, most of the ensemble frozen, CPU."""
+    """Tiny but real: seed recipe (staged ensemble), 64 px, 2 epochs of 2 steps per stage, most of the
+    ensemble frozen, CPU."""
+    assert sp.recipe.currentData() == "busviewer"  # the default
+    assert sp.lr.value() == pytest.approx(1e-3)
+    sp.recipe.setCurrentIndex(sp.recipe.findData("seed"))
+    assert sp.lr.value() == pytest.approx(1e-4) and sp.config_values()["recipe"] == "seed"
     sp.epochs.setValue(2)
     sp.patience.setValue(2)
     sp.batch_size.setValue(8)
