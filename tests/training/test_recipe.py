@@ -138,3 +138,22 @@ def test_ultrasound_augmentation_keeps_shape_and_range() -> None:
     out = t(np.full((40, 50, 3), 128, np.uint8))
     assert out.shape == (3, 32, 32) and out.dtype == torch.float32
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_busviewer_recipe_trains_registers_bn_and_fine_tuning_keeps_the_variant(
+        manifest: Path, tmp_path: Path, fast_config, registry) -> None:  # type: ignore[no-untyped-def]
+    from busviewer.training.recipes import recipe_settings
+    from busviewer.training.run import run_training
+
+    bv = {k: v for k, v in recipe_settings("busviewer").items() if k not in ("epochs", "patience", "augment")}
+    cfg = fast_config(manifest, tmp_path / "bv", recipe="busviewer", alexnet_trainable_last=None,
+                      resnet_frozen_first=None, **bv)
+    first = run_training(cfg, registry=registry)
+    assert first.status == "finished"
+    card = registry.get(first.model).card
+    assert card.variant == "bn" and card.training["recipe"] == "busviewer"
+    assert card.training["stages"][0]["stage"] == "joint" and card.training["stages"][0]["early_stop"] == "val_auc"
+    # the seed recipe asks for the classic network, but fine-tuning keeps the parent's variant
+    second = run_training(fast_config(manifest, tmp_path / "ft", init_from=first.model), registry=registry)
+    child = registry.get(second.model).card
+    assert child.variant == "bn" and child.parent == first.model
