@@ -10,6 +10,15 @@ output A (K maps), Grad-CAM is ``sum_k alpha_k A_k`` with ``alpha_k`` the spatia
   driven by the *ensemble* logit; AlexNet's map is resized to ResNet's map size, the two
   are added, then ReLU. The per-branch maps (ReLU of each) are returned as well.
 
+Layers (``layer``, :data:`CAM_LAYERS`; default :data:`DEFAULT_CAM_LAYER`):
+
+- ``conv``: the last convolution of each network, before anything follows it -- AlexNet's
+  and VGG's last ``Conv2d`` and ResNet-18's ``layer4[-1].conv2`` (before its BatchNorm
+  and the residual add). This is seed 001's choice.
+- ``output``: the activated output of the same stage -- the ReLU after AlexNet's and
+  VGG's last convolution, and ResNet-18's block output ``layer4`` (after the residual
+  add and ReLU), which is what the classifier pools.
+
 Maps are min-max normalised to [0, 1] and resized (bilinear) to the original image size;
 preprocessing stretches the image to the square input, so the inverse stretch puts the
 map back in image coordinates. For ``bse`` pairs the map is in B-mode image coordinates.
@@ -62,12 +71,36 @@ class GradCamResult:
     branch_feature_maps: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def cam_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The layers Grad-CAM hooks: ``{"alexnet", "resnet"}`` for the ensemble, ``{"vgg16"}`` for VGG."""
+#: Grad-CAM layer choices (see the module docstring).
+CAM_LAYERS: tuple[str, ...] = ("conv", "output")
+#: The layer used when none is given.
+DEFAULT_CAM_LAYER = "conv"
+
+
+def _activation_after_last_conv(features: nn.Module) -> nn.Module:
+    """The first ReLU after the last ``Conv2d`` of a ``features`` sequence."""
+    mods = list(features.children())
+    last = max(i for i, m in enumerate(mods) if isinstance(m, nn.Conv2d))
+    for m in mods[last + 1:]:
+        if isinstance(m, nn.ReLU):
+            return m
+    raise TypeError("no ReLU follows the last convolution")
+
+
+def cam_layers(model: nn.Module, layer: str | None = None) -> dict[str, nn.Module]:
+    """The layers Grad-CAM hooks: ``{"alexnet", "resnet"}`` for the ensemble, ``{"vgg16"}`` for
+    VGG; ``layer`` is one of :data:`CAM_LAYERS` (None: :data:`DEFAULT_CAM_LAYER`)."""
+    layer = layer or DEFAULT_CAM_LAYER
+    if layer not in CAM_LAYERS:
+        raise ValueError(f"unknown Grad-CAM layer {layer!r}; expected one of {CAM_LAYERS}")
     if hasattr(model, "alexnet") and hasattr(model, "resnet"):
+        if layer == "output":
+            return {"alexnet": _activation_after_last_conv(model.alexnet.features),
+                    "resnet": model.resnet.body.layer4}
         return {"alexnet": model.alexnet.cam_layer, "resnet": model.resnet.cam_layer}
     if hasattr(model, "cam_layer"):
-        return {getattr(model, "architecture", "model"): model.cam_layer}
+        name = getattr(model, "architecture", "model")
+        return {name: _activation_after_last_conv(model.features) if layer == "output" else model.cam_layer}
     raise TypeError(f"{type(model).__name__} has no Grad-CAM layer (expected EnsembleNet or VGG16Net)")
 
 
@@ -106,10 +139,10 @@ def _resolve_target(card: ModelCard, target: int | str | None) -> int | None:
 
 
 def _raw_cams(
-    model: nn.Module, x: torch.Tensor, targets: Sequence[int | None]
+    model: nn.Module, x: torch.Tensor, targets: Sequence[int | None], layer: str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Forward + backward once; returns ``(logits, chosen targets, {layer: sum_k alpha_k A_k})``."""
-    layers = cam_layers(model)
+    layers = cam_layers(model, layer)
     acts: dict[str, torch.Tensor] = {}
 
     def hook_for(name: str):
@@ -122,7 +155,7 @@ def _raw_cams(
             return leaf.clone()
         return hook
 
-    handles = [layer.register_forward_hook(hook_for(name)) for name, layer in layers.items()]
+    handles = [mod.register_forward_hook(hook_for(name)) for name, mod in layers.items()]
     try:
         logits = model(x.detach())
     finally:
@@ -169,11 +202,12 @@ def gradcam_batch(
     target_classes: Sequence[int | str | None] | None = None,
     device: str | torch.device | None = None,
     batch_size: int = 4,
+    layer: str | None = None,
 ) -> list[GradCamResult]:
     """Grad-CAM for several images (batched; each sample's map is independent).
 
     ``target_classes``: per image a class index or name, or None for the predicted class.
-    ``device``: None runs where the model is.
+    ``device``: None runs where the model is. ``layer``: one of :data:`CAM_LAYERS`.
     """
     if target_classes is not None and len(target_classes) != len(images):
         raise ValueError(f"{len(target_classes)} target classes for {len(images)} images")
@@ -183,7 +217,7 @@ def gradcam_batch(
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
             x = torch.stack([preprocess(im, card) for im in chunk]).to(dev)
-            logits, chosen, cams = _raw_cams(model, x, targets[start:start + batch_size])
+            logits, chosen, cams = _raw_cams(model, x, targets[start:start + batch_size], layer)
             probs = torch.softmax(logits, dim=1).cpu()
             if "alexnet" in cams:
                 fused = _fuse_ensemble(cams["alexnet"], cams["resnet"])
@@ -214,9 +248,10 @@ def gradcam_detailed(
     image: ImageInput,
     target_class: int | str | None = None,
     device: str | torch.device | None = None,
+    layer: str | None = None,
 ) -> GradCamResult:
     """Grad-CAM of one image with per-branch maps and the target/probabilities."""
-    return gradcam_batch(model, card, [image], [target_class], device=device, batch_size=1)[0]
+    return gradcam_batch(model, card, [image], [target_class], device=device, batch_size=1, layer=layer)[0]
 
 
 def gradcam(
@@ -225,9 +260,10 @@ def gradcam(
     image: ImageInput,
     target_class: int | str | None = None,
     device: str | torch.device | None = None,
+    layer: str | None = None,
 ) -> np.ndarray:
     """Grad-CAM heatmap ``(H, W) float32`` in [0, 1] in image coordinates (fused for the ensemble).
 
     ``target_class`` None explains the predicted class.
     """
-    return gradcam_detailed(model, card, image, target_class, device).heatmap
+    return gradcam_detailed(model, card, image, target_class, device, layer).heatmap

@@ -44,6 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--json", action="store_true")
     a.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     a.set_defaults(handler=cmd_roi_classify)
+    a = rsub.add_parser("suggest", help="propose a lesion rectangle from the active model's Grad-CAM")
+    a.add_argument("image", type=int)
+    a.add_argument("--frame", type=int, default=0)
+    a.add_argument("--model", choices=["ensemble", "vgg16"],
+                   help="whose Grad-CAM (default: the active ensemble, else VGG-16)")
+    a.add_argument("--accept", action="store_true",
+                   help="store the suggestion as your ROI (audited) and classify the crop")
+    a.add_argument("--json", action="store_true")
+    a.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    a.set_defaults(handler=cmd_roi_suggest)
 
     p = sub.add_parser("review", help="mark a patient reviewed (or --undo)")
     p.add_argument("patient")
@@ -131,6 +141,42 @@ def cmd_roi_classify(args: argparse.Namespace) -> int:
         for arch, p in results.items():
             print(f"{arch:<9} {p.label:<10} malignant {p.malignant_probability:.3f}")
         print(RESEARCH_NOTICE)
+    return 0
+
+
+def cmd_roi_suggest(args: argparse.Namespace) -> int:
+    from busviewer.ai.analysis import Analyzer, NoActiveModel
+    from busviewer.ai.roi_suggest import accept_suggestion, suggest_roi
+    from busviewer.core.imageio import ImageReadError
+
+    store = Store()
+    analyzer = Analyzer(store, device=args.device)
+    try:
+        suggestion = suggest_roi(analyzer, args.image, frame=args.frame, architecture=args.model)
+    except (KeyError, NoActiveModel, ImageReadError) as exc:
+        return _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
+    if suggestion is None:
+        return _fail(f"no suggestion for image {args.image}: the Grad-CAM map is flat")
+    out: dict = {"notice": RESEARCH_NOTICE, "suggestion": suggestion.to_dict()}
+    results: dict = {}
+    if args.accept:
+        roi = accept_suggestion(store, suggestion)
+        results = analyzer.classify_roi(roi.id)
+        out["roi"] = roi.id
+        out["predictions"] = {a: p.probabilities for a, p in results.items()}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    s = suggestion
+    print(f"suggested ROI on image {s.image_id}: {s.box} from the {s.architecture} Grad-CAM of {s.model} "
+          f"(threshold {s.fraction:g} of the maximum, margin {s.margin:g}, {s.params_source})")
+    if args.accept:
+        print(f"accepted as ROI {out['roi']}")
+        for arch, p in results.items():
+            print(f"{arch:<9} {p.label:<10} malignant {p.malignant_probability:.3f}")
+    else:
+        print(f"accept it with: busviewer roi suggest {s.image_id} --accept")
+    print(RESEARCH_NOTICE)
     return 0
 
 

@@ -100,6 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write no per-epoch checkpoints (faster throwaway runs; cannot be resumed)")
     p.add_argument("--no-register", action="store_true", help="do not register the trained model")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _mask_arguments(p)
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a registered model on labelled data (image- and patient-wise)")
@@ -115,7 +116,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=0.5, help="malignant if probability >= threshold")
     p.add_argument("--out", metavar="DIR", help="write metrics.json, predictions.csv and roc.png here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _mask_arguments(p)
     p.set_defaults(handler=cmd_evaluate)
+
+
+def _mask_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("lesion masks (BUSI layout: DIR/<label>/<image stem>_mask.png)")
+    g.add_argument("--masks", metavar="DIR",
+                   help="also measure whether Grad-CAM points at the lesion: pointing game, energy inside the "
+                        "lesion vs its area share, the CAM-derived box's IoU and lesion-centre hits")
+    g.add_argument("--crops-from-masks", metavar="DIR",
+                   help="use lesion crops: each mask's box widened by --crop-margin (images without a mask "
+                        "are skipped)")
+    g.add_argument("--crop-margin", type=float, default=0.2,
+                   help="lesion-crop margin per side, as a fraction of the lesion box (default 0.2)")
+    g.add_argument("--cam-layer", choices=("conv", "output"),
+                   help="Grad-CAM layer measured: conv (last convolution; ResNet-18's conv2 before the "
+                        "residual add; the default) or output (the ReLU after it; ResNet-18's block output)")
+
+
+def mask_options(args: argparse.Namespace) -> Any:
+    """The :class:`~busviewer.training.masks.MaskOptions` of the arguments, or None."""
+    masks, crops = getattr(args, "masks", None), getattr(args, "crops_from_masks", None)
+    if not masks and not crops:
+        return None
+    from busviewer.training.masks import MaskOptions
+
+    return MaskOptions(masks_dir=masks, crops_dir=crops, crop_margin=getattr(args, "crop_margin", 0.2),
+                       cam_layer=getattr(args, "cam_layer", None))
+
+
+def _print_localisation(metrics: dict[str, Any], title: str) -> None:
+    from busviewer.training.localisation import format_localisation
+
+    if metrics.get("localisation"):
+        print(format_localisation(metrics["localisation"], f"Grad-CAM vs lesion masks, {title}:"))
+    cv_loc = (metrics.get("cv") or {}).get("localisation")
+    if cv_loc:
+        print(format_localisation(cv_loc["mean_sd"], f"Grad-CAM vs lesion masks, cross-validation test images "
+                                                     f"({len(cv_loc['folds'])} folds, mean ± SD):"))
 
 
 def _sources(text: str | None) -> list[str] | None:
@@ -222,13 +261,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if getattr(args, "no_register", False):
                     overrides["register"] = False
                 assert set(overrides) <= set(RESUME_OVERRIDABLE)
-                result = resume_training(args.resume, printer, cancel, **overrides)
+                result = resume_training(args.resume, printer, cancel, **overrides)  # keeps its masks.json
             else:
                 if not getattr(args, "data", None):
                     print("error: --data MANIFEST|store is required (or --resume RUN_DIR)", file=sys.stderr)
                     return 2
                 cfg = config_from_args(args)
-                result = run_training(cfg, printer, cancel)
+                result = run_training(cfg, printer, cancel, masks=mask_options(args))
     except (ValueError, FileNotFoundError, FileExistsError, DeviceUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -242,6 +281,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(format_report(m["test"], "test patients (final model):"))
     if m.get("cv"):
         print(format_mean_sd(m["cv"]["mean_sd"], f"cross-validation, {len(m['cv']['folds'])} folds (mean ± SD):"))
+    _print_localisation(m, "test images (final model)")
     print(f"run directory: {result.run_dir}")
     if result.model:
         print(f"registered {result.model} (not activated; activate with: busviewer models activate {result.model})")
@@ -268,6 +308,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             batch_size=getattr(args, "batch_size", 64),
             threshold=getattr(args, "threshold", 0.5),
             out_dir=getattr(args, "out", None),
+            masks=mask_options(args),
         )
     except (ValueError, FileNotFoundError, LookupError, DeviceUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -280,6 +321,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         where = f" ({args.part} patients of {args.split_file})" if getattr(args, "split_file", None) else ""
         print(format_report(report, f"{report['model']} on {args.data}{where}:"))
+        _print_localisation(report, "images with a mask")
     print(RESEARCH_NOTICE)
     return 0
 

@@ -137,6 +137,7 @@ class MainWindow(QMainWindow):
         self.rois.classify_available = lambda: self.analyzer is not None and bool(getattr(self.analyzer, "cards", True))
         self.rois.classifyRequested.connect(self.classify_roi)
         self.rois.errorOccurred.connect(self.report_error)
+        self.rois.suggestion.wanted.connect(self.suggest_roi)
 
         centre = QWidget(self)
         cl = QVBoxLayout(centre)
@@ -306,6 +307,7 @@ class MainWindow(QMainWindow):
             self._pending_analysis = False
             self.analyse()
         self._refresh_cam()
+        self.suggest_roi()
 
     def _models_failed(self, exc: BaseException) -> None:
         self.models_state = "error"
@@ -356,6 +358,7 @@ class MainWindow(QMainWindow):
         self.models_state = "idle"
         self.analyses.clear()
         self.cams.clear()
+        self.rois.suggestion.forget()
         self.load_models()
         if self.patient_key:
             self._pending_analysis = True
@@ -551,6 +554,7 @@ class MainWindow(QMainWindow):
                               regions=img.regions or rec.regions, pixel_spacing_mm=img.pixel_spacing_mm)
         self.rois.set_image(image_id, frame=self.viewer.frame)
         self._refresh_cam()
+        self.suggest_roi()
         self.imageShown.emit(image_id)
 
     def step_image(self, delta: int) -> None:
@@ -718,6 +722,20 @@ class MainWindow(QMainWindow):
             self.report_error("Grad-CAM failed", str(exc))
 
     # ---------------------------------------------------------------- ROI crops
+    def suggest_roi(self) -> None:
+        """Ask an AI worker for a suggested ROI on the shown image (if wanted: see SuggestionBar)."""
+        from busviewer.ai.roi_suggest import suggest_roi
+
+        image_id, frame = self.current_image_id, self.viewer.frame
+        if (image_id is None or self._displayed_id != image_id or self.models_state != "ready"
+                or self.analyzer is None or not self.rois.suggestion.begin(image_id, frame, bool(self.rois.items))):
+            return
+        bar = self.rois.suggestion
+        workers.submit(suggest_roi, self.analyzer, image_id, frame, None, self.ai_panel.cam.architecture(),
+                       pool="ai", name="suggest roi",
+                       on_result=lambda s, i=image_id, f=frame: bar.finish(i, f, s),
+                       on_error=lambda e, i=image_id, f=frame: bar.finish(i, f, None, e))
+
     def classify_roi(self, roi_id: int) -> None:
         if self.analyzer is None or self.models_state != "ready":
             self.rois.set_result(roi_id, None, "no active model")

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from busviewer.core.store import RoiRecord, Store, StoreError
+from busviewer.gui.roi_suggestion import SuggestionBar
 from busviewer.gui.viewer import ImageViewer
 
 ROI_COLOUR = QColor("#4fc3f7")
@@ -96,6 +97,9 @@ class RoiPanel(QWidget):
         self.hint = QLabel("Draw a rectangle around the lesion; it is saved at once and can be moved or resized.", self)
         self.hint.setObjectName("dimLabel")
         self.hint.setWordWrap(True)
+        self.suggestion = SuggestionBar(store, viewer, self)  # the Grad-CAM suggestion: Accept / Reject
+        self.suggestion.accepted.connect(self._suggestion_accepted)
+        self.suggestion.errorOccurred.connect(self.errorOccurred)
         buttons = QHBoxLayout()
         buttons.addWidget(self.draw_button)
         buttons.addWidget(self.classify_button)
@@ -103,6 +107,7 @@ class RoiPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(buttons)
+        lay.addWidget(self.suggestion)
         lay.addWidget(self.list, 1)
         lay.addWidget(self.hint)
         viewer.roiDrawn.connect(self.add_roi)
@@ -112,6 +117,7 @@ class RoiPanel(QWidget):
     # ------------------------------------------------------------- images
     def set_image(self, image_id: int | None, frame: int = 0) -> None:
         self._clear_items()
+        self.suggestion.set_image(image_id, frame)
         self.image_id = image_id
         self.frame = frame
         if image_id is None:
@@ -168,6 +174,14 @@ class RoiPanel(QWidget):
         self.draw_button.setChecked(False)
         self.roisChanged.emit(self.image_id)
         return rec
+
+    def _suggestion_accepted(self, rec: RoiRecord) -> None:
+        """An accepted suggestion is the reader's ROI now: list it and classify the crop."""
+        self._add_item(rec)
+        self.select(rec.id)
+        self.roisChanged.emit(rec.image_id)
+        if self.classify_available():
+            self._classify()
 
     def _item_moved(self, item: LesionROI) -> None:
         try:

@@ -59,6 +59,7 @@ from torch import nn
 from busviewer.ai import networks as nets
 from busviewer.training import distributed as ddp
 from busviewer.training.augment import eval_transform, train_transform
+from busviewer.training.cam_eval import MaskRunHooks, evaluate_localisation
 from busviewer.training.checkpoint import load_weights, save_weights
 from busviewer.training.config import TrainConfig
 from busviewer.training.data import CLASSES, ImageCache, ImageDataset, Sample, SampleSet, load_samples
@@ -78,6 +79,7 @@ from busviewer.training.events import (
     fan_out,
 )
 from busviewer.training.loop import PhaseTrainer, ProgressTracker, TrainingCancelled, stage_plans
+from busviewer.training.masks import MaskOptions
 from busviewer.training.metrics import mean_sd, scalars
 from busviewer.training.report import json_safe, write_json, write_plots
 from busviewer.training.splits import Split, SplitPlan, limit_patients, make_plan, part_counts, patient_labels, select
@@ -153,8 +155,10 @@ class _Run:
         registry: Any,
         store: Any,
         dist: ddp.DistInfo,
+        masks: MaskOptions | None = None,
     ):
         self.cfg, self.cancel, self.resume = cfg, cancel, resume
+        self.mask_options, self.masks = masks, None  # lesion masks: crops and localisation (cam_eval)
         self.registry, self.store, self.dist = registry, store, dist
         self.user_progress = progress
         self.emit: ProgressCallback = lambda ev: None
@@ -197,6 +201,8 @@ class _Run:
         cfg = self.cfg
         assert self.run_dir is not None
         sset = load_samples(cfg.data, cfg.normal, cfg.label_sources, cfg.use_rois, self.store)
+        if self.masks is not None:
+            sset = self.masks.samples(sset)
         if not sset.samples:
             raise ValueError(f"no labelled benign/malignant images in {cfg.data}")
         split_path = self.run_dir / "split.json"
@@ -336,6 +342,9 @@ class _Run:
             "images": {"train": len(train_ds), "val": len(val_ds), "test": len(test_samples)},
             "planned_steps": trainer.planned_steps(),
         }
+        if self.masks is not None and self.dist.is_main:  # Grad-CAM vs lesion masks
+            result["localisation"] = self.masks.phase(model, cfg, val_ds.samples, test_samples, phase_dir, self.cache,
+                                                      self.device, None if self.dist.enabled else self._check_cancel)
         if self.dist.is_main:
             if is_final:
                 save_weights(phase_dir / FINAL_WEIGHTS, model.state_dict())
@@ -380,6 +389,7 @@ class _Run:
         card_metrics = {"test": scalars(final.get("test") or {})}
         if metrics.get("cv"):
             card_metrics["cv"] = metrics["cv"]["mean_sd"]
+        card_metrics |= MaskRunHooks.card_metrics(metrics)
         return ModelCard(
             name=cfg.model_name,
             version=0,
@@ -401,6 +411,7 @@ class _Run:
     # ------------------------------------------------------------------ main
     def execute(self) -> RunResult:
         self._prepare_run_dir()
+        self.masks = MaskRunHooks.for_run(self.mask_options, self.run_dir, self.resume, self.dist.is_main)
         cfg = self.cfg
         assert self.run_dir is not None
         self.device = _choose_device(cfg.device, self.dist)
@@ -444,6 +455,8 @@ class _Run:
                     "folds": [scalars(r) for r in fold_reports],
                     "mean_sd": mean_sd(fold_reports),
                 }
+            if self.masks is not None:
+                self.masks.add_metrics(metrics, fold_results, final)
             if self.dist.is_main:
                 write_json(self.run_dir / "metrics.json", metrics)
                 write_plots(self.run_dir, final.get("test"), final.get("history") or [], fold_reports,
@@ -499,6 +512,7 @@ def run_training(
     resume: bool = False,
     registry: Any = None,
     store: Any = None,
+    masks: MaskOptions | None = None,
 ) -> RunResult:
     """Train, evaluate and register (see the module docstring). Blocking.
 
@@ -509,10 +523,12 @@ def run_training(
     checkpoint (the stored config is used; only machinery settings such as the device may
     change). ``registry``: a :class:`~busviewer.ai.registry.ModelRegistry` (default: the
     user's); ``store``: a :class:`~busviewer.core.store.Store` for ``data="store"``.
+    ``masks``: lesion crops and/or Grad-CAM localisation (saved in ``masks.json``; a
+    resumed run keeps its own).
     """
     dist = ddp.setup(config.distributed, config.device)
     try:
-        return _Run(config, progress, cancel, resume, registry, store, dist).execute()
+        return _Run(config, progress, cancel, resume, registry, store, dist, masks).execute()
     finally:
         ddp.cleanup(dist)
 
@@ -552,11 +568,13 @@ def evaluate_model(
     store: Any = None,
     out_dir: str | Path | None = None,
     cancel: Any = None,
+    masks: MaskOptions | None = None,
 ) -> dict[str, Any]:
     """Evaluate a registered model (``name`` or ``name:version``) on labelled data,
     optionally only on the patients of one part of a saved split. Returns the report
     (image-wise, patient-wise, recognition rate); with ``out_dir`` also writes
-    ``metrics.json``, ``predictions.csv`` and ``roc.png`` there."""
+    ``metrics.json``, ``predictions.csv`` and ``roc.png`` there. ``masks``: evaluate on lesion
+    crops and/or add ``localisation`` (box parameters chosen on the split's validation part)."""
     from busviewer.ai.device import choose_device
     from busviewer.ai.registry import ModelRegistry
 
@@ -567,6 +585,8 @@ def evaluate_model(
     if list(card.classes) != list(CLASSES):
         raise ValueError(f"{entry.ref} has classes {card.classes}; evaluation expects {list(CLASSES)}")
     sset = load_samples(data, normal, label_sources, use_rois, store)
+    if masks is not None:
+        sset = MaskRunHooks(masks).samples(sset)
     samples = sset.samples
     if split_file:
         plan = SplitPlan.load(split_file)
@@ -582,6 +602,10 @@ def evaluate_model(
         model, samples, card.input_size, card.mean, card.std, dev, batch_size, threshold,
         amp_dtype=amp_dtype_for(dev, "auto"), check_cancel=check,
     )
+    if masks is not None and masks.masks_dir:
+        val = select(sset.samples, plan.fixed.val) if split_file and part != "val" else None
+        report["localisation"] = evaluate_localisation(model, card, samples, masks, val_samples=val, device=dev,
+                                                       out_dir=out_dir, check_cancel=check)
     report["model"] = entry.ref
     report["model_sha256"] = card.sha256
     report["data"] = str(data)

@@ -13,6 +13,7 @@ from busviewer.ai.gradcam import cam_layers, gradcam, gradcam_batch, gradcam_det
 from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.networks import build_model, freeze_resnet_for_finetune, set_requires_grad
 from busviewer.ai.preprocess import preprocess
+from synthetic import quadrant_discs
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -164,29 +165,12 @@ def test_batched_equals_single(ensemble) -> None:
 
 # -- localisation on a learned synthetic task -----------------------------------------------
 
-H, W = 80, 112  # non-square on purpose: the map must be stretched back correctly
+H, W = 80, 112  # non-square on purpose: the map must be stretched back correctly (tests/synthetic.py)
 RADIUS = 9
 
 
 def _synthetic(n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[int], list]:
-    """Dark noise; class 1 adds a bright disc in a random quadrant (kept off the midlines)."""
-    yy, xx = np.mgrid[0:H, 0:W]
-    images, labels, centres = [], [], []
-    for i in range(n):
-        img = rng.uniform(0, 60, (H, W))
-        label = i % 2
-        centre = None
-        if label:
-            qx, qy = rng.integers(0, 2, 2)
-            cx = rng.uniform(RADIUS + 2, W / 2 - 8) if qx == 0 else rng.uniform(W / 2 + 8, W - RADIUS - 2)
-            cy = rng.uniform(RADIUS + 2, H / 2 - 8) if qy == 0 else rng.uniform(H / 2 + 8, H - RADIUS - 2)
-            disc = 230 * np.clip(RADIUS + 1 - np.hypot(xx - cx, yy - cy), 0, 1)
-            img = np.maximum(img, disc)
-            centre = (cx, cy)
-        images.append(np.repeat(img.astype(np.uint8)[:, :, None], 3, axis=2))
-        labels.append(label)
-        centres.append(centre)
-    return images, labels, centres
+    return quadrant_discs(n, rng, H, W, RADIUS)
 
 
 def _localisation(maps: list[np.ndarray], centres: list[tuple[float, float]]) -> tuple[float, float, float]:
@@ -208,38 +192,8 @@ def _passes(score: tuple[float, float, float]) -> bool:
 
 
 @pytest.mark.slow
-def test_ensemble_gradcam_localises_learned_blob() -> None:
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    card = ModelCard("blob", 1, "ensemble", "bmode", input_size=128, pretrained_init="random")
-    model = build_model("ensemble", "bmode", pretrained=False)
-    # Keep it cheap on 2 CPU cores: AlexNet stays a fixed random feature extractor and
-    # ResNet-18's first four layers are frozen (as in seed 001's fine-tuning); ResNet's
-    # layer3/layer4 and the joint head learn the task.
-    set_requires_grad(model.alexnet, False)
-    freeze_resnet_for_finetune(model.resnet, 4)
-    steps, batch = 8, 12
-    images, labels, _ = _synthetic(steps * batch, rng)
-    x = torch.stack([preprocess(im, card) for im in images])
-    y = torch.tensor(labels)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
-    model.train()
-    for s in range(steps):
-        sl = slice(s * batch, (s + 1) * batch)
-        loss = F.cross_entropy(model(x[sl]), y[sl])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    # Recalibrate BatchNorm statistics for the trained weights (few steps, momentum lag).
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-    with torch.no_grad():
-        model(x[:32])
-    model.eval()
-    set_requires_grad(model, False)
-
+def test_ensemble_gradcam_localises_learned_blob(blob_ensemble) -> None:
+    model, card = blob_ensemble
     test_images, test_labels, test_centres = _synthetic(24, np.random.default_rng(1))
     with torch.no_grad():
         pred = model(torch.stack([preprocess(im, card) for im in test_images])).argmax(1)
