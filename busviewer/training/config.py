@@ -151,6 +151,7 @@ class TrainConfig:
     distributed: bool | None = None  # None: DDP when WORLD_SIZE > 1
     checkpoints: bool = True  # False: no per-epoch checkpoints (throwaway runs; not resumable)
     keep_checkpoints: bool = False
+    keep_phase_weights: bool = False  # True: every phase (CV folds too) keeps its model.safetensors
     # result
     name: str | None = None
     description: str = ""
