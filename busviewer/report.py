@@ -1,8 +1,9 @@
 """Patient report as PDF (headless: matplotlib's PDF backend, no Qt).
 
-One summary page (patient, labels, per-model verdicts, the research-use notice) and
-one page per image with the image, its saved ROIs, an optional Grad-CAM overlay and
-the per-model probabilities. The notice is printed on every page.
+One summary page (patient, labels, per-model verdicts at the operating point in force,
+the research-use notice) and one page per image with the image, its saved ROIs, an
+optional Grad-CAM overlay and the per-model (calibrated) probabilities. The notice is
+printed on every page.
 """
 
 from __future__ import annotations
@@ -73,14 +74,23 @@ def export_patient_report(
             y -= 0.05
             fig.text(0.07, y, "Patient verdict (majority vote; a tie counts as malignant)", fontsize=12, weight="bold")
             y -= 0.03
+            point = getattr(analysis, "operating_point", None)
+            if verdicts and point:
+                from busviewer.core.operating import TITLES as POINT_TITLES
+
+                fig.text(0.09, y, f"Operating point: {POINT_TITLES.get(point, point)} — an image is called "
+                         "malignant when its calibrated probability reaches the threshold shown.", fontsize=9)
+                y -= 0.025
             if not verdicts:
                 fig.text(0.09, y, "No model results.", fontsize=10)
                 y -= 0.03
             for arch, v in verdicts.items():
                 tie = "  (tie: counted as malignant)" if v.tie_decided else ""
+                thr = getattr(v, "threshold", None)
+                at = f"; threshold {thr:.2f}" if isinstance(thr, float) else ""
                 fig.text(0.09, y, f"{TITLES.get(arch, arch)}: {v.label.upper()}  — {v.malignant_votes} malignant / "
                          f"{v.benign_votes} benign image(s); mean malignant probability "
-                         f"{v.mean_malignant_probability:.2f}{tie}", fontsize=10)
+                         f"{v.mean_malignant_probability:.2f}{at}{tie}", fontsize=10)
                 y -= 0.025
             disagreements = getattr(analysis, "disagreements", ())
             if disagreements:

@@ -2,24 +2,37 @@
 
 Loads the active model of each architecture, predicts every image of a patient,
 stores each prediction with the model's sha256 and the image's content hash, and
-returns per-model patient verdicts (majority vote, a tie is malignant).
+returns per-model patient verdicts (majority vote, a tie is malignant) at the operating
+point in force (:mod:`busviewer.core.operating`; balanced by default).
+
+What is stored: the calibrated probabilities (the card's temperature applied, exactly as
+shown) and, as ``label``, the image's call at the operating point in force when it was
+analysed. Views of stored results redo the calls from the stored probability at the
+reader's current operating point (:func:`busviewer.ai.results.stored_analysis`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.registry import ModelRegistry
-from busviewer.ai.voting import patient_verdict
+from busviewer.ai.results import (
+    ARCHITECTURE_ORDER,
+    ImagePrediction,
+    ModelVerdict,
+    PatientAnalysis,
+    summarise,
+    thresholds_by_sha,
+)
+from busviewer.ai.results import stored_analysis as _stored_analysis
 from busviewer.core.imageio import DecodedImage, ImageReadError, read_image, sha256_file
+from busviewer.core.operating import DEFAULT_OPERATING_POINT, check_operating_point
 from busviewer.core.store import ImageRecord, Store
 
-ARCHITECTURE_ORDER = ("ensemble", "vgg16")
 ARCHITECTURE_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
 
 
@@ -33,43 +46,6 @@ class NoActiveModel(Exception):
     """No model is active; the message says how to get one."""
 
 
-@dataclass(frozen=True)
-class ImagePrediction:
-    image_id: int
-    frame: int
-    roi_id: int | None
-    architecture: str
-    model_name: str
-    model_version: int
-    probabilities: dict[str, float]
-    malignant_probability: float
-    label: str
-
-
-@dataclass(frozen=True)
-class ModelVerdict:
-    architecture: str
-    label: str
-    benign_votes: int
-    malignant_votes: int
-    tie_decided: bool
-    mean_malignant_probability: float
-    benign_images: tuple[int, ...]
-    malignant_images: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class PatientAnalysis:
-    patient_key: str
-    predictions: dict[tuple[int, str], ImagePrediction]
-    verdicts: dict[str, ModelVerdict]
-    disagreements: tuple[int, ...]
-    problems: tuple[str, ...] = ()
-
-    def for_image(self, image_id: int) -> dict[str, ImagePrediction]:
-        return {arch: p for (iid, arch), p in self.predictions.items() if iid == image_id}
-
-
 class Cancelled(Exception):
     """The analysis was cancelled; what was stored before stays stored."""
 
@@ -78,10 +54,11 @@ class Analyzer:
     """Runs the active models over a patient's images (usable headless and from GUI workers)."""
 
     def __init__(self, store: Store, registry: ModelRegistry | None = None, device: str | None = None,
-                 models: Sequence[str] = ()) -> None:
+                 models: Sequence[str] = (), operating_point: str = DEFAULT_OPERATING_POINT) -> None:
         """``models``: ``"name"`` or ``"name:version"`` references used instead of the active
-        model of their architecture."""
+        model of their architecture. ``operating_point``: see :meth:`set_operating_point`."""
         self.store = store
+        self.operating_point = check_operating_point(operating_point)
         self.registry = registry or ModelRegistry()
         self._device_pref = device
         self._overrides = {e.architecture: e for e in (self.registry.get(ref) for ref in models)}
@@ -98,6 +75,14 @@ class Analyzer:
     @property
     def cards(self) -> dict[str, ModelCard]:
         return {arch: card for arch, (_, card) in self._models.items()}
+
+    def set_operating_point(self, operating_point: str) -> None:
+        """The operating point whose thresholds make the image calls of later analyses."""
+        self.operating_point = check_operating_point(operating_point)
+
+    def thresholds(self) -> dict[str, dict[str, float]]:
+        """Threshold per operating point of each loaded model, by weights sha256."""
+        return thresholds_by_sha(list(self.cards.values()))
 
     def load_models(self, architectures: Sequence[str] = ARCHITECTURE_ORDER) -> dict[str, ModelCard]:
         """Load the active model of each architecture (reloads when the active one changed)."""
@@ -170,10 +155,12 @@ class Analyzer:
         predictions: dict[tuple[int, str], ImagePrediction] = {}
         rows: list[dict] = []
         with self._lock:
+            op = self.operating_point
             for arch, predictor in self._predictors.items():
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(patient_key)
                 card = self._models[arch][1]
+                predictor.operating_point = op  # type: ignore[attr-defined]
                 results = predictor.predict([pixels[i] for i in ids]) if ids else []  # type: ignore[attr-defined]
                 for image_id, res in zip(ids, results):
                     pred = _to_image_prediction(res, image_id, frame, None, card)
@@ -184,23 +171,12 @@ class Analyzer:
                     progress(done, total)
         if rows:
             self.store.add_predictions(rows)
-        return _summarise(patient_key, predictions, tuple(problems))
+        return summarise(patient_key, predictions, self.thresholds(), op, tuple(problems))
 
-    def stored_analysis(self, patient_key: str) -> PatientAnalysis | None:
-        """The latest stored predictions of the patient, without running any model."""
-        records = self.store.images(patient_key)
-        latest = self.store.latest_predictions([r.id for r in records])
-        if not latest:
-            return None
-        predictions = {
-            key: ImagePrediction(
-                image_id=p.image_id, frame=p.frame, roi_id=None, architecture=p.architecture,
-                model_name=p.model_name, model_version=p.model_version, probabilities=p.probabilities,
-                malignant_probability=p.malignant_probability, label=p.label,
-            )
-            for key, p in latest.items()
-        }
-        return _summarise(patient_key, predictions, ())
+    def stored_analysis(self, patient_key: str, operating_point: str | None = None) -> PatientAnalysis | None:
+        """The latest stored predictions of the patient at ``operating_point`` (default: the
+        analyzer's), without running any model."""
+        return _stored_analysis(self.store, patient_key, operating_point or self.operating_point)
 
     def classify_roi(self, roi_id: int) -> dict[str, ImagePrediction]:
         """Classify a saved ROI crop with every loaded model (stored like image predictions)."""
@@ -215,6 +191,7 @@ class Analyzer:
         with self._lock:
             for arch, predictor in self._predictors.items():
                 card = self._models[arch][1]
+                predictor.operating_point = self.operating_point  # type: ignore[attr-defined]
                 res = predictor.predict([patch])[0]  # type: ignore[attr-defined]
                 out[arch] = _to_image_prediction(res, rec.id, roi.frame, roi.id, card)
                 rows.append(_row(out[arch], card, rec.content_hash))
@@ -240,7 +217,7 @@ def _to_image_prediction(res: object, image_id: int, frame: int, roi_id: int | N
     return ImagePrediction(
         image_id=image_id, frame=frame, roi_id=roi_id, architecture=card.architecture, model_name=card.name,
         model_version=card.version, probabilities=probs, malignant_probability=float(res.malignant_probability),  # type: ignore[attr-defined]
-        label=str(res.label),  # type: ignore[attr-defined]
+        label=str(res.label), model_sha256=card.sha256,  # type: ignore[attr-defined]
     )
 
 
@@ -253,21 +230,5 @@ def _row(pred: ImagePrediction, card: ModelCard, image_hash: str) -> dict:
     )
 
 
-def _summarise(patient_key: str, predictions: dict[tuple[int, str], ImagePrediction],
-               problems: tuple[str, ...]) -> PatientAnalysis:
-    verdicts: dict[str, ModelVerdict] = {}
-    for arch in sorted({a for _, a in predictions}, key=lambda a: (a not in ARCHITECTURE_ORDER, a)):
-        votes = [(iid, p.malignant_probability) for (iid, a), p in sorted(predictions.items()) if a == arch]
-        v = patient_verdict(votes)
-        verdicts[arch] = ModelVerdict(
-            architecture=arch, label=v.label, benign_votes=v.benign_votes, malignant_votes=v.malignant_votes,
-            tie_decided=v.tie_decided, mean_malignant_probability=v.mean_malignant_probability,
-            benign_images=tuple(v.benign_images), malignant_images=tuple(v.malignant_images),
-        )
-    image_ids = sorted({iid for iid, _ in predictions})
-    disagreements = tuple(
-        iid for iid in image_ids
-        if len({p.label for (i, _), p in predictions.items() if i == iid}) > 1
-    )
-    return PatientAnalysis(patient_key, predictions, verdicts, disagreements, problems)
-
+__all__ = ["ARCHITECTURE_ORDER", "Analyzer", "Cancelled", "ImagePrediction", "ModelVerdict", "NoActiveModel",
+           "PatientAnalysis"]

@@ -4,6 +4,12 @@
 images as the card says, runs them in batches under ``torch.inference_mode()`` (with
 autocast on CUDA and channels-last memory format where it helps) and returns one
 :class:`Prediction` per image, each recording the model's name, version and sha256.
+
+Every probability is calibrated: the logits are divided by the card's temperature
+(``card.temperature``, 1.0 for older cards) before the softmax, so what is shown, stored
+and exported is the calibrated probability. A binary benign/malignant model's ``label`` is
+the call at the predictor's operating point (malignant if the malignant probability is
+``>=`` ``card.threshold(operating_point)``; 0.5 for older cards); other models use argmax.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from torch import nn
 from busviewer.ai.device import choose_device
 from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.preprocess import Box, ImageInput, crop_input, preprocess
+from busviewer.core.operating import DEFAULT_OPERATING_POINT, check_operating_point
 
 MALIGNANT = "malignant"
 
@@ -81,11 +88,15 @@ class Predictor:
     ``channels_last``: None chooses automatically (on for CUDA and for VGG-16 on CPU, where
     oneDNN convolutions are markedly faster in NHWC; ``benchmarks/bench_inference.py``
     measures it). ``autocast``: use bf16/fp16 autocast on CUDA (never on CPU/MPS).
+    ``operating_point``: whose threshold makes the image label (changeable later).
     """
 
     def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device | None = None,
-                 channels_last: bool | None = None, autocast: bool = True):
+                 channels_last: bool | None = None, autocast: bool = True,
+                 operating_point: str = DEFAULT_OPERATING_POINT):
         self.card = card
+        self.operating_point = check_operating_point(operating_point)
+        self.temperature = card.temperature
         self.device = choose_device(device) if not isinstance(device, torch.device) else device
         if channels_last is None:
             channels_last = self.device.type == "cuda" or (
@@ -107,8 +118,14 @@ class Predictor:
         return cls(model, card, dev, **kwargs)
 
     # -- core -------------------------------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        """The malignant threshold of the operating point in force."""
+        return self.card.threshold(self.operating_point)
+
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        """Softmax probabilities ``(N, K)`` (float32, CPU) for a preprocessed ``(N, C, S, S)`` batch."""
+        """Calibrated softmax probabilities ``(N, K)`` (float32, CPU), ``softmax(logits / T)``,
+        for a preprocessed ``(N, C, S, S)`` batch."""
         x = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -116,16 +133,19 @@ class Predictor:
                if self.autocast_dtype is not None else nullcontext())
         with torch.inference_mode(), amp:
             logits = self.model(x)
-        return torch.softmax(logits.float(), dim=1).cpu()
+        return torch.softmax(logits.float() / self.temperature, dim=1).cpu()
 
     def _make(self, probs: torch.Tensor, image_hash: str | None,
               box: tuple[int, int, int, int] | None = None) -> Prediction:
         p = [float(v) for v in probs.tolist()]
-        idx = int(np.argmax(p))
         mal = p[self.malignant_index] if self.malignant_index is not None else float("nan")
+        if self.malignant_index is not None and self.card.num_classes == 2:
+            label = self.card.classes[self.malignant_index if mal >= self.threshold else 1 - self.malignant_index]
+        else:
+            label = self.card.classes[int(np.argmax(p))]
         return Prediction(
             probabilities=dict(zip(self.card.classes, p)),
-            label=self.card.classes[idx],
+            label=label,
             malignant_probability=mal,
             model_name=self.card.name,
             model_version=self.card.version,

@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from busviewer.ai.networks import ARCHITECTURES, INPUT_CHANNELS, VARIANTS
+from busviewer.core.operating import (
+    DEFAULT_OPERATING_POINT,
+    OPERATING_POINTS,
+    card_temperature,
+    card_thresholds,
+    threshold_for,
+)
 
 #: ImageNet RGB statistics (torchvision).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -75,6 +82,10 @@ class ModelCard:
     pretrained_init: str = "imagenet"
     description: str = ""
     variant: str = "classic"  # network variant (busviewer.ai.networks.VARIANTS); older cards: classic
+    #: Temperature scaling fitted on the validation patients: {"temperature": T, ...} (None: T = 1).
+    calibration: dict[str, Any] | None = None
+    #: {operating point: threshold on the calibrated malignant probability} (None: 0.5 everywhere).
+    operating_points: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.normalisation is None and isinstance(self.input_mode, str) and self.input_mode in INPUT_CHANNELS:
@@ -109,6 +120,20 @@ class ModelCard:
     def std(self) -> list[float]:
         assert self.normalisation is not None
         return list(self.normalisation["std"])
+
+    @property
+    def temperature(self) -> float:
+        """The softmax temperature (1.0 for a card without calibration)."""
+        return card_temperature(self)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Threshold per operating point (0.5 each for a card without operating points)."""
+        return card_thresholds(self)
+
+    def threshold(self, operating_point: str = DEFAULT_OPERATING_POINT) -> float:
+        """The threshold of one operating point (ValueError for an unknown name)."""
+        return threshold_for(self, operating_point)
 
     def class_index(self, label: str | int) -> int:
         """Index of a class given by name or index; ValueError if unknown."""
@@ -187,11 +212,27 @@ class ModelCard:
             raise bad("pretrained_init", f"must be 'imagenet' or 'random' (got {self.pretrained_init!r})")
         if not isinstance(self.description, str):
             raise bad("description", "must be a string")
+        if self.calibration is not None:
+            t = self.calibration.get("temperature") if isinstance(self.calibration, dict) else None
+            if (not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t <= 0):
+                raise bad("calibration", f"must be null or an object with a finite 'temperature' > 0 "
+                          f"(got {self.calibration!r})")
+        if self.operating_points is not None:
+            ops = self.operating_points
+            if (not isinstance(ops, dict) or set(ops) != set(OPERATING_POINTS)
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                               and 0 <= v <= 1 for v in ops.values())):
+                raise bad("operating_points", f"must be null or an object with exactly {list(OPERATING_POINTS)} "
+                          f"mapped to thresholds in [0, 1] (got {ops!r})")
+
 
     # -- (de)serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (with a ``format`` marker)."""
         data = asdict(self)
+        for key in ("calibration", "operating_points"):  # optional: absent rather than null
+            if data[key] is None:
+                del data[key]
         return {"format": CARD_FORMAT, **data}
 
     def to_json(self, indent: int | None = 2) -> str:

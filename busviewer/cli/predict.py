@@ -1,4 +1,5 @@
-"""``busviewer predict PATIENT|PATH``: per-image results and the patient verdict."""
+"""``busviewer predict PATIENT|PATH``: per-image (calibrated) results and the patient verdict
+at an operating point (``--operating-point``, default balanced)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from busviewer.core.operating import DEFAULT_OPERATING_POINT, OPERATING_POINTS, describe
 from busviewer.core.notice import RESEARCH_NOTICE
 from busviewer.core.store import Store
 
@@ -17,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", default=[], metavar="NAME[:VERSION]",
                    help="use this model instead of the active one of its architecture (repeatable); "
                         "when given, only the named models run")
+    p.add_argument("--operating-point", choices=OPERATING_POINTS, default=DEFAULT_OPERATING_POINT,
+                   help="threshold on the calibrated p(malignant) that makes each image's call, chosen on the "
+                        "model's validation patients: high_sensitivity (sensitivity >= 0.95), balanced (Youden) "
+                        "or high_specificity (specificity >= 0.95); models without operating points use 0.5 "
+                        "(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--cam-dir", type=Path, help="write Grad-CAM maps (.npy) and overlays (.png) here")
     p.add_argument("--device", help="cpu, cuda or mps (default: best available; env BUSVIEWER_DEVICE)")
@@ -43,7 +50,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     store = Store()
     try:
         patients, problems = _patients_for(store, args.target)
-        analyzer = Analyzer(store, device=args.device, models=args.model)
+        point = getattr(args, "operating_point", DEFAULT_OPERATING_POINT)
+        analyzer = Analyzer(store, device=args.device, models=args.model, operating_point=point)
         analyzer.load_models()
     except (KeyError, NoActiveModel, RegistryError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
@@ -51,14 +59,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
     out = {"notice": RESEARCH_NOTICE, "device": analyzer.device_name,
-           "models": {a: c.ref for a, c in analyzer.cards.items()}, "patients": []}
+           "models": {a: c.ref for a, c in analyzer.cards.items()}, "operating_point": point,
+           "calibration": {a: {"temperature": c.temperature, "thresholds": c.thresholds}
+                           for a, c in analyzer.cards.items()},
+           "patients": []}
     for key in patients:
         analysis = analyzer.analyse_patient(key)
         images = {img.id: img for img in store.images(key)}
         cams = _write_cams(analyzer, images, args.cam_dir) if args.cam_dir else {}
         out["patients"].append({
             "patient": key,
-            "verdicts": {a: {"label": v.label, "benign_votes": v.benign_votes, "malignant_votes": v.malignant_votes,
+            "verdicts": {a: {"label": v.label, "operating_point": v.operating_point, "threshold": v.threshold,
+                             "benign_votes": v.benign_votes, "malignant_votes": v.malignant_votes,
                              "tie_decided": v.tie_decided, "mean_malignant_probability": v.mean_malignant_probability,
                              "benign_images": list(v.benign_images), "malignant_images": list(v.malignant_images)}
                          for a, v in analysis.verdicts.items()},
@@ -74,7 +86,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"models: {', '.join(out['models'].values())} on {analyzer.device_name}")
+        print(f"models: {', '.join(out['models'].values())} on {analyzer.device_name}; probabilities calibrated "
+              "(each card's temperature)")
         print(RESEARCH_NOTICE)
     return 0
 
@@ -94,7 +107,7 @@ def _print_patient(key: str, analysis, images) -> None:  # type: ignore[no-untyp
     for arch, v in analysis.verdicts.items():
         tie = " (tie: counted as malignant)" if v.tie_decided else ""
         print(f"  verdict {arch}: {v.label} — {v.malignant_votes} malignant / {v.benign_votes} benign{tie}; "
-              f"mean P(malignant) {v.mean_malignant_probability:.3f}")
+              f"mean P(malignant) {v.mean_malignant_probability:.3f}; {describe(v.operating_point, v.threshold)}")
     for problem in analysis.problems:
         print(f"  not classified: {problem}")
 

@@ -157,6 +157,18 @@ def _print_localisation(metrics: dict[str, Any], title: str) -> None:
                                                      f"({len(cv_loc['folds'])} folds, mean ± SD):"))
 
 
+def _print_calibration(metrics: dict[str, Any],
+                       title: str = "calibration and operating points (fitted on validation, test patients):") -> None:
+    from busviewer.training.calib_eval import format_calibration, summary
+
+    if metrics.get("calibration"):
+        print(format_calibration(summary(metrics["calibration"]), title))
+    cv_cal = (metrics.get("cv") or {}).get("calibration")
+    if cv_cal:
+        print(format_calibration(cv_cal["mean_sd"], f"calibration and operating points, cross-validation "
+                                                    f"({len(cv_cal['folds'])} folds, mean ± SD):"))
+
+
 def _sources(text: str | None) -> list[str] | None:
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
@@ -282,6 +294,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if m.get("cv"):
         print(format_mean_sd(m["cv"]["mean_sd"], f"cross-validation, {len(m['cv']['folds'])} folds (mean ± SD):"))
     _print_localisation(m, "test images (final model)")
+    _print_calibration(m)
     print(f"run directory: {result.run_dir}")
     if result.model:
         print(f"registered {result.model} (not activated; activate with: busviewer models activate {result.model})")
@@ -322,6 +335,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         where = f" ({args.part} patients of {args.split_file})" if getattr(args, "split_file", None) else ""
         print(format_report(report, f"{report['model']} on {args.data}{where}:"))
         _print_localisation(report, "images with a mask")
+        _print_calibration(report, "the card's calibration and operating points on these images:")
     print(RESEARCH_NOTICE)
     return 0
 

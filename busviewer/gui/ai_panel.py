@@ -1,7 +1,10 @@
 """The AI panel: model status, per-image probabilities, the patient vote, Grad-CAM controls.
 
 It only displays what the main window hands it (a ``PatientAnalysis`` from
-``busviewer.ai.analysis``, read by attribute, so this module never imports torch).
+``busviewer.ai.results``, read by attribute, so this module never imports torch). The
+reader picks the operating point here (remembered); results are re-summarised at it
+(``PatientAnalysis.at``) without running a model, and each verdict says which point and
+threshold are in force.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QComboBox,
     QFrame,
     QGroupBox,
     QHBoxLayout,
@@ -27,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from busviewer.core import operating
 from busviewer.core.store import ImageRecord
 from busviewer.gui.cam_overlay import CamControls
 from busviewer.gui.notice import NoticeBanner
@@ -36,6 +41,7 @@ ARCH_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
 ARCH_SHORT = {"ensemble": "Ensemble", "vgg16": "VGG-16"}
 ARCH_ORDER = ("ensemble", "vgg16")
 SETTINGS_AUTO = "ai/auto_analyse"
+SETTINGS_OPERATING_POINT = "ai/operating_point"
 MALIGNANT = QColor("#ff8a80")
 BENIGN = QColor("#8fd19e")
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -72,6 +78,9 @@ class VerdictCard(QFrame):
         self.detail = QLabel("", self)
         self.detail.setWordWrap(True)
         self.detail.setObjectName("verdictDetail")
+        self.point = QLabel("", self)
+        self.point.setObjectName("operatingPointNote")
+        self.point.setWordWrap(True)
         self.tie = QLabel("", self)
         self.tie.setObjectName("tieNote")
         self.tie.setWordWrap(True)
@@ -84,12 +93,14 @@ class VerdictCard(QFrame):
         lay.setSpacing(2)
         lay.addLayout(head)
         lay.addWidget(self.detail)
+        lay.addWidget(self.point)
         lay.addWidget(self.tie)
 
     def clear(self, text: str = "–") -> None:
         self.verdict.setText(text)
         self.verdict.setStyleSheet("")
         self.detail.setText("")
+        self.point.setText("")
         self.tie.hide()
 
     def show_verdict(self, v: Any, numbers: dict[int, int], model: str = "") -> None:
@@ -109,6 +120,8 @@ class VerdictCard(QFrame):
             + (f"\nMean p(malignant): {mean:.2f}" if mean is not None else "")
             + f"\nMalignant: {names(v.malignant_images)}\nBenign: {names(v.benign_images)}"
         )
+        op = getattr(v, "operating_point", operating.DEFAULT_OPERATING_POINT)
+        self.point.setText(operating.describe(op, getattr(v, "threshold", operating.DEFAULT_THRESHOLD)))
         if v.tie_decided:
             self.tie.setText("Tie: counted as malignant (a tied vote is read as malignant)")
             self.tie.show()
@@ -122,6 +135,7 @@ class AIPanel(QWidget):
     analyseRequested = Signal()
     cancelRequested = Signal()
     imageClicked = Signal(int)
+    operatingPointChanged = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -153,9 +167,23 @@ class AIPanel(QWidget):
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.clicked.connect(self.cancelRequested)
         self.cancel_button.hide()
+        self.point_combo = QComboBox(self)
+        self.point_combo.setObjectName("operatingPoint")
+        for name in operating.OPERATING_POINTS:
+            self.point_combo.addItem(operating.TITLES[name], name)
+            self.point_combo.setItemData(self.point_combo.count() - 1, operating.HELP[name],
+                                         Qt.ItemDataRole.ToolTipRole)
+        self.point_combo.setToolTip("Operating point: the threshold on the calibrated p(malignant) that makes "
+                                    "an image's call, chosen on the model's validation patients")
+        saved = str(settings().value(SETTINGS_OPERATING_POINT, operating.DEFAULT_OPERATING_POINT))
+        self.point_combo.setCurrentIndex(max(0, self.point_combo.findData(saved)))
+        self.point_combo.currentIndexChanged.connect(self._point_changed)
         controls = QHBoxLayout()
         controls.addWidget(self.analyse_button)
         controls.addWidget(self.auto, 1)
+        point_row = QHBoxLayout()
+        point_row.addWidget(QLabel("Operating point:", self))
+        point_row.addWidget(self.point_combo, 1)
         prog = QHBoxLayout()
         prog.addWidget(self.progress, 1)
         prog.addWidget(self.cancel_button)
@@ -208,6 +236,7 @@ class AIPanel(QWidget):
         lay.addWidget(self.models_label)
         lay.addWidget(self.message)
         lay.addLayout(controls)
+        lay.addLayout(point_row)
         lay.addLayout(prog)
         lay.addWidget(results)
         lay.addWidget(per_image)
@@ -295,7 +324,26 @@ class AIPanel(QWidget):
         """Show stored per-image predictions (from an earlier session) before a new analysis."""
         self._fill_table(predictions)
 
+    def operating_point(self) -> str:
+        """The operating point the reader chose."""
+        return str(self.point_combo.currentData())
+
+    def set_operating_point(self, name: str) -> None:
+        self.point_combo.setCurrentIndex(self.point_combo.findData(operating.check_operating_point(name)))
+
+    def _point_changed(self, _index: int) -> None:
+        s = settings()
+        s.setValue(SETTINGS_OPERATING_POINT, self.operating_point())
+        s.sync()
+        if self.analysis is not None:
+            self.show_analysis(self.analysis)
+        self.operatingPointChanged.emit(self.operating_point())
+
     def show_analysis(self, analysis: Any) -> None:
+        """Show ``analysis`` re-summarised at the chosen operating point."""
+        op = self.operating_point()
+        if hasattr(analysis, "at") and getattr(analysis, "operating_point", op) != op:
+            analysis = analysis.at(op)
         self.analysis = analysis
         self._fill_table(analysis.predictions)
         models = {}

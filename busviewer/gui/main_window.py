@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self.ai_panel.analyseRequested.connect(self.analyse)
         self.ai_panel.cancelRequested.connect(self.cancel_analysis)
         self.ai_panel.imageClicked.connect(self.show_image)
+        self.ai_panel.operatingPointChanged.connect(self._operating_point_changed)
         self.ai_panel.cam.changed.connect(self._cam_controls_changed)
         self.labels = LabelPanel(self.store, self)
         self.labels.image.changed.connect(self._image_label_changed)
@@ -269,7 +270,7 @@ class MainWindow(QMainWindow):
                 "No patients in the store yet.\n\nFile > Import folder… (one folder per patient, or DICOM)\n"
                 "File > Import files… (DICOM, PNG/JPEG or a CSV manifest)")
         self.worklistLoaded.emit()
-        workers.submit(task_stored_verdicts, self.store, name="verdicts",
+        workers.submit(task_stored_verdicts, self.store, self.ai_panel.operating_point(), name="verdicts",
                        on_result=self.worklist.model.set_verdicts,
                        on_error=lambda e: log.info("stored verdicts unavailable: %s", e))
 
@@ -285,6 +286,7 @@ class MainWindow(QMainWindow):
 
     def _models_loaded(self, res: ModelsLoaded) -> None:
         self.analyzer, self.registry, self.model_entries = res.analyzer, res.registry, res.entries
+        self._operating_point_changed(self.ai_panel.operating_point())
         self._fill_model_menus()
         if res.no_model is not None or not res.cards:
             self.models_state = "none"
@@ -653,6 +655,15 @@ class MainWindow(QMainWindow):
         if self.current_image_id is not None:
             self.ai_panel.highlight_image(self.current_image_id)
 
+    def _operating_point_changed(self, name: str) -> None:
+        """Later analyses call images at ``name``; what is shown was re-summarised by the panel."""
+        if self.analyzer is not None and hasattr(self.analyzer, "set_operating_point"):
+            self.analyzer.set_operating_point(name)
+        shown = self.ai_panel.analysis
+        if shown is not None and self.patient_key is not None and shown.patient_key == self.patient_key:
+            self.thumbnails.set_ai(self.ai_panel.image_short_labels())
+            self.worklist.model.set_verdict(self.patient_key, verdict_text(dict(shown.verdicts)))
+
     def _analysis_error(self, key: str, exc: BaseException) -> None:
         if key != self.patient_key:
             return
@@ -825,6 +836,8 @@ class MainWindow(QMainWindow):
         analysis = self.analyses.get(key)
         if analysis is not None and getattr(analysis, "stored", False):
             analysis = None
+        if analysis is not None and hasattr(analysis, "at"):  # at the reader's operating point
+            analysis = analysis.at(self.ai_panel.operating_point())
         ids = {r.id for r in self.records}
         cams = {(iid, arch): cam for (iid, arch, frame), cam in self.cams.items() if iid in ids and frame == 0}
         self.statusBar().showMessage(f"Exporting the report of {key}…")

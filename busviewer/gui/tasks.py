@@ -10,7 +10,6 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from busviewer.core.store import ImageRecord, Store
@@ -100,9 +99,10 @@ def task_decode_patient(records: Sequence[ImageRecord], ctx: workers.TaskContext
         ctx.progress(i + 1, len(records))
 
 
-def task_stored_verdicts(store: Store) -> dict[str, str]:
-    """Patient verdict text from the latest stored predictions (no model is run)."""
-    from busviewer.ai.voting import patient_verdict
+def task_stored_verdicts(store: Store, operating_point: str = "balanced") -> dict[str, str]:
+    """Patient verdict text from the latest stored predictions at ``operating_point`` (no
+    model is run; thresholds from the model cards recorded in the store)."""
+    from busviewer.ai.results import summarise, thresholds_by_sha
 
     by_patient: dict[str, list[int]] = {}
     for rec in store.images():
@@ -110,35 +110,21 @@ def task_stored_verdicts(store: Store) -> dict[str, str]:
     out: dict[str, str] = {}
     all_ids = [i for ids in by_patient.values() for i in ids]
     latest = store.latest_predictions(all_ids) if all_ids else {}
+    thresholds = thresholds_by_sha(store.model_cards({p.model_sha256 for p in latest.values()})) if latest else {}
     for key, ids in by_patient.items():
-        verdicts = {}
-        for arch in ("ensemble", "vgg16"):
-            votes = [(i, latest[(i, arch)].malignant_probability) for i in ids if (i, arch) in latest]
-            if votes:
-                verdicts[arch] = patient_verdict(votes)
-        text = verdict_text(verdicts)
-        if text:
-            out[key] = text
+        preds = {(i, arch): latest[(i, arch)] for i in ids for arch in ("ensemble", "vgg16") if (i, arch) in latest}
+        if preds:
+            text = verdict_text(summarise(key, preds, thresholds, operating_point).verdicts)
+            if text:
+                out[key] = text
     return out
 
 
-def stored_analysis(store: Store, patient_key: str) -> Any | None:
-    """A PatientAnalysis-shaped view of the stored predictions (no torch needed)."""
-    from busviewer.ai.voting import patient_verdict
+def stored_analysis(store: Store, patient_key: str, operating_point: str = "balanced") -> Any | None:
+    """The stored predictions summarised at ``operating_point`` (no torch needed)."""
+    from busviewer.ai.results import stored_analysis as stored
 
-    records = store.images(patient_key)
-    latest = store.latest_predictions([r.id for r in records])
-    if not latest:
-        return None
-    verdicts = {}
-    for arch in ("ensemble", "vgg16"):
-        votes = [(iid, p.malignant_probability) for (iid, a), p in sorted(latest.items()) if a == arch]
-        if votes:
-            verdicts[arch] = patient_verdict(votes)
-    ids = sorted({iid for iid, _ in latest})
-    dis = tuple(i for i in ids if len({p.label for (j, _), p in latest.items() if j == i}) > 1)
-    return SimpleNamespace(patient_key=patient_key, predictions=dict(latest), verdicts=verdicts,
-                           disagreements=dis, problems=(), stored=True)
+    return stored(store, patient_key, operating_point)
 
 
 def verdict_text(verdicts: dict[str, Any]) -> str:

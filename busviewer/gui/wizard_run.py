@@ -1,5 +1,6 @@
 """Pages 5 and 6 of the training wizard: the run (live curves, progress, cancel/resume) and
-the results (ROC, confusion matrix, metrics next to the active model; promote or discard).
+the results (ROC, reliability diagram, confusion matrix, metrics next to the active model;
+promote or discard).
 
 The numbers on the results page are the pipeline's ``metrics.json`` of the run (new model)
 and ``evaluate_model`` on the same ``split.json`` test part (active model); they are
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from busviewer.gui import wizard_data as wd
 from busviewer.gui.notice import NoticeBanner
+from busviewer.gui.reliability_plot import ReliabilityPlot
 from busviewer.training import events as ev
 
 if TYPE_CHECKING:
@@ -443,6 +445,7 @@ class ResultsPage(QWizardPage):
         self.roc.plot([0, 1], [0, 1], pen=pg.mkPen("#6b7075", style=Qt.PenStyle.DotLine))
         self.roc_new = self.roc.plot([], [], pen=NEW_PEN, name="new")
         self.roc_active = self.roc.plot([], [], pen=ACTIVE_PEN, name="active")
+        self.reliability = ReliabilityPlot(self)  # the new model's calibration and operating points
 
         self.promote_button = QPushButton("Promote: use the new model for patients", self)
         self.promote_button.clicked.connect(lambda: self.wiz.promote())
@@ -460,6 +463,7 @@ class ResultsPage(QWizardPage):
         left.addWidget(cm, 1)
         right = QVBoxLayout()
         right.addWidget(self.roc, 1)
+        right.addWidget(self.reliability, 1)
         body = QHBoxLayout()
         body.addLayout(left, 3)
         body.addLayout(right, 2)
@@ -535,6 +539,7 @@ class ResultsPage(QWizardPage):
         self.extra_label.setText("  ·  ".join(extras))
         self._fill_confusion()
         self._fill_roc()
+        self.reliability.set_calibration(metrics.get("calibration"))
         self.compare_label.setText(f"Testing the active {arch} model on the same patients…")
         self.compare_label.setStyleSheet("")
         self.promote_button.setEnabled(bool(out.get("model")))

@@ -1,4 +1,4 @@
-"""PNG plots of a run (ROC curves, loss curves) with matplotlib's Agg canvas.
+"""PNG plots of a run (ROC curves, reliability diagram, loss curves) with matplotlib's Agg canvas.
 
 The figures are drawn on ``matplotlib.figure.Figure`` + ``FigureCanvasAgg`` directly, so
 nothing here touches pyplot's global backend (safe next to a Qt GUI).
@@ -72,5 +72,39 @@ def plot_losses(path: str | Path, history: Sequence[dict[str, Any]], title: str 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
+    fig.savefig(str(path))
+    return Path(path)
+
+
+def plot_reliability(path: str | Path, curves: dict[str, Sequence[dict[str, Any]] | None],
+                     title: str = "reliability") -> Path | None:
+    """Reliability diagram: ``curves`` maps a label (e.g. "before (ECE 0.18)") to reliability
+    bins (:func:`busviewer.training.calibration.reliability_bins`); observed fraction
+    malignant against mean predicted probability per non-empty bin, with the bin counts."""
+    curves = {k: v for k, v in curves.items() if v and any(b["count"] for b in v)}
+    if not curves:
+        return None
+    fig = _figure(width=5.0, height=5.4)
+    ax = fig.add_axes((0.14, 0.33, 0.8, 0.58))
+    hist = fig.add_axes((0.14, 0.09, 0.8, 0.15), sharex=ax)
+    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey", label="perfectly calibrated")
+    width = 1.0 / len(next(iter(curves.values())))
+    for i, (label, bins) in enumerate(curves.items()):
+        used = [b for b in bins if b["count"]]
+        ax.plot([b["mean_predicted"] for b in used], [b["fraction_malignant"] for b in used], marker="o", ms=4,
+                lw=1.6, label=label)
+        offset = (i - (len(curves) - 1) / 2) * width / (len(curves) + 1)
+        hist.bar([(b["lower"] + b["upper"]) / 2 + offset for b in bins], [b["count"] for b in bins],
+                 width=width / (len(curves) + 1), alpha=0.7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_ylabel("observed fraction malignant")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelbottom=False)
+    hist.set_xlabel("predicted p(malignant), 10 equal-width bins")
+    hist.set_ylabel("images", fontsize=8)
+    hist.grid(alpha=0.3)
     fig.savefig(str(path))
     return Path(path)

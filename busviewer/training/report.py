@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from busviewer.training.metrics import SCALAR_KEYS
-from busviewer.training.plots import plot_losses, plot_roc
+from busviewer.training.plots import plot_losses, plot_reliability, plot_roc
 
 
 def json_safe(obj: Any) -> Any:
@@ -47,9 +47,12 @@ def write_plots(
     final_history: Sequence[dict[str, Any]],
     fold_reports: Sequence[dict[str, Any]] = (),
     title: str = "",
+    calibration: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """``roc.png`` (test patients: image-wise and patient-wise), ``loss.png`` (final model's
-    training/validation loss per stage) and ``cv_roc.png`` (image-wise ROC per fold)."""
+    """``roc.png`` (test patients: image-wise and patient-wise), ``reliability.png`` (test
+    images before/after temperature scaling, from ``calibration`` of
+    :mod:`busviewer.training.calib_eval`), ``loss.png`` (final model's training/validation
+    loss per stage) and ``cv_roc.png`` (image-wise ROC per fold)."""
     written: list[Path] = []
     p = plot_roc(
         run_dir / "roc.png",
@@ -58,6 +61,17 @@ def write_plots(
     )
     if p:
         written.append(p)
+    test = (calibration or {}).get("test") or {}
+    if test.get("reliability"):
+        rel = test["reliability"]
+        p = plot_reliability(
+            run_dir / "reliability.png",
+            {f"before (ECE {_f(test.get('ece_before'))})": rel.get("before"),
+             f"after, T = {_f(calibration.get('temperature'))} (ECE {_f(test.get('ece_after'))})": rel.get("after")},
+            title=f"{title} test images: reliability".strip(),
+        )
+        if p:
+            written.append(p)
     p = plot_losses(run_dir / "loss.png", final_history, title=title or "loss")
     if p:
         written.append(p)

@@ -24,8 +24,8 @@ Run directory (``TrainConfig.run_dir``, default ``runs_dir()/<name>-<time>``)::
     fold-<i>/, final/   per phase: checkpoint.safetensors (while training), result.json,
                         predictions.csv (test patients); final/model.safetensors (the
                         final weights until they are registered)
-    metrics.json        final model on the test patients (+ CV mean ± SD), history
-    roc.png, loss.png, cv_roc.png
+    metrics.json        final model on the test patients (+ CV mean ± SD), history, calibration
+    roc.png, reliability.png, loss.png, cv_roc.png
     registered.json     the registered model reference
 
 Phases: with ``folds`` = k >= 2, k cross-validation models are trained first (fold i
@@ -59,6 +59,7 @@ from torch import nn
 from busviewer.ai import networks as nets
 from busviewer.training import distributed as ddp
 from busviewer.training.augment import eval_transform, train_transform
+from busviewer.training.calib_eval import CalibrationHooks, card_calibration, phase_calibration
 from busviewer.training.cam_eval import MaskRunHooks, evaluate_localisation
 from busviewer.training.checkpoint import load_weights, save_weights
 from busviewer.training.config import TrainConfig
@@ -325,7 +326,7 @@ class _Run:
             seed=cfg.seed * 1000 + index,
         )
         outcome = trainer.run()
-        report = None
+        report, probs = None, None
         if test_samples:
             report, probs = evaluate_samples(
                 model, test_samples, cfg.input_size, cfg.mean, cfg.std, self.device, cfg.eval_batch_size,
@@ -341,6 +342,9 @@ class _Run:
             "patients": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
             "images": {"train": len(train_ds), "val": len(val_ds), "test": len(test_samples)},
             "planned_steps": trainer.planned_steps(),
+            # temperature + operating points fitted on the validation images, reported on the test images
+            "calibration": phase_calibration(model, cfg, val_ds.samples, test_samples, probs, self.device,
+                                             self.cache, self.amp_dtype, self._check_cancel),
         }
         if self.masks is not None and self.dist.is_main:  # Grad-CAM vs lesion masks
             result["localisation"] = self.masks.phase(model, cfg, val_ds.samples, test_samples, phase_dir, self.cache,
@@ -390,6 +394,7 @@ class _Run:
         if metrics.get("cv"):
             card_metrics["cv"] = metrics["cv"]["mean_sd"]
         card_metrics |= MaskRunHooks.card_metrics(metrics)
+        card_metrics |= CalibrationHooks.card_metrics(metrics)
         return ModelCard(
             name=cfg.model_name,
             version=0,
@@ -403,6 +408,7 @@ class _Run:
             parent=final.get("_parent"),
             pretrained_init=final.get("_init") or "random",
             variant=cfg.variant,
+            **CalibrationHooks.card_fields(final),
             description=cfg.description
             or f"{cfg.architecture} trained on {Path(str(cfg.data)).name if cfg.data != 'store' else 'the local store'}"
             f" (run {self.run_dir.name})",
@@ -457,10 +463,11 @@ class _Run:
                 }
             if self.masks is not None:
                 self.masks.add_metrics(metrics, fold_results, final)
+            CalibrationHooks.add_metrics(metrics, fold_results, final)
             if self.dist.is_main:
                 write_json(self.run_dir / "metrics.json", metrics)
                 write_plots(self.run_dir, final.get("test"), final.get("history") or [], fold_reports,
-                            title=cfg.model_name)
+                            title=cfg.model_name, calibration=final.get("calibration"))
             self._check_cancel()  # last chance: after this the model is registered
             ref, entry = None, None
             if cfg.register and self.dist.is_main:
@@ -572,8 +579,10 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Evaluate a registered model (``name`` or ``name:version``) on labelled data,
     optionally only on the patients of one part of a saved split. Returns the report
-    (image-wise, patient-wise, recognition rate); with ``out_dir`` also writes
-    ``metrics.json``, ``predictions.csv`` and ``roc.png`` there. ``masks``: evaluate on lesion
+    (image-wise, patient-wise, recognition rate, and ``calibration``: the card's temperature
+    and operating points applied); with ``out_dir`` also writes ``metrics.json``,
+    ``predictions.csv`` (uncalibrated network output), ``roc.png`` and ``reliability.png``
+    there. ``masks``: evaluate on lesion
     crops and/or add ``localisation`` (box parameters chosen on the split's validation part)."""
     from busviewer.ai.device import choose_device
     from busviewer.ai.registry import ModelRegistry
@@ -606,6 +615,7 @@ def evaluate_model(
         val = select(sset.samples, plan.fixed.val) if split_file and part != "val" else None
         report["localisation"] = evaluate_localisation(model, card, samples, masks, val_samples=val, device=dev,
                                                        out_dir=out_dir, check_cancel=check)
+    report["calibration"] = card_calibration(card, samples, probs)  # the card's temperature and operating points
     report["model"] = entry.ref
     report["model_sha256"] = card.sha256
     report["data"] = str(data)
@@ -615,7 +625,7 @@ def evaluate_model(
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "metrics.json", report)
         write_predictions(out / "predictions.csv", samples, probs.tolist(), threshold)
-        write_plots(out, report, [], title=entry.ref)
+        write_plots(out, report, [], title=entry.ref, calibration=report["calibration"])
     return report
 
 

@@ -205,6 +205,10 @@ def test_train_promote_and_roll_back(ws, qtbot) -> None:  # type: ignore[no-unty
     if roc:
         x, y = res.roc_new.getData()
         assert list(x) == pytest.approx(roc["fpr"]) and list(y) == pytest.approx(roc["tpr"])
+    cal = metrics["calibration"]  # the reliability diagram and operating points next to the ROC
+    assert res.reliability.summary_text().startswith(f"Temperature {cal['temperature']:.3f}")
+    after = [b for b in cal["test"]["reliability"]["after"] if b["count"]]
+    assert list(res.reliability.after.getData()[0]) == pytest.approx([b["mean_predicted"] for b in after])
 
     # promote: active changes, audited
     with qtbot.waitSignal(wiz.decisionDone, timeout=60_000):

@@ -437,6 +437,19 @@ class Store:
                 s.flush()
                 _audit(s, user or current_user(), "model_version", "model", mv.id, "sha256", None, mv.sha256)
 
+    def model_cards(self, sha256s: Iterable[str] | None = None) -> dict[str, dict]:
+        """The recorded model cards by weights sha256 (all, or only those of ``sha256s``)."""
+        wanted = None if sha256s is None else sorted(set(sha256s))
+        chunks = [None] if wanted is None else [wanted[i:i + _IN_CHUNK] for i in range(0, len(wanted), _IN_CHUNK)]
+        out: dict[str, dict] = {}
+        with self._sessions() as s:
+            for chunk in chunks:
+                q = select(t.ModelVersion.sha256, t.ModelVersion.card)
+                if chunk is not None:
+                    q = q.where(t.ModelVersion.sha256.in_(chunk))
+                out |= {sha: dict(card) for sha, card in s.execute(q) if sha and isinstance(card, dict)}
+        return out
+
     def log(self, action: str, entity: str, entity_id: int | None = None, field: str | None = None,
             old: str | None = None, new: str | None = None, user: str | None = None) -> None:
         """Append a free audit entry (e.g. model activation)."""

@@ -1,0 +1,148 @@
+"""Patient analysis results and their summary at an operating point (torch-free, Qt-free).
+
+:func:`summarise` turns per-image predictions into per-model patient verdicts at one
+operating point: each image is called malignant when its calibrated malignant probability
+is ``>=`` the threshold of the model that made the prediction (by weights sha256; 0.5 for
+a model without operating points), and the patient vote counts those calls (a tie is
+malignant). :meth:`PatientAnalysis.at` re-summarises at another operating point without
+running any model, so the reader can switch points on results already shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from busviewer.ai.voting import BENIGN, MALIGNANT, patient_verdict
+from busviewer.core.operating import DEFAULT_OPERATING_POINT, DEFAULT_THRESHOLD, card_thresholds, check_operating_point
+
+ARCHITECTURE_ORDER = ("ensemble", "vgg16")
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    """One model's (calibrated) output for one image; ``label`` is the call at the
+    operating point the analysis was summarised at."""
+
+    image_id: int
+    frame: int
+    roi_id: int | None
+    architecture: str
+    model_name: str
+    model_version: int
+    probabilities: dict[str, float]
+    malignant_probability: float
+    label: str
+    model_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class ModelVerdict:
+    architecture: str
+    label: str
+    benign_votes: int
+    malignant_votes: int
+    tie_decided: bool
+    mean_malignant_probability: float
+    benign_images: tuple[int, ...]
+    malignant_images: tuple[int, ...]
+    operating_point: str = DEFAULT_OPERATING_POINT
+    threshold: float | None = DEFAULT_THRESHOLD  # None: the images' model versions differ in threshold
+
+
+@dataclass(frozen=True)
+class PatientAnalysis:
+    """Per-image predictions and per-model verdicts of one patient (decision support for
+    research use, not a diagnosis). ``thresholds`` maps a model's weights sha256 to its
+    threshold per operating point; ``stored`` marks results read back from the store."""
+
+    patient_key: str
+    predictions: dict[tuple[int, str], Any]
+    verdicts: dict[str, ModelVerdict]
+    disagreements: tuple[int, ...]
+    problems: tuple[str, ...] = ()
+    operating_point: str = DEFAULT_OPERATING_POINT
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    stored: bool = False
+
+    def for_image(self, image_id: int) -> dict[str, Any]:
+        return {arch: p for (iid, arch), p in self.predictions.items() if iid == image_id}
+
+    def at(self, operating_point: str) -> PatientAnalysis:
+        """The same predictions summarised at another operating point."""
+        return summarise(self.patient_key, self.predictions, self.thresholds, operating_point, self.problems,
+                         self.stored)
+
+
+def thresholds_by_sha(cards: Mapping[str, Any] | Any) -> dict[str, dict[str, float]]:
+    """``{sha256: {operating point: threshold}}`` from cards (ModelCards or dicts), given as
+    a mapping sha256 -> card or an iterable of cards."""
+    items = cards.items() if isinstance(cards, Mapping) else (
+        (c.get("sha256") if isinstance(c, Mapping) else getattr(c, "sha256", ""), c) for c in cards)
+    return {str(sha): card_thresholds(card) for sha, card in items if sha}
+
+
+def _threshold(pred: Any, thresholds: Mapping[str, Mapping[str, float]], operating_point: str) -> float:
+    per_op = thresholds.get(str(getattr(pred, "model_sha256", "") or ""))
+    return float(per_op[operating_point]) if per_op and operating_point in per_op else DEFAULT_THRESHOLD
+
+
+def summarise(
+    patient_key: str,
+    predictions: Mapping[tuple[int, str], Any],
+    thresholds: Mapping[str, Mapping[str, float]] | None = None,
+    operating_point: str = DEFAULT_OPERATING_POINT,
+    problems: tuple[str, ...] = (),
+    stored: bool = False,
+) -> PatientAnalysis:
+    """Verdicts at ``operating_point`` (see the module docstring). ``predictions`` are
+    frozen dataclasses with ``malignant_probability``, ``label`` and ``model_sha256``
+    (:class:`ImagePrediction` or stored ``PredictionRecord``); their labels are redone."""
+    check_operating_point(operating_point)
+    thresholds = {k: dict(v) for k, v in (thresholds or {}).items()}
+    relabelled: dict[tuple[int, str], Any] = {}
+    calls: dict[tuple[int, str], str] = {}
+    used: dict[str, set[float]] = {}
+    for key, p in predictions.items():
+        thr = _threshold(p, thresholds, operating_point)
+        used.setdefault(key[1], set()).add(thr)
+        calls[key] = MALIGNANT if p.malignant_probability >= thr else BENIGN
+        if p.label in (BENIGN, MALIGNANT) and calls[key] != p.label:
+            p = dataclasses.replace(p, label=calls[key])
+        relabelled[key] = p
+    verdicts: dict[str, ModelVerdict] = {}
+    for arch in sorted({a for _, a in relabelled}, key=lambda a: (a not in ARCHITECTURE_ORDER, a)):
+        rows = [(iid, p) for (iid, a), p in sorted(relabelled.items()) if a == arch]
+        v = patient_verdict([(iid, calls[iid, arch]) for iid, _ in rows])
+        probs = [float(p.malignant_probability) for _, p in rows]
+        thr = used[arch].pop() if len(used[arch]) == 1 else None
+        verdicts[arch] = ModelVerdict(
+            architecture=arch, label=v.label, benign_votes=v.benign_votes, malignant_votes=v.malignant_votes,
+            tie_decided=v.tie_decided, mean_malignant_probability=sum(probs) / len(probs),
+            benign_images=tuple(v.benign_images), malignant_images=tuple(v.malignant_images),
+            operating_point=operating_point, threshold=thr,
+        )
+    image_ids = sorted({iid for iid, _ in relabelled})
+    disagreements = tuple(
+        iid for iid in image_ids if len({p.label for (i, _), p in relabelled.items() if i == iid}) > 1
+    )
+    return PatientAnalysis(patient_key, relabelled, verdicts, disagreements, tuple(problems), operating_point,
+                           thresholds, stored)
+
+
+def stored_analysis(store: Any, patient_key: str,
+                    operating_point: str = DEFAULT_OPERATING_POINT) -> PatientAnalysis | None:
+    """The latest stored predictions of a patient summarised at ``operating_point`` (no
+    model is run); thresholds come from the model cards recorded in the store."""
+    records = store.images(patient_key)
+    latest = store.latest_predictions([r.id for r in records])
+    if not latest:
+        return None
+    cards = store.model_cards({p.model_sha256 for p in latest.values()})
+    return summarise(patient_key, latest, thresholds_by_sha(cards), operating_point, stored=True)
+
+
+__all__ = ["ImagePrediction", "ModelVerdict", "PatientAnalysis", "stored_analysis", "summarise",
+           "thresholds_by_sha"]

@@ -1,0 +1,88 @@
+"""Operating points and the calibration a model card carries (torch-free, Qt-free).
+
+A card may record ``calibration`` (``{"temperature": T, ...}``, fitted on the validation
+patients by temperature scaling) and ``operating_points`` (``{name: threshold}`` on the
+calibrated malignant probability, see :mod:`busviewer.training.calibration`). Older
+cards have neither: they work with ``T = 1`` and threshold 0.5 at every operating point.
+
+An image is called malignant when its (calibrated) malignant probability is ``>=`` the
+threshold of the operating point in force; the patient vote counts those calls (a tie is
+malignant, :func:`busviewer.ai.voting.patient_verdict`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+OPERATING_POINTS: tuple[str, ...] = ("high_sensitivity", "balanced", "high_specificity")
+DEFAULT_OPERATING_POINT = "balanced"
+DEFAULT_THRESHOLD = 0.5
+TITLES = {"high_sensitivity": "High sensitivity", "balanced": "Balanced", "high_specificity": "High specificity"}
+HELP = {
+    "high_sensitivity": "misses fewest cancers: the highest threshold that found >= 95% of the malignant "
+                        "validation images",
+    "balanced": "best sensitivity + specificity on the validation images (Youden's J)",
+    "high_specificity": "fewest false alarms: the lowest threshold that cleared >= 95% of the benign "
+                        "validation images",
+}
+
+
+def check_operating_point(name: str) -> str:
+    """``name`` if it is an operating point, else ValueError listing the choices."""
+    if name not in OPERATING_POINTS:
+        raise ValueError(f"unknown operating point {name!r}; choose one of {', '.join(OPERATING_POINTS)}")
+    return name
+
+
+def _field(card: Any, key: str) -> Any:
+    if card is None:
+        return None
+    if isinstance(card, Mapping):
+        return card.get(key)
+    return getattr(card, key, None)
+
+
+def card_temperature(card: Any) -> float:
+    """The card's temperature (a ModelCard or its dict); 1.0 when it has none."""
+    cal = _field(card, "calibration")
+    t = cal.get("temperature") if isinstance(cal, Mapping) else None
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0:
+        return float(t)
+    return 1.0
+
+
+def card_thresholds(card: Any) -> dict[str, float]:
+    """Threshold of every operating point (a ModelCard, its dict, or None); 0.5 where the
+    card has none (older models)."""
+    ops = _field(card, "operating_points")
+    out = {}
+    for name in OPERATING_POINTS:
+        v = ops.get(name) if isinstance(ops, Mapping) else None
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+        out[name] = float(v) if ok else DEFAULT_THRESHOLD
+    return out
+
+
+def has_operating_points(card: Any) -> bool:
+    return isinstance(_field(card, "operating_points"), Mapping)
+
+
+def threshold_for(card: Any, operating_point: str = DEFAULT_OPERATING_POINT) -> float:
+    """The card's threshold at ``operating_point``."""
+    return card_thresholds(card)[check_operating_point(operating_point)]
+
+
+def describe(operating_point: str, threshold: float | None) -> str:
+    """e.g. ``"Balanced operating point (malignant if p >= 0.43)"``."""
+    title = TITLES.get(operating_point, operating_point)
+    if threshold is None:
+        return f"{title} operating point (thresholds differ between the model versions shown)"
+    return f"{title} operating point (malignant if p \u2265 {threshold:.2f})"
+
+
+__all__ = [
+    "DEFAULT_OPERATING_POINT", "DEFAULT_THRESHOLD", "HELP", "OPERATING_POINTS", "TITLES", "card_temperature",
+    "card_thresholds", "check_operating_point", "describe", "has_operating_points", "threshold_for",
+]
