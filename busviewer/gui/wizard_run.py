@@ -535,7 +535,9 @@ class ResultsPage(QWizardPage):
                 sd = f" ± {auc['sd']:.3f}" if auc.get("sd") is not None else ""
                 extras.append(f"Cross-validation AUC per image: {auc['mean']:.3f}{sd} ({auc.get('n')} folds)")
         thr = (test.get("image") or {}).get("threshold") if isinstance(test, dict) else None
-        extras.append(f"An image is called malignant when its probability is ≥ {thr if thr is not None else 0.5}.")
+        extras.append(f"In this table an image is called malignant when its uncalibrated probability is ≥ "
+                      f"{thr if thr is not None else 0.5}; the calibrated operating points are under the "
+                      "reliability diagram.")
         self.extra_label.setText("  ·  ".join(extras))
         self._fill_confusion()
         self._fill_roc()
