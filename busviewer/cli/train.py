@@ -78,7 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-jitter", action="store_true", help="no brightness/contrast jitter")
     p.add_argument("--no-scale", action="store_true", help="no small random scale changes")
     p.add_argument("--no-pretrained", action="store_true", help="random initialisation instead of ImageNet")
-    p.add_argument("--init-from", metavar="NAME:VERSION", help="fine-tune a registered model (becomes the parent)")
+    p.add_argument("--init-from", metavar="NAME:VERSION|active",
+                   help="fine-tune a registered model (becomes the parent); 'active': the active (e.g. shipped) "
+                        "model of --model. Default: ImageNet (or random) initialisation")
     p.add_argument("--alexnet-trainable", type=int, metavar="N",
                    help="AlexNet layers trained in stage 1, counted from the end (default 3 with ImageNet "
                         "weights, all 8 with random init)")
@@ -96,6 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: <data dir>/runs/<name>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep each phase's checkpoint when done")
+    p.add_argument("--keep-phase-weights", action="store_true",
+                   help="keep every phase's weights (CV folds too) as <phase>/model.safetensors for re-evaluation")
     p.add_argument("--no-checkpoints", action="store_true",
                    help="write no per-epoch checkpoints (faster throwaway runs; cannot be resumed)")
     p.add_argument("--no-register", action="store_true", help="do not register the trained model")
@@ -118,6 +122,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _mask_arguments(p)
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("reevaluate", help="re-measure calibration (and localisation) of a run's kept phase weights",
+                       description="Adds calibration/operating points and, with --masks, Grad-CAM localisation to "
+                                   "every phase of RUN_DIR trained with --keep-phase-weights; then "
+                                   "`busviewer train --resume RUN_DIR` aggregates them and registers the model.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--masks", metavar="DIR", help="lesion masks (<label>/<name>_mask.png) for localisation")
+    p.add_argument("--device")
+    p.set_defaults(handler=cmd_reevaluate)
 
 
 def _mask_arguments(p: argparse.ArgumentParser) -> None:
@@ -223,6 +236,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         amp=g("amp", "auto"),
         num_workers=g("workers", 0),
         keep_checkpoints=bool(g("keep_checkpoints", False)),
+        keep_phase_weights=bool(g("keep_phase_weights", False)),
         checkpoints=not g("no_checkpoints", False),
         name=g("name"),
         description=g("description", "") or "",
@@ -254,6 +268,20 @@ class _CtrlC:
             signal.signal(signal.SIGINT, self._old)
 
 
+def resolve_init_from(cfg: Any) -> Any:
+    """``--init-from active``: the active model of the configured architecture (ValueError if none)."""
+    if cfg.init_from != "active":
+        return cfg
+    import dataclasses
+
+    from busviewer.ai.registry import ModelRegistry
+
+    entry = ModelRegistry().active(cfg.architecture)
+    if entry is None:
+        raise ValueError(f"--init-from active: there is no active {cfg.architecture} model")
+    return dataclasses.replace(cfg, init_from=entry.ref)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from busviewer.ai.device import DeviceUnavailableError
     from busviewer.core.notice import RESEARCH_NOTICE
@@ -278,7 +306,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if not getattr(args, "data", None):
                     print("error: --data MANIFEST|store is required (or --resume RUN_DIR)", file=sys.stderr)
                     return 2
-                cfg = config_from_args(args)
+                cfg = resolve_init_from(config_from_args(args))
                 result = run_training(cfg, printer, cancel, masks=mask_options(args))
     except (ValueError, FileNotFoundError, FileExistsError, DeviceUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -299,6 +327,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.model:
         print(f"registered {result.model} (not activated; activate with: busviewer models activate {result.model})")
     print(RESEARCH_NOTICE)
+    return 0
+
+
+def cmd_reevaluate(args: argparse.Namespace) -> int:
+    from busviewer.training.reevaluate import reevaluate_run
+
+    done = reevaluate_run(args.run_dir, args.masks, args.device, progress=print)
+    if not done:
+        print(f"error: {args.run_dir}: no phase kept its weights (train with --keep-phase-weights)", file=sys.stderr)
+        return 1
+    print(f"{len(done)} phase(s) updated; run `busviewer train --resume {args.run_dir}` to aggregate and register")
     return 0
 
 

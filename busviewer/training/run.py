@@ -90,6 +90,7 @@ FINAL_WEIGHTS = "model.safetensors"
 RESULT_NAME = "result.json"
 #: Settings that may differ when a run is resumed (machinery, not the experiment).
 RESUME_OVERRIDABLE = ("device", "amp", "num_workers", "register", "name", "description", "keep_checkpoints",
+                      "keep_phase_weights",
                       "checkpoints", "eval_batch_size", "distributed")
 FINAL_MODEL_NOTE = (
     "The registered model is the one trained on the fixed patient-wise split: trained on the "
@@ -247,6 +248,10 @@ class _Run:
         cfg = self.cfg
         torch.manual_seed(cfg.seed * 1000 + phase_index)
         parent: str | None = None
+        if cfg.init_from:  # fine-tuning keeps the parent's network variant
+            parent_card = self._registry().get(cfg.init_from).card
+            if parent_card.variant != cfg.variant:
+                self.cfg = cfg = dataclasses.replace(cfg, variant=parent_card.variant)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", nets.PretrainedUnavailable)
             model = nets.build_model(cfg.architecture, cfg.input_mode, len(CLASSES),
@@ -258,9 +263,9 @@ class _Run:
         init = "imagenet" if pretrained else "random"
         if cfg.init_from:
             src, card = self._registry().load(cfg.init_from, device="cpu")
-            if (card.architecture, card.input_mode, card.variant) != (cfg.architecture, cfg.input_mode, cfg.variant):
-                raise ValueError(f"init_from {cfg.init_from} is a {card.architecture}/{card.input_mode}/"
-                                 f"{card.variant} model, not {cfg.architecture}/{cfg.input_mode}/{cfg.variant}")
+            if card.architecture != cfg.architecture or card.input_mode != cfg.input_mode:
+                raise ValueError(f"init_from {cfg.init_from} is a {card.architecture}/{card.input_mode} model, "
+                                 f"not {cfg.architecture}/{cfg.input_mode}")
             model.load_state_dict(src.state_dict())
             parent, init, pretrained = card.ref, card.pretrained_init, True
         explicit = (cfg.alexnet_trainable_last, cfg.resnet_frozen_first, cfg.vgg_frozen_blocks)
@@ -350,7 +355,7 @@ class _Run:
             result["localisation"] = self.masks.phase(model, cfg, val_ds.samples, test_samples, phase_dir, self.cache,
                                                       self.device, None if self.dist.enabled else self._check_cancel)
         if self.dist.is_main:
-            if is_final:
+            if is_final or cfg.keep_phase_weights:  # fold weights allow later re-evaluation
                 save_weights(phase_dir / FINAL_WEIGHTS, model.state_dict())
             write_json(result_path, result)
             ck = phase_dir / CHECKPOINT_NAME
