@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -44,3 +46,25 @@ def quadrant_discs(
         labels.append(label)
         centres.append(centre)
     return images, labels, centres
+
+
+def labelled_pngs(root: Path, n: int = 12, normal: int = 2, seed: int = 3) -> Path:
+    """:func:`quadrant_discs` as PNGs under ``root/images/<label>/`` (names with spaces and
+    parentheses, like BUSI) plus ``normal`` extra rows; returns ``root/manifest.csv``
+    (``image,label,patient_id``)."""
+    import csv
+
+    from PIL import Image
+
+    images, labels, _ = quadrant_discs(n, np.random.default_rng(seed))
+    rows = []
+    for i, (im, lab) in enumerate(zip(images, labels)):
+        label = "malignant" if lab else "benign"
+        rows.append((f"images/{label}/{label} ({i}).png", label, f"P{i // 2}", im))
+    rows += [(f"images/normal/normal ({i}).png", "normal", f"N{i}", images[0]) for i in range(normal)]
+    for rel, _label, _pid, im in rows:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(root / rel)
+    with (root / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("image", "label", "patient_id"), *(r[:3] for r in rows)])
+    return root / "manifest.csv"

@@ -86,6 +86,9 @@ class ModelCard:
     calibration: dict[str, Any] | None = None
     #: {operating point: threshold on the calibrated malignant probability} (None: 0.5 everywhere).
     operating_points: dict[str, float] | None = None
+    #: Shipped (sharded, compressed) weights: shard index, compression and its measured
+    #: effect, regression images (``busviewer.ai.shards`` / ``shipping``). None: one file.
+    shipping: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.normalisation is None and isinstance(self.input_mode, str) and self.input_mode in INPUT_CHANNELS:
@@ -217,6 +220,8 @@ class ModelCard:
             if (not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t <= 0):
                 raise bad("calibration", f"must be null or an object with a finite 'temperature' > 0 "
                           f"(got {self.calibration!r})")
+        if self.shipping is not None and not isinstance(self.shipping, dict):
+            raise bad("shipping", f"must be null or an object (got {type(self.shipping).__name__})")
         if self.operating_points is not None:
             ops = self.operating_points
             if (not isinstance(ops, dict) or set(ops) != set(OPERATING_POINTS)
@@ -225,12 +230,11 @@ class ModelCard:
                 raise bad("operating_points", f"must be null or an object with exactly {list(OPERATING_POINTS)} "
                           f"mapped to thresholds in [0, 1] (got {ops!r})")
 
-
     # -- (de)serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (with a ``format`` marker)."""
         data = asdict(self)
-        for key in ("calibration", "operating_points"):  # optional: absent rather than null
+        for key in ("calibration", "operating_points", "shipping"):  # optional: absent rather than null
             if data[key] is None:
                 del data[key]
         return {"format": CARD_FORMAT, **data}

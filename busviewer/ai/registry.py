@@ -11,9 +11,13 @@ pickle / ``torch.save`` file is rejected before any library touches it; nothing 
 unpickled. The sha256 and the tensor names/shapes are checked against the card and the
 architecture before the weights are loaded.
 
+Shipped models may also be sharded and compressed (``<shipped>/<name>/``: the card plus
+safetensors shards listed in its ``shipping`` index, see :mod:`busviewer.ai.shards`);
+every shard's sha256 is checked on load.
+
 One model per architecture is *active* (used by default for prediction); the choice is
 stored in ``<user_dir>/active.json``. Without a choice, the newest shipped model of that
-architecture is active.
+architecture is active (:meth:`ModelRegistry.use_default` returns to it).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ log = logging.getLogger(__name__)
 WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
 ACTIVE_FILE = "active.json"
+SHIPPED_ENV = "BUSVIEWER_SHIPPED_MODELS"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the limit safetensors itself enforces
 
 _DTYPE_SIZES: dict[str, int] = {
@@ -289,6 +294,13 @@ def check_weights_file(path: str | Path, card: ModelCard) -> dict[str, TensorInf
     return tensors
 
 
+def _is_sharded_card(card_path: Path) -> bool:
+    try:
+        return isinstance(ModelCard.read(card_path).shipping, dict)
+    except ModelCardError:
+        return False
+
+
 def _state_dict_for_file(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
 
@@ -364,16 +376,23 @@ class ModelRegistry:
         from busviewer.core import paths
 
         self.user_dir = Path(user_dir) if user_dir is not None else paths.user_models_dir()
-        self.shipped_dir = Path(shipped_dir) if shipped_dir is not None else paths.SHIPPED_MODELS_DIR
+        if shipped_dir is None:  # BUSVIEWER_SHIPPED_MODELS: another installation's shipped folder
+            shipped_dir = os.environ.get(SHIPPED_ENV) or paths.SHIPPED_MODELS_DIR
+        self.shipped_dir = Path(shipped_dir)
         self.user_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
 
     # -- listing -------------------------------------------------------------------------
     def _scan(self, directory: Path, location: Location) -> list[tuple[ModelCard, Path, Path]]:
+        """Cards with their weights; shipped models may sit in ``<name>/`` folders, sharded
+        (their "weights path" is then that folder)."""
         found: list[tuple[ModelCard, Path, Path]] = []
         if not directory.is_dir():
             return found
-        for card_path in sorted(directory.glob(f"*{CARD_SUFFIX}")):
+        cards = sorted(directory.glob(f"*{CARD_SUFFIX}"))
+        if location == "shipped":
+            cards += sorted(p for p in directory.glob(f"*/*{CARD_SUFFIX}") if not p.parent.name.startswith("."))
+        for card_path in cards:
             if card_path.name == ACTIVE_FILE or card_path.name.startswith("."):
                 continue
             try:
@@ -384,6 +403,12 @@ class ModelRegistry:
             if card_path.stem != card.stem:
                 log.warning("skipping %s: its card describes %s (expected file name %s%s)",
                             card_path, card.ref, card.stem, CARD_SUFFIX)
+                continue
+            if isinstance(card.shipping, dict) and "shards" in card.shipping:
+                if location == "shipped":  # shards are checked on load
+                    found.append((card, card_path.parent, card_path))
+                else:
+                    log.warning("skipping %s: sharded models are only read from %s", card_path, self.shipped_dir)
                 continue
             weights = card_path.with_suffix(WEIGHTS_SUFFIX)
             if not weights.is_file():
@@ -475,7 +500,12 @@ class ModelRegistry:
     def verify(self, entry_or_name: ModelEntry | str, version: int | None = None) -> ModelEntry:
         """Check an entry's weights (structure, sha256, shapes) without loading; returns it."""
         entry = self._entry(entry_or_name, version)
-        check_weights_file(entry.weights_path, entry.card)
+        if entry.weights_path.is_dir():
+            from busviewer.ai.shards import verify_sharded
+
+            verify_sharded(entry.weights_path, entry.card)
+        else:
+            check_weights_file(entry.weights_path, entry.card)
         return entry
 
     def load(self, entry_or_name: ModelEntry | str, device: str | torch.device = "cpu",
@@ -486,13 +516,17 @@ class ModelRegistry:
         from the card, or its tensors do not match the architecture exactly.
         """
         entry = self._entry(entry_or_name, version)
+        if entry.weights_path.is_dir():  # a sharded shipped model
+            from busviewer.ai.shards import load_sharded
+
+            return load_sharded(entry.weights_path, entry.card, device), entry.card
         model = load_weights(entry.weights_path, entry.card, device)
         return model, entry.card
 
     # -- writing -------------------------------------------------------------------------
     def _taken_versions(self, name: str) -> set[int]:
         taken: set[int] = set()
-        for directory in (self.shipped_dir, self.user_dir):
+        for directory in (self.shipped_dir, self.shipped_dir / name, self.user_dir):
             if not directory.is_dir():
                 continue
             prefix = f"{name}-v"
@@ -564,6 +598,9 @@ class ModelRegistry:
             what = f" It is {foreign}; it was not loaded or unpickled." if foreign else ""
             raise ModelFileError(f"{path}: not a model file: expected a {WEIGHTS_SUFFIX} weights file "
                                  f"or its {CARD_SUFFIX} model card.{what}")
+        if card_path.is_file() and _is_sharded_card(card_path):
+            raise ModelFileError(f"{card_path}: a shipped (sharded) model, not imported: copy its folder into "
+                                 f"the shipped models folder ({self.shipped_dir}) to install it")
         if not weights_path.is_file():
             raise ModelFileError(f"{card_path}: the weights file {weights_path.name} is missing next to it")
         if not card_path.is_file():
@@ -603,6 +640,10 @@ class ModelRegistry:
         entry = self.get(name, version)
         dest = Path(dest_dir)
         dest.mkdir(parents=True, exist_ok=True)
+        if entry.weights_path.is_dir():  # sharded: the folder (card + shards) as shipped
+            from busviewer.ai.shards import export_sharded
+
+            return export_sharded(entry.weights_path, entry.card_path, entry.card, dest, overwrite)
         out_w = dest / entry.weights_path.name
         out_c = dest / entry.card_path.name
         for p in (out_w, out_c):
@@ -636,6 +677,27 @@ class ModelRegistry:
             if e.active and e.architecture == architecture:
                 return e
         return None
+
+    def shipped_default(self, architecture: str) -> ModelEntry | None:
+        """The shipped model active when the user has chosen none (newest), or None."""
+        shipped = [e for e in self.list() if e.location == "shipped" and e.architecture == architecture]
+        return max(shipped, key=lambda e: (e.card.created, e.version, e.name)) if shipped else None
+
+    def use_default(self, architecture: str) -> ModelEntry:
+        """Forget the user's choice for ``architecture``: its shipped default becomes active
+        (after its weights are verified). Raises :class:`ModelNotFoundError` if none is shipped."""
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {architecture!r}; expected one of {list(ARCHITECTURES)}")
+        with self._lock:
+            default = self.shipped_default(architecture)
+            if default is None:
+                raise ModelNotFoundError(f"no shipped {architecture} model in {self.shipped_dir}")
+            self.verify(default)
+            refs = self._active_refs()
+            refs.pop(architecture, None)
+            atomic_write_text(self.user_dir / ACTIVE_FILE, json.dumps(refs, indent=2, sort_keys=True))
+            log.info("%s: back to the shipped default %s", architecture, default.ref)
+            return self.get(default.name, default.version)
 
     def delete(self, name: str, version: int) -> None:
         """Delete a user model version (never a shipped one, never an active one)."""

@@ -7,7 +7,9 @@ activation history that *Roll back* walks back through:
 
 - ``activate_model`` / ``promote_model``: ``field`` = architecture, ``old_value`` = the
   previously active ``name:version``, ``new_value`` = the newly active one;
-- ``rollback_model``: the same, for a step back.
+- ``rollback_model``: the same, for a step back;
+- ``use_default_model``: the same, back to the shipped default (*Use shipped default*:
+  the user's choice is forgotten, so the newest shipped model of that architecture is used).
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ from PySide6.QtWidgets import (
 
 from busviewer.gui import workers
 from busviewer.gui.dialogs import message_box
+from busviewer.gui.shipped_models import shipping_summary, use_default_with_audit
 from busviewer.gui.wizard_data import local_time
 
 log = logging.getLogger(__name__)
 
 ARCH_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
 ARCH_SHORT = {"ensemble": "ensemble", "vgg16": "VGG-16"}
-ACTIVATION_ACTIONS = ("activate_model", "promote_model")
+ACTIVATION_ACTIONS = ("activate_model", "promote_model", "use_default_model")
 
 
 # ------------------------------------------------------------- headless helpers
@@ -138,6 +141,8 @@ def card_html(entry: Any) -> str:
     ]
     if c.description:
         rows.append(("Description", e(c.description)))
+    if shipping_summary(c):
+        rows.append(("Stored as", e(shipping_summary(c))))
     t = c.training if isinstance(c.training, dict) else {}
     data = t.get("data") if isinstance(t.get("data"), dict) else {}
     if data:
@@ -194,6 +199,7 @@ class Listing:
     registry: Any
     entries: list[Any]
     stacks: dict[str, list[str]] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)  # architecture -> shipped default ref
 
 
 def task_list(registry: Any, factory: Callable[[], Any] | None, store: Any) -> Listing:
@@ -201,7 +207,8 @@ def task_list(registry: Any, factory: Callable[[], Any] | None, store: Any) -> L
     entries = list(reg.list())
     audit = store.audit_log(entity="model") if store is not None else []
     stacks = {arch: activation_stack(audit, arch) for arch in ARCH_TITLES}
-    return Listing(reg, entries, stacks)
+    defaults = {arch: d.ref for arch in ARCH_TITLES if (d := reg.shipped_default(arch)) is not None}
+    return Listing(reg, entries, stacks, defaults)
 
 
 def _default_registry() -> Any:
@@ -232,6 +239,7 @@ class ModelManagerDialog(QDialog):
         self.registry_factory = registry_factory or getattr(parent, "registry_factory", None)
         self.entries: list[Any] = []
         self.stacks: dict[str, list[str]] = {}
+        self.defaults: dict[str, str] = {}
         self.busy = False
         self.last_error: tuple[str, str] | None = None
         self.error_box: QMessageBox | None = None
@@ -275,6 +283,8 @@ class ModelManagerDialog(QDialog):
         self.activate_button.clicked.connect(self.activate_selected)
         self.rollback_button = QPushButton("Roll back", self)
         self.rollback_button.clicked.connect(self.roll_back_selected)
+        self.default_button = QPushButton("Use shipped default", self)
+        self.default_button.clicked.connect(self.use_default_selected)
         self.import_button = QPushButton("Import…", self)
         self.import_button.setToolTip("Add a model from a .safetensors file and its .json model card")
         self.import_button.clicked.connect(self.import_dialog)
@@ -286,8 +296,8 @@ class ModelManagerDialog(QDialog):
         close = QPushButton("Close", self)
         close.clicked.connect(self.accept)
         buttons = QHBoxLayout()
-        for b in (self.activate_button, self.rollback_button, self.import_button, self.export_button,
-                  self.delete_button):
+        for b in (self.activate_button, self.rollback_button, self.default_button, self.import_button,
+                  self.export_button, self.delete_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(close)
@@ -311,7 +321,7 @@ class ModelManagerDialog(QDialog):
                             on_error=lambda e: self._failed("The model list could not be read", e))
 
     def _listed(self, res: Listing, keep: str | None) -> None:
-        self.registry, self.entries, self.stacks = res.registry, res.entries, res.stacks
+        self.registry, self.entries, self.stacks, self.defaults = res.registry, res.entries, res.stacks, res.defaults
         self.busy = False
         t = self.table
         t.setSortingEnabled(False)
@@ -382,11 +392,13 @@ class ModelManagerDialog(QDialog):
         e = self.selected()
         idle = not self.busy
         self.import_button.setEnabled(idle)
-        for b in (self.activate_button, self.export_button, self.delete_button, self.rollback_button):
+        for b in (self.activate_button, self.export_button, self.delete_button, self.rollback_button,
+                  self.default_button):
             b.setEnabled(False)
         if e is None or not idle:
             self.rollback_button.setText("Roll back")
             return
+        self._update_default_button(e.architecture)
         arch = ARCH_SHORT.get(e.architecture, e.architecture)
         self.activate_button.setEnabled(not e.active)
         self.activate_button.setToolTip(f"This is already the active {arch} model" if e.active else
@@ -411,6 +423,19 @@ class ModelManagerDialog(QDialog):
         else:
             self.rollback_button.setText("Roll back")
             self.rollback_button.setToolTip(f"No earlier active {arch} model is recorded")
+
+    def _update_default_button(self, architecture: str) -> None:
+        arch = ARCH_SHORT.get(architecture, architecture)
+        default = self.defaults.get(architecture)
+        active = next((x.ref for x in self.entries if x.active and x.architecture == architecture), None)
+        if default is None:
+            self.default_button.setToolTip(f"No {arch} model is shipped with busviewer")
+        elif default == active:
+            self.default_button.setToolTip(f"The shipped {arch} model {default} is already the active one")
+        else:
+            self.default_button.setEnabled(True)
+            self.default_button.setToolTip(f"Go back to the {arch} model shipped with busviewer ({default}) "
+                                           f"instead of {active or 'none'}")
 
     # ---------------------------------------------------------------- actions
     def _submit(self, fn: Callable[..., Any], *args: Any, pool: str = "io", **kwargs: Any) -> workers.Task:
@@ -480,6 +505,26 @@ class ModelManagerDialog(QDialog):
 
         return self._run_action(f"Rolling back to {name} v{version}", run, self.registry, self.store,
                                 select_ref=target)
+
+    def use_default_selected(self) -> workers.Task | None:
+        e = self.selected()
+        if e is None or self.registry is None or self.defaults.get(e.architecture) is None:
+            return None
+        return self.use_default(e.architecture)
+
+    def use_default(self, architecture: str) -> workers.Task | None:
+        """Make the shipped default of ``architecture`` active again (audited)."""
+        target = self.defaults.get(architecture)
+        if target is None or self.registry is None:
+            return None
+
+        def run(registry: Any, store: Any) -> str:
+            entry, prev = use_default_with_audit(registry, store, architecture)
+            return (f"{entry.name} v{entry.version}, shipped with busviewer, is the active "
+                    f"{ARCH_SHORT.get(architecture)} model again" + (f" (instead of {prev})" if prev else ""))
+
+        return self._run_action(f"Going back to the shipped {ARCH_SHORT.get(architecture)} model", run,
+                                self.registry, self.store, select_ref=target)
 
     def delete_selected(self, confirm: bool | None = None) -> workers.Task | None:
         e = self.selected()
