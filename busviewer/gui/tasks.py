@@ -6,6 +6,7 @@ so importing this module costs nothing; none of them touches a widget.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from busviewer.core.store import ImageRecord, Store
 from busviewer.gui import workers
 from busviewer.gui.ai_panel import verdict_summary
 from busviewer.gui.thumbnails import Thumbnail, make_thumbnail
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +50,23 @@ def _limit_torch_threads() -> None:
 
     cores = os.cpu_count() or 2
     torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
+
+
+def warm_up_training() -> None:
+    """Import what a training run needs (torch, torchvision, scikit-learn's metrics, the
+    training package, matplotlib's Agg canvas for its plots) before the run starts, so the
+    run does not pay for it midway. Run in a worker: while workers run, Python's cyclic GC
+    only runs on the GUI thread (:mod:`busviewer.gui.gcpolicy`), so these imports cannot
+    free a Qt object here; the plots never use a Qt backend."""
+    try:
+        import sklearn.metrics  # noqa: F401
+        import torchvision  # noqa: F401
+        from matplotlib import figure  # noqa: F401
+        from matplotlib.backends import backend_agg  # noqa: F401
+
+        import busviewer.training.run  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - the run itself reports a real import problem
+        log.debug("warm-up imports failed: %s", exc)
 
 
 def _device_text(analyzer: Any) -> str:

@@ -98,9 +98,10 @@ def _load_locked() -> tuple[Any, str]:
 def task_env(registry: Any, factory: Callable[[], Any] | None) -> Env:
     from busviewer.ai.device import available_devices, choose_device, describe_device
     from busviewer.ai.networks import ARCHITECTURES
-    from busviewer.gui.tasks import _limit_torch_threads
+    from busviewer.gui.tasks import _limit_torch_threads, warm_up_training
 
     _limit_torch_threads()
+    warm_up_training()
     reg = _registry(registry, factory)
     active = {arch: reg.active(arch) for arch in ARCHITECTURES}
     devices = available_devices()

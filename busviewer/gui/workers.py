@@ -1,10 +1,16 @@
 """Background work for the GUI: small tasks on thread pools with progress and cancel.
 
-A :class:`Task` is a QObject that lives on the GUI thread; its function runs on a pool
-thread. The worker only ever *emits* signals of the task; they are delivered, queued, to
-the task's own slots on the GUI thread, which then call the plain Python callbacks
-(``on_result``, ``on_error``, ``on_progress``, ``on_partial``, ``on_finished``). So every
-callback runs on the GUI thread, whatever PySide's rules for lambdas are.
+A :class:`Task` is a QObject that lives and dies on the GUI thread; its function runs on a
+pool thread as a plain :class:`_Job` (function, arguments, task id, cancel event) that
+never refers to the task or to any other QObject. The worker reports through the signals
+of one bridge object that is created on the GUI thread and kept for the life of the
+process; its slots, on the GUI thread, hand the plain data to the task, which calls the
+Python callbacks (``on_result``, ``on_error``, ``on_progress``, ``on_partial``,
+``on_finished``). So every callback runs on the GUI thread, and no QObject can be
+finalised in a worker (issue 18): :func:`submit` refuses functions and arguments that
+carry one, results that are QObjects become errors, callbacks are dropped once delivered
+(breaking task -> closure -> widget -> task cycles), and while any worker runs, Python's
+cyclic GC only runs on the GUI thread (:mod:`busviewer.gui.gcpolicy`).
 
 Two pools:
 
@@ -16,14 +22,20 @@ Two pools:
 
 from __future__ import annotations
 
+import functools
 import inspect
+import itertools
 import logging
 import threading
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from busviewer.gui import gcpolicy
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +68,62 @@ class Cancelled(Exception):
     """Raised inside a task function (via :meth:`TaskContext.check`) when cancelled."""
 
 
-class TaskContext:
-    """What a task function receives as ``ctx``: progress, partial results, cancel."""
+# --------------------------------------------------------------- worker side (plain data)
+class _Bridge(QObject):
+    """The only QObject a worker touches: made once on the GUI thread, never released, so
+    it cannot be finalised in a worker. Emitting from a worker queues the call to the GUI
+    thread, where the slots look the task up by id."""
 
-    def __init__(self, task: Task) -> None:
-        self._task = task
-        self.cancel_event = task.cancel_event
+    progress = Signal(int, int, int, str)
+    partial = Signal(int, object)
+    done = Signal(int, object, object, str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("busviewer-workers")
+        self.progress.connect(self._on_progress)
+        self.partial.connect(self._on_partial)
+        self.done.connect(self._on_done)
+
+    @Slot(int, int, int, str)
+    def _on_progress(self, task_id: int, done: int, total: int, text: str) -> None:
+        task = _RUNNING.get(task_id)
+        if task is not None:
+            task._deliver_progress(done, total, text)
+
+    @Slot(int, object)
+    def _on_partial(self, task_id: int, value: Any) -> None:
+        task = _RUNNING.get(task_id)
+        if task is not None:
+            task._deliver_partial(value)
+
+    @Slot(int, object, object, str)
+    def _on_done(self, task_id: int, result: Any, error: Any, tb: str) -> None:
+        task = _RUNNING.pop(task_id, None)
+        if task is not None:
+            task._deliver_done(result, error, tb)
+
+
+_BRIDGE: _Bridge | None = None
+
+
+def _bridge() -> _Bridge:
+    """The bridge; :func:`submit` makes it on the GUI thread before any worker can ask."""
+    global _BRIDGE
+    if _BRIDGE is None:
+        _BRIDGE = _Bridge()
+    return _BRIDGE
+
+
+class TaskContext:
+    """What a task function receives as ``ctx``: progress, partial results, cancel.
+
+    Plain data only (the task's id and cancel event): safe to keep in a worker's closures.
+    """
+
+    def __init__(self, task_id: int, cancel_event: threading.Event) -> None:
+        self.task_id = task_id
+        self.cancel_event = cancel_event
 
     # The Analyzer and importer take ``cancel`` objects with ``is_set()``.
     @property
@@ -76,36 +138,88 @@ class TaskContext:
             raise Cancelled()
 
     def progress(self, done: int, total: int, text: str = "") -> None:
-        self._task._sig_progress.emit(int(done), int(total), str(text))
+        _bridge().progress.emit(self.task_id, int(done), int(total), str(text))
 
     def partial(self, value: Any) -> None:
         """Hand one streamed result (e.g. a thumbnail) to ``on_partial``."""
-        self._task._sig_partial.emit(value)
+        _bridge().partial.emit(self.task_id, value)
+
+
+@dataclass(frozen=True)
+class _Job:
+    task_id: int
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    cancel_event: threading.Event
+    wants_context: bool
+
+
+def _run_job(job: _Job) -> None:  # pool thread
+    result: Any = None
+    error: BaseException | None = None
+    tb = ""
+    if job.cancel_event.is_set():
+        error = Cancelled()
+    else:
+        try:
+            if job.wants_context:
+                result = job.fn(*job.args, ctx=TaskContext(job.task_id, job.cancel_event), **job.kwargs)
+            else:
+                result = job.fn(*job.args, **job.kwargs)
+            if isinstance(result, QObject):
+                raise TypeError(f"a background task returned a QObject ({type(result).__name__}); "
+                                "return plain data and build Qt objects on the GUI thread")
+        except BaseException as exc:  # noqa: BLE001 - reported to the GUI thread
+            result, error = None, exc
+            if not isinstance(exc, Cancelled):
+                tb = traceback.format_exc()
+            error.__traceback__ = None  # the worker's frames stay here
+    _bridge().done.emit(job.task_id, result, error, tb)
 
 
 class _Runnable(QRunnable):
-    def __init__(self, task: Task) -> None:
+    def __init__(self, job: _Job) -> None:
         super().__init__()
         self.setAutoDelete(True)
-        self._task = task
+        self._job = job
 
     def run(self) -> None:  # pool thread
-        task = self._task
-        result: Any = None
-        error: BaseException | None = None
-        if task.cancel_event.is_set():
-            error = Cancelled()
-        else:
-            try:
-                if task.wants_context:
-                    result = task.fn(*task.args, ctx=TaskContext(task), **task.kwargs)
-                else:
-                    result = task.fn(*task.args, **task.kwargs)
-            except BaseException as exc:  # noqa: BLE001 - reported to the GUI thread
-                error = exc
-                if not isinstance(exc, Cancelled):
-                    task.traceback_text = traceback.format_exc()
-        task._sig_done.emit(result, error)
+        _run_job(self._job)
+
+
+def qobject_in(value: Any, depth: int = 2) -> str | None:
+    """Where ``value`` carries a QObject (itself, a bound method's owner, a closure cell,
+    a ``functools.partial`` or container item, ``depth`` levels down), else ``None``."""
+    if isinstance(value, QObject):
+        return type(value).__name__
+    if depth <= 0:
+        return None
+    inner: list[tuple[str, Any]] = []
+    owner = getattr(value, "__self__", None) if callable(value) else None
+    if owner is not None and not isinstance(owner, (type, ModuleType)):  # a bound method, Python or C++
+        inner.append(("bound to", owner))
+    if isinstance(value, functools.partial):
+        inner += [("partial", value.func), *(("partial arg", a) for a in value.args),
+                  *(("partial arg", a) for a in value.keywords.values())]
+    for cell in getattr(value, "__closure__", None) or ():
+        try:
+            inner.append((f"closure of {getattr(value, '__qualname__', 'function')}", cell.cell_contents))
+        except ValueError:  # empty cell
+            continue
+    if isinstance(value, (list, tuple, set, frozenset)):
+        inner += [("item", v) for v in value]
+    elif isinstance(value, dict):
+        inner += [("item", v) for v in value.values()]
+    for where, v in inner:
+        found = qobject_in(v, depth - 1)
+        if found:
+            return f"{found} ({where})"
+    return None
+
+
+# ------------------------------------------------------------------ GUI side (the Task)
+_IDS = itertools.count(1)
 
 
 class Task(QObject):
@@ -116,10 +230,6 @@ class Task(QObject):
     succeeded = Signal(object)
     failed = Signal(object)
     finished = Signal()
-
-    _sig_progress = Signal(int, int, str)
-    _sig_partial = Signal(object)
-    _sig_done = Signal(object, object)
 
     def __init__(
         self,
@@ -134,21 +244,22 @@ class Task(QObject):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
+        self.id = next(_IDS)
         self.name = name or getattr(fn, "__name__", "task")
+        for what, value in (("function", fn), *((f"argument {i + 1}", a) for i, a in enumerate(args)),
+                            *((f"argument {k}", v) for k, v in kwargs.items())):
+            found = qobject_in(value)
+            if found:
+                raise TypeError(f"task {self.name!r}: its {what} carries a QObject ({found}); workers take "
+                                "plain data only (a QObject finalised in a worker deadlocks the GUI)")
         self.cancel_event = threading.Event()
-        self.wants_context = "ctx" in _parameters(fn)
+        self.job = _Job(self.id, fn, args, kwargs, self.cancel_event, "ctx" in _parameters(fn))
         self.traceback_text = ""
         self.running = False
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
         self._callbacks = (on_result, on_error, on_progress, on_partial, on_finished)
-        self._sig_progress.connect(self._on_progress)
-        self._sig_partial.connect(self._on_partial)
-        self._sig_done.connect(self._on_done)
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -157,27 +268,24 @@ class Task(QObject):
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
-    @Slot(int, int, str)
-    def _on_progress(self, done: int, total: int, text: str) -> None:
+    def _deliver_progress(self, done: int, total: int, text: str) -> None:
         if self.cancelled:
             return
         self.progress.emit(done, total, text)
         if self._callbacks[2]:
             self._callbacks[2](done, total, text)
 
-    @Slot(object)
-    def _on_partial(self, value: Any) -> None:
+    def _deliver_partial(self, value: Any) -> None:
         if self.cancelled:
             return
         self.partial.emit(value)
         if self._callbacks[3]:
             self._callbacks[3](value)
 
-    @Slot(object, object)
-    def _on_done(self, result: Any, error: Any) -> None:
+    def _deliver_done(self, result: Any, error: Any, tb: str) -> None:
         self.running = False
         self.done = True
-        self.result, self.error = result, error
+        self.result, self.error, self.traceback_text = result, error, tb
         on_result, on_error, _, _, on_finished = self._callbacks
         try:
             if error is None:
@@ -187,8 +295,8 @@ class Task(QObject):
                 if on_result:
                     on_result(result)
             elif not isinstance(error, Cancelled) and not self.cancelled:
-                if self.traceback_text:
-                    log.debug("task %s failed:\n%s", self.name, self.traceback_text)
+                if tb:
+                    log.debug("task %s failed:\n%s", self.name, tb)
                 self.failed.emit(error)
                 if on_error:
                     on_error(error)
@@ -196,11 +304,11 @@ class Task(QObject):
             self.finished.emit()
             if on_finished:
                 on_finished()
-            _RUNNING.discard(self)
+            self._callbacks = (None, None, None, None, None)
 
 
-#: Tasks not yet finished (keeps their QObjects alive until the result is delivered).
-_RUNNING: set[Task] = set()
+#: Tasks not yet delivered, by id (keeps their QObjects alive, on the GUI thread, until then).
+_RUNNING: dict[int, Task] = {}
 
 
 def _parameters(fn: Callable[..., Any]) -> set[str]:
@@ -210,25 +318,33 @@ def _parameters(fn: Callable[..., Any]) -> set[str]:
         return set()
 
 
+def busy() -> bool:
+    """Is any task undelivered or any pool thread still running?"""
+    return bool(_RUNNING) or any(p.activeThreadCount() > 0 for p in all_pools())
+
+
 def submit(fn: Callable[..., Any], *args: Any, pool: str = "io", **kwargs: Any) -> Task:
     """Run ``fn(*args, **kwargs)`` (plus ``ctx=`` if it takes one) on a pool thread.
 
     Keyword arguments ``name``, ``on_result``, ``on_error``, ``on_progress``,
-    ``on_partial`` and ``on_finished`` configure the task; the rest go to ``fn``.
+    ``on_partial`` and ``on_finished`` configure the task; the rest go to ``fn``. Call on
+    the GUI thread; ``fn`` and its arguments must not carry a QObject (``TypeError``).
     """
     task = Task(fn, *args, **kwargs)
+    _bridge()
+    gcpolicy.hold(busy)
     task.running = True
-    _RUNNING.add(task)
-    (ai_pool() if pool == "ai" else io_pool()).start(_Runnable(task))
+    _RUNNING[task.id] = task
+    (ai_pool() if pool == "ai" else io_pool()).start(_Runnable(task.job))
     return task
 
 
 def running_tasks() -> list[Task]:
-    return [t for t in _RUNNING if not t.done]
+    return [t for t in _RUNNING.values() if not t.done]
 
 
 def cancel_all() -> None:
-    for task in list(_RUNNING):
+    for task in list(_RUNNING.values()):
         task.cancel()
 
 

@@ -16,6 +16,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QCoreApplication, QSettings, QThread, QThreadPool, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from qt_gc_guard import FinalisationRecorder, ForcedWorkerGC  # noqa: E402
 
 MODEL_INPUT = 64
 
@@ -96,6 +97,48 @@ def no_leaked_work(request: pytest.FixtureRequest) -> Iterator[None]:
     if timers:
         problems.append(f"QTimers still active: {timers}")
     assert not problems, "; ".join(problems)
+
+
+# ------------------------------------------------- QObjects finalised in workers (issue 18)
+@pytest.fixture(scope="session")
+def finalisation_recorder(qapp: QApplication) -> Iterator[FinalisationRecorder]:
+    recorder = FinalisationRecorder()
+    recorder.install()
+    yield recorder
+    recorder.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def qobjects_finalised_on_gui_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a Qt test if any QObject wrapper was finalised outside the GUI thread during it:
+    ``QObject::~QObject`` in a worker can deadlock with the GUI thread."""
+    if "qapp" not in request.fixturenames and "qtbot" not in request.fixturenames:
+        yield
+        return
+    recorder = request.getfixturevalue("finalisation_recorder")
+    start = len(recorder.off_gui)
+    yield
+    from busviewer.gui import workers
+
+    workers.wait_all(60_000)
+    QApplication.processEvents()
+    off = recorder.off_gui[start:]
+    assert not off, f"{len(off)} QObject(s) finalised outside the GUI thread: {off[:10]}"
+
+
+@pytest.fixture
+def forced_worker_gc(finalisation_recorder: FinalisationRecorder) -> Iterator[ForcedWorkerGC]:
+    """While the test runs: cyclic GC thresholds so low that any thread that allocates
+    collects, and GUI-thread churn of menus/widgets in reference cycles for it to find."""
+    forced = ForcedWorkerGC(finalisation_recorder)
+    forced.start()
+    yield forced
+    forced.stop()
+    from busviewer.gui import workers
+
+    workers.wait_all(60_000)
+    QApplication.processEvents()
+    gc.collect()  # the churn's garbage, on the GUI thread
 
 
 # ---------------------------------------------------------------------- models
