@@ -38,9 +38,10 @@ class BoxParams:
             raise ValueError(f"box params need 0 < fraction < 1 and 0 <= margin <= 2 (got {self})")
 
 
-#: Used when the model card carries no measured parameters: chosen on BUSI validation
-#: images of small random-init models (docs/RESULTS.md, issue 19).
-DEFAULT_BOX_PARAMS = BoxParams(fraction=0.5, margin=0.25, source="default")
+#: Used when the model card carries no measured parameters: the most frequent choice of
+#: :func:`busviewer.training.localisation.choose_box_params` on the validation patients of
+#: 5-fold BUSI runs (ensemble 128 px, VGG-16 64 px, random init; issue 19).
+DEFAULT_BOX_PARAMS = BoxParams(fraction=0.5, margin=0.1, source="default")
 
 
 def box_params_for(card: Any) -> BoxParams:

@@ -15,7 +15,7 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSettings, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from busviewer.core.store import Store, StoreError
 from busviewer.gui.viewer import ImageViewer
@@ -70,24 +70,24 @@ class SuggestionBar(QWidget):
                                 "without ROIs is shown")
         self.enabled.setChecked(bool(QSettings().value(SETTINGS_SUGGEST, True, type=bool)))
         self.enabled.toggled.connect(self._enabled_toggled)
-        self.label = QLabel("", self)
+        self.label = QLabel("", self)  # one line; the details are in its tooltip
         self.label.setObjectName("dimLabel")
-        self.label.setWordWrap(True)
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.accept_button = QPushButton("Accept", self)
         self.accept_button.setToolTip("Save the dashed rectangle (as moved) as your ROI and classify the crop")
         self.accept_button.clicked.connect(self.accept)
         self.reject_button = QPushButton("Reject", self)
         self.reject_button.setToolTip("Discard the suggestion (noted in the audit log)")
         self.reject_button.clicked.connect(self.reject)
-        buttons = QHBoxLayout()
-        buttons.setContentsMargins(0, 0, 0, 0)
-        buttons.addWidget(self.label, 1)
-        buttons.addWidget(self.accept_button)
-        buttons.addWidget(self.reject_button)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.accept_button)
+        row.addWidget(self.reject_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.enabled)
-        lay.addLayout(buttons)
+        lay.addLayout(row)
         self._sync()
 
     # -------------------------------------------------------------- requests
@@ -136,8 +136,10 @@ class SuggestionBar(QWidget):
         self.item = SuggestedROI(suggestion.box, bounds, f"Suggested ({short} CAM)")
         self.viewer.view.addItem(self.item)
         x0, y0, x1, y1 = suggestion.box
-        self.label.setText(f"Suggested from {suggestion.model} Grad-CAM: {x1 - x0}×{y1 - y0} px at ({x0}, {y0}). "
-                           "Move it if needed, then accept or reject.")
+        self.label.setText(f"Suggested ROI {x1 - x0}×{y1 - y0} px")
+        self.label.setToolTip(f"At ({x0}, {y0}), from the Grad-CAM of {suggestion.model} (threshold {suggestion.fraction:g} of the "
+                              f"maximum, margin {suggestion.margin:g}, {suggestion.params_source}). Move or resize "
+                              "the dashed rectangle if needed, then Accept or Reject.")
         self._sync()
 
     def clear(self) -> None:
@@ -146,6 +148,7 @@ class SuggestionBar(QWidget):
             self.item = None
         self.suggestion = None
         self.label.setText("")
+        self.label.setToolTip("")
         self._sync()
 
     # ------------------------------------------------------------------ actions

@@ -109,7 +109,7 @@ def localisation_report(
 
 def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Per-image localisation as CSV."""
-    cols = ["key", "hit", "energy", "area", "near_border", "box", "iou", "centre_in"]
+    cols = ["key", "hit", "energy", "area", "near_border", "box", "iou", "centre_in", "box_area"]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -225,7 +225,8 @@ def measure_run(
                                               layer=layer, cache=cache, device=dev)
         if progress:
             progress(f"{name}: " + ", ".join(f"{k} {phases[name][k]:.3f}" for k in ("pointing_game", "energy_inside",
-                     "mask_area_share", "box_iou", "box_contains_centre") if phases[name][k] is not None))
+                     "mask_area_share", "box_iou", "box_contains_centre", "box_area_share")
+                     if phases[name][k] is not None))
     folds = [v for k, v in phases.items() if k.startswith("fold-")]
     return {"run": str(run_dir), "layer": layer, "phases": phases,
             "cv": mean_sd_localisation(folds) if folds else None}

@@ -7,8 +7,11 @@ Per image (map and mask at a common size: the map is resized, bilinear, to the m
   mask's area share ``mean(mask)`` (what a uniform map would get);
 - peak near border: the maximum lies within 10% of the image size of an edge (burned-in
   text and calipers sit there in BUSI);
-- CAM box (:func:`busviewer.ai.roi_suggest.cam_box`): its IoU with the mask's box and
-  whether it contains the lesion centre (the mask's centroid).
+- CAM box (:func:`busviewer.ai.roi_suggest.cam_box`): its IoU with the mask's box,
+  whether it contains the lesion centre (the mask's centroid) and its share of the image
+  (a box covering the image would always contain the centre).
+
+The map is the heatmap as the reader sees it (min-max normalised, image coordinates).
 
 :func:`choose_box_params` picks the box's threshold fraction and margin on validation
 images: the largest mean IoU among the settings whose box contains the lesion centre in
@@ -107,6 +110,7 @@ class ImageScore:
     box: tuple[int, int, int, int] | None
     iou: float
     centre_in: bool
+    box_area: float  # share of the image (0 without a box)
 
 
 def score_image(cam: np.ndarray, mask: np.ndarray, params: BoxParams, key: str = "") -> ImageScore:
@@ -117,6 +121,7 @@ def score_image(cam: np.ndarray, mask: np.ndarray, params: BoxParams, key: str =
         key=key, hit=pointing_hit(cam, mask), energy=energy_share(cam, mask), area=area_share(mask),
         near_border=not _flat(cam) and near_border(peak(cam), mask.shape), box=box,
         iou=box_iou(box, mask_box(mask)), centre_in=box_contains(box, mask_centroid(mask)),
+        box_area=0.0 if box is None else (box[2] - box[0]) * (box[3] - box[1]) / mask.size,
     )
 
 
@@ -126,8 +131,8 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def summarise(scores: Sequence[ImageScore]) -> dict[str, Any]:
-    """Image-wise means: pointing game, energy inside, area share, their ratio, border
-    peaks, box IoU and centre hits."""
+    """Image-wise means: pointing game, energy inside, area share, their ratio (of the
+    means), border peaks, box IoU, centre hits and the box's share of the image."""
     energy, area = _mean([s.energy for s in scores]), _mean([s.area for s in scores])
     return {
         "images": len(scores),
@@ -138,11 +143,12 @@ def summarise(scores: Sequence[ImageScore]) -> dict[str, Any]:
         "peak_near_border": _mean([float(s.near_border) for s in scores]),
         "box_iou": _mean([s.iou for s in scores]),
         "box_contains_centre": _mean([float(s.centre_in) for s in scores]),
+        "box_area_share": _mean([s.box_area for s in scores]),
     }
 
 
 SUMMARY_KEYS: tuple[str, ...] = ("pointing_game", "energy_inside", "mask_area_share", "energy_to_area",
-                                 "peak_near_border", "box_iou", "box_contains_centre")
+                                 "peak_near_border", "box_iou", "box_contains_centre", "box_area_share")
 
 
 def choose_box_params(
@@ -206,5 +212,5 @@ def format_localisation(loc: dict[str, Any], title: str = "") -> str:
     lines.append(f"  pointing game {f(loc.get('pointing_game'))} · energy inside lesion {f(loc.get('energy_inside'))}"
                  f" (mask area {f(loc.get('mask_area_share'))}, ratio {f(loc.get('energy_to_area'))})")
     lines.append(f"  CAM box: IoU {f(loc.get('box_iou'))} · contains the lesion centre {f(loc.get('box_contains_centre'))}"
-                 f" · peaks near the border {f(loc.get('peak_near_border'))}")
+                 f" · box area {f(loc.get('box_area_share'))} · peaks near the border {f(loc.get('peak_near_border'))}")
     return "\n".join(lines)

@@ -152,6 +152,32 @@ def test_grads_not_accumulated_on_trainable_params(vgg) -> None:
     assert len(cam_layers(model)) == 1
 
 
+def test_output_layer_is_the_activation_after_the_last_conv(vgg, ensemble) -> None:
+    model, card = vgg
+    assert cam_layers(model, "output") == {"vgg16": model.features[29]}  # ReLU after features[28]
+    ens, _ = ensemble
+    layers = cam_layers(ens, "output")
+    assert layers["alexnet"] is ens.alexnet.features[11] and layers["resnet"] is ens.resnet.body.layer4
+    bn = build_model("vgg16", "bmode", pretrained=False, variant="bn")
+    relu = cam_layers(bn, "output")["vgg16"]
+    i = list(bn.features).index(relu)
+    assert isinstance(bn.features[i - 1], nn.BatchNorm2d) and bn.features[i - 2] is bn.cam_layer
+    with pytest.raises(ValueError, match="unknown Grad-CAM layer"):
+        cam_layers(model, "fc")
+    # the map is Grad-CAM of the ReLU output, computed by hand
+    img = _rand_image(np.random.default_rng(6), 64, 64)
+    res = gradcam_detailed(model, card, img, target_class=1, layer="output")
+    x = preprocess(img, card)[None]
+    with torch.enable_grad():
+        a = model.features[:30](x).detach().requires_grad_(True)
+        logits = model.classifier(torch.flatten(model.avgpool(model.features[30:](a.clone())), 1))
+        (g,) = torch.autograd.grad(logits[0, 1], a)
+    ref = F.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1))[0].detach()
+    np.testing.assert_allclose(res.feature_map, ref.numpy(), rtol=1e-4, atol=1e-6 * float(ref.abs().max()))
+    conv = gradcam_detailed(model, card, img, target_class=1, layer="conv")
+    assert not np.allclose(conv.feature_map, res.feature_map)  # a different layer, a different map
+
+
 def test_batched_equals_single(ensemble) -> None:
     model, card = ensemble
     rng = np.random.default_rng(5)

@@ -114,6 +114,8 @@ def test_score_image_and_summary() -> None:
     s = summarise([good, bad])
     assert s["images"] == 2 and s["pointing_game"] == 0.5 and s["box_contains_centre"] == 0.5
     assert s["peak_near_border"] == 0.5
+    assert 0 < good.box_area < 0.25 and bad.box_area > 0 and s["box_area_share"] == pytest.approx(
+        (good.box_area + bad.box_area) / 2)
     assert s["energy_to_area"] == pytest.approx(s["energy_inside"] / s["mask_area_share"])
     agg = mean_sd_localisation([s, summarise([good])])
     assert agg["pointing_game"]["mean"] == pytest.approx(0.75) and agg["pointing_game"]["n"] == 2
