@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+#: ``pg_server`` / ``pg_url``: a throwaway PostgreSQL server for the department-store tests.
+pytest_plugins = ("pgserver",)
+
 REPO = Path(__file__).resolve().parents[1]
 BUSI_DIR = Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared" / "data" / "busi"))
 

@@ -2,7 +2,9 @@
 
 The user data directory comes from platformdirs and can be overridden with the
 environment variable ``BUSVIEWER_HOME`` (everything) or ``BUSVIEWER_STORE`` (the
-database file only); the CLI's ``--store`` sets the latter.
+database file, or a database URL such as ``postgresql://host/db`` for a department
+store); the CLI's ``--store`` sets the latter. ``BUSVIEWER_SHARED_DIR`` is this
+workstation's path of the department's shared folder (model weights).
 """
 
 from __future__ import annotations
@@ -27,10 +29,22 @@ def data_dir() -> Path:
     return path
 
 
+def store_location() -> str:
+    """The store: a database URL from ``BUSVIEWER_STORE``, else the SQLite file's path."""
+    override = os.environ.get("BUSVIEWER_STORE", "")
+    return override if "://" in override else str(store_path())
+
+
+def shared_dir_override() -> Path | None:
+    """``BUSVIEWER_SHARED_DIR``: where this workstation mounts the department's shared folder."""
+    value = os.environ.get("BUSVIEWER_SHARED_DIR")
+    return Path(value).expanduser() if value else None
+
+
 def store_path() -> Path:
     """The SQLite store file."""
     override = os.environ.get("BUSVIEWER_STORE")
-    if override:
+    if override and "://" not in override:
         p = Path(override)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p

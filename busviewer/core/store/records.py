@@ -14,6 +14,9 @@ SOURCE_PRIORITY = ("biopsy", "reader", "import")
 
 @dataclass(frozen=True)
 class LabelRecord:
+    """A label; for source 'reader', ``user`` is the reader whose label it is. ``version``
+    (the audit id of its last change) goes back with an edit to refuse stale edits."""
+
     label: str
     source: str
     user: str
@@ -21,6 +24,7 @@ class LabelRecord:
     birads: str | None = None
     biopsy_confirmed: bool = False
     note: str | None = None
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class RoiRecord:
     y1: int
     user: str
     created: datetime
+    version: int = 0  # audit id of the last change; pass it back as expected_version
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -113,6 +118,7 @@ class PredictionRecord:
     malignant_probability: float
     probabilities: dict[str, float]
     created: datetime
+    user: str | None = None
 
 
 @dataclass(frozen=True)

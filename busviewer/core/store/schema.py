@@ -1,7 +1,12 @@
 """SQLAlchemy 2 tables of the study store.
 
-Patients -> studies -> series -> images, plus ROIs, labels, predictions, model versions
-and an append-only audit log. Portable SQL: SQLite today, PostgreSQL later.
+Patients -> studies -> series -> images, plus ROIs, labels, predictions, model versions,
+an append-only audit log, and what a department shares (published models, the locked
+test set, settings). Portable SQL: SQLite (a workstation) and PostgreSQL (a department).
+
+This is the schema of the newest migration (``migrations/versions``); a test checks
+that migrating an empty database gives exactly these tables. Changing a table here
+means adding a migration.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -88,11 +94,17 @@ class Image(Base):
 
 
 class Label(Base):
-    """Current label of an image (image_id set) or a patient (patient_id set), per source."""
+    """Current label of an image (image_id set) or a patient (patient_id set), per source and,
+    for reader labels, per reader (``reader`` = the reader's user name; '' for import and
+    biopsy labels, which are one per target). ``version`` is the id of the audit row of the
+    last change (optimistic concurrency: an edit names the version it saw)."""
 
     __tablename__ = "labels"
     __table_args__ = (
-        UniqueConstraint("image_id", "patient_id", "source", name="uq_label_target_source"),
+        Index("uq_label_image", "image_id", "source", "reader", unique=True,
+              sqlite_where=text("image_id IS NOT NULL"), postgresql_where=text("image_id IS NOT NULL")),
+        Index("uq_label_patient", "patient_id", "source", "reader", unique=True,
+              sqlite_where=text("patient_id IS NOT NULL"), postgresql_where=text("patient_id IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"), index=True)
@@ -104,10 +116,14 @@ class Label(Base):
     note: Mapped[str | None] = mapped_column(Text)
     user: Mapped[str] = mapped_column(String(64))
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reader: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 
 class Roi(Base):
-    """A rectangle around the lesion, in image pixel coordinates. Deleting is a soft delete."""
+    """A rectangle around the lesion, in image pixel coordinates. Deleting is a soft delete.
+    ``version``: the audit row id of the last change (see :class:`Label`)."""
 
     __tablename__ = "rois"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -120,6 +136,8 @@ class Roi(Base):
     user: Mapped[str] = mapped_column(String(64))
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 
 class Prediction(Base):
@@ -138,6 +156,7 @@ class Prediction(Base):
     malignant_probability: Mapped[float] = mapped_column(Float)
     probabilities: Mapped[dict] = mapped_column(JSON)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user: Mapped[str | None] = mapped_column(String(64))  # None: made before user was recorded
 
 
 class ModelVersion(Base):
@@ -152,8 +171,47 @@ class ModelVersion(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SharedModel(Base):
+    """A model version published to the department: its card, and its weights file in the
+    department's shared folder (``weights_file``, relative to that folder)."""
+
+    __tablename__ = "shared_models"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_shared_model_name_version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    architecture: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    card: Mapped[dict] = mapped_column(JSON)
+    weights_file: Mapped[str] = mapped_column(Text)
+    user: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LockedTestRecord(Base):
+    """The department's locked test set (``payload`` = the locked_test_set.json content).
+    ``active`` is True for the one set in force and NULL once retired (unique: one active)."""
+
+    __tablename__ = "locked_test_sets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payload: Mapped[dict] = mapped_column(JSON)
+    active: Mapped[bool | None] = mapped_column(Boolean, unique=True)
+    user: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retired_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Setting(Base):
+    """Store-wide settings shared by every workstation (e.g. ``shared_dir``)."""
+
+    __tablename__ = "store_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class AuditEntry(Base):
-    """Append-only: a trigger refuses UPDATE and DELETE on SQLite."""
+    """Append-only: triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL)."""
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -167,9 +225,24 @@ class AuditEntry(Base):
     new_value: Mapped[str | None] = mapped_column(Text)
 
 
+#: The append-only guard of the audit log (the baseline migration holds its own frozen copy).
 SQLITE_AUDIT_TRIGGERS = (
     """CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
        BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
        BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END""",
 )
+
+POSTGRES_AUDIT_TRIGGERS = (
+    """CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN RAISE EXCEPTION 'audit log is append-only'; END $$""",
+    """CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON audit_log
+       FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()""",
+    """CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+       FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()""",
+)
+
+
+def audit_triggers(dialect: str) -> tuple[str, ...]:
+    """The DDL that makes the audit log append-only on ``dialect`` ('sqlite'/'postgresql')."""
+    return {"sqlite": SQLITE_AUDIT_TRIGGERS, "postgresql": POSTGRES_AUDIT_TRIGGERS}.get(dialect, ())

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from busviewer.core import paths
+from busviewer.core.store import backup as _backup
+from busviewer.core.store import migrate as _migrate
 from busviewer.core.store import schema as t
+from busviewer.core.store.engine import default_backup_dir, display_url, make_engine, sqlite_file, store_name, store_url
+from busviewer.core.store.errors import StaleEditError, StoreError, StoreTooNewError
+from busviewer.core.store.labels import audit as _audit
+from busviewer.core.store.labels import best as _best
+from busviewer.core.store.labels import bump, check_version, flush_edit, grouped
+from busviewer.core.store.labels import by_source as _by_source
+from busviewer.core.store.labels import clear_label as _clear_label
+from busviewer.core.store.labels import label_record as _label_record
+from busviewer.core.store.labels import set_label as _set_label
 from busviewer.core.store.records import (
     LABEL_SOURCES,
-    LABELS,
     SOURCE_PRIORITY,
     AuditRecord,
     ImageRecord,
@@ -36,50 +48,52 @@ AddStatus = Literal["added", "exists", "relocated"]
 _IN_CHUNK = 900
 
 
-class StoreError(Exception):
-    """A store operation failed; the message says what and where."""
+__all__ = ["Store", "StoreError", "StoreTooNewError", "StaleEditError", "current_user", "store_url"]
 
 
 def current_user() -> str:
+    """The reader's identity on every write: ``BUSVIEWER_USER``, else the login name."""
     try:
-        return getpass.getuser()
+        return os.environ.get("BUSVIEWER_USER") or getpass.getuser()
     except Exception:  # no login name (containers)
         return "unknown"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
-
-
 class Store:
-    """Patients, studies, series, images, labels, ROIs, predictions and the audit log."""
+    """Patients, studies, series, images, labels, ROIs, predictions and the audit log.
 
-    def __init__(self, location: str | Path | None = None) -> None:
+    ``location``: a SQLite file, or a SQLAlchemy URL (``postgresql://user@host/db`` for a
+    department store). ``user`` is recorded on every write (default :func:`current_user`).
+    Opening creates the schema, or migrates an older one after a verified backup into
+    ``backup_dir`` (default: ``backups/`` next to a SQLite file, ``data_dir()/backups``
+    for a server), and refuses a store written by a newer busviewer (``migrate.py``).
+    """
+
+    def __init__(self, location: str | Path | None = None, *, user: str | None = None,
+                 backup_dir: Path | None = None) -> None:
         if location is None:
-            location = paths.store_path()
-        url = str(location)
-        if "://" not in url:
-            path = Path(url).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{path}"
-        self.url = url
-        self.engine: Engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            location = paths.store_location()
+        url = store_url(location)
+        file = sqlite_file(url)
+        self.user = user or current_user()
+        self.engine: Engine = make_engine(url)
+        self.url = display_url(self.engine)
+        self.backup_dir = backup_dir or default_backup_dir(url)
         try:
-            t.Base.metadata.create_all(self.engine)
-            if self.engine.dialect.name == "sqlite":
-                with self.engine.begin() as conn:
-                    for ddl in t.SQLITE_AUDIT_TRIGGERS:
-                        conn.exec_driver_sql(ddl)
+            self.opened = _migrate.prepare(self.engine, self.url, self._backup_before_migration, self.user)
         except DatabaseError as exc:
-            raise StoreError(f"{location}: cannot open the store ({exc.orig})") from exc
+            self.engine.dispose()
+            raise StoreError(f"{self.url if file is None else location}: cannot open the store ({exc.orig})") from exc
+        except StoreError as exc:
+            self.engine.dispose()
+            if isinstance(exc, StoreTooNewError):  # its message names the store already
+                raise
+            raise type(exc)(f"{self.url if file is None else location}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _backup_before_migration(self, conn, state: _migrate.SchemaState) -> Path:  # type: ignore[no-untyped-def]
+        dest = _backup.backup_path(self.backup_dir, store_name(self.url), state.revision)
+        return _backup.backup_connection(conn, dest, state.revision).path
 
     def close(self) -> None:
         self.engine.dispose()
@@ -94,6 +108,10 @@ class Store:
             except OperationalError as exc:
                 session.rollback()
                 raise StoreError(f"{self.url}: write failed ({exc.orig}); nothing was saved") from exc
+            except StaleDataError as exc:  # an UPDATE found another version than it loaded
+                session.rollback()
+                raise StaleEditError(f"{self.url}: the object was changed on another workstation while "
+                                     "your change was being saved; nothing was saved. Reload it and try again.") from exc
             except BaseException:
                 session.rollback()
                 raise
@@ -115,7 +133,7 @@ class Store:
         content was stored from a path that no longer exists (the path is updated), else
         ``("added", id)``.
         """
-        user = user or current_user()
+        user = user or self.user
         with self._tx() as s:
             same = s.scalars(select(t.Image).where(t.Image.content_hash == new.content_hash)).all()
             for img in same:
@@ -203,12 +221,12 @@ class Store:
                 images_of = images_of.where(t.Study.patient_id.in_(ids))
             rows = s.execute(images_of).all()
             counts = Counter(pid for _, pid in rows)
-            image_labels = _best_image_labels(s, [iid for iid, _ in rows]) if patient_key is not None else _best_image_labels(s)
+            image_labels = _best_image_labels(s, self.user, [iid for iid, _ in rows] if patient_key is not None else None)
             per_patient: dict[int, Counter] = {}
             for image_id, patient_id in rows:
                 if image_id in image_labels:
                     per_patient.setdefault(patient_id, Counter())[image_labels[image_id].label] += 1
-            patient_labels = _best_patient_labels(s)
+            patient_labels = _best_patient_labels(s, self.user)
             return [
                 PatientSummary(
                     id=p.id,
@@ -258,7 +276,7 @@ class Store:
             if image_ids is not None:
                 q = q.where(t.Image.id.in_(list(image_ids)))
             rows = s.execute(q).all()
-            labels = _image_labels(s, [r[0].id for r in rows])
+            labels = _image_labels(s, [r[0].id for r in rows], self.user)
             return [_image_record(img, se, st, pk, labels.get(img.id, {})) for img, se, st, pk in rows]
 
     def image(self, image_id: int) -> ImageRecord:
@@ -289,8 +307,14 @@ class Store:
         biopsy_confirmed: bool = False,
         note: str | None = None,
         user: str | None = None,
+        expected_version: int | None = None,
     ) -> None:
-        """Set (or change) the label of an image or a patient; the change is audited."""
+        """Set (or change) the label of an image or a patient; the change is audited.
+
+        Reader labels are kept per reader (``user``). With ``expected_version`` (the
+        :class:`LabelRecord` version the edit is based on; 0 = "there was no label"), a
+        label changed since is not overwritten: :class:`StaleEditError`.
+        """
         if (image_id is None) == (patient_key is None):
             raise ValueError("give exactly one of image_id or patient_key")
         with self._tx() as s:
@@ -300,39 +324,40 @@ class Store:
             elif s.get(t.Image, image_id) is None:
                 raise KeyError(f"no image {image_id} in the store")
             _set_label(
-                s, user or current_user(), image_id=image_id, patient_id=patient_id, label=label,
+                s, user or self.user, image_id=image_id, patient_id=patient_id, label=label,
                 source=source, birads=birads, biopsy_confirmed=biopsy_confirmed, note=note,
+                expected_version=expected_version,
             )
 
     def clear_label(
         self, *, image_id: int | None = None, patient_key: str | None = None, source: str = "reader",
-        user: str | None = None,
+        user: str | None = None, expected_version: int | None = None,
     ) -> None:
+        """Remove a label (a reader's own, for source 'reader'); audited; see :meth:`set_label`."""
         with self._tx() as s:
             patient_id = _patient_id(s, patient_key) if patient_key is not None else None
-            row = s.scalar(
-                select(t.Label).where(
-                    t.Label.image_id.is_(image_id) if image_id is None else t.Label.image_id == image_id,
-                    t.Label.patient_id.is_(None) if patient_id is None else t.Label.patient_id == patient_id,
-                    t.Label.source == source,
-                )
-            )
-            if row is not None:
-                entity, eid = ("image", image_id) if image_id is not None else ("patient", patient_id)
-                _audit(s, user or current_user(), "clear_label", entity, eid, f"label[{source}]", row.label, None)
-                s.delete(row)
+            _clear_label(s, user or self.user, image_id=image_id, patient_id=patient_id, source=source,
+                         expected_version=expected_version)
 
     def patient_label(self, patient_key: str) -> dict[str, LabelRecord]:
         with self._sessions() as s:
             pid = _patient_id(s, patient_key)
-            rows = s.scalars(select(t.Label).where(t.Label.patient_id == pid)).all()
-            return {r.source: _label_record(r) for r in rows}
+            return _by_source(s.scalars(select(t.Label).where(t.Label.patient_id == pid)), self.user)
+
+    def all_labels(self, *, image_id: int | None = None, patient_key: str | None = None) -> list[LabelRecord]:
+        """Every label of an image or a patient: each source's, and every reader's."""
+        with self._sessions() as s:
+            if patient_key is not None:
+                q = select(t.Label).where(t.Label.patient_id == _patient_id(s, patient_key))
+            else:
+                q = select(t.Label).where(t.Label.image_id == image_id)
+            return [_label_record(r) for r in s.scalars(q.order_by(t.Label.id))]
 
     def set_reviewed(self, patient_key: str, reviewed: bool = True, user: str | None = None) -> None:
         with self._tx() as s:
             p = s.get(t.Patient, _patient_id(s, patient_key))
             if p.reviewed != reviewed:
-                _audit(s, user or current_user(), "review", "patient", p.id, "reviewed", str(p.reviewed), str(reviewed))
+                _audit(s, user or self.user, "review", "patient", p.id, "reviewed", str(p.reviewed), str(reviewed))
                 p.reviewed = reviewed
                 p.reviewed_at = t.utcnow() if reviewed else None
 
@@ -351,33 +376,44 @@ class Store:
             y0, y1 = max(0, y0), min(img.rows, y1)
             if x1 - x0 < 2 or y1 - y0 < 2:
                 raise ValueError(f"ROI {box} is empty inside the {img.columns}x{img.rows} image")
-            roi = t.Roi(image_id=image_id, frame=frame, x0=x0, y0=y0, x1=x1, y1=y1, user=user or current_user())
+            roi = t.Roi(image_id=image_id, frame=frame, x0=x0, y0=y0, x1=x1, y1=y1, user=user or self.user)
             s.add(roi)
             s.flush()
-            _audit(s, roi.user, "add_roi", "roi", roi.id, "box", None, json.dumps([x0, y0, x1, y1]))
+            entry = _audit(s, roi.user, "add_roi", "roi", roi.id, "box", None, json.dumps([x0, y0, x1, y1]))
+            bump(s, roi, [entry], f"ROI {roi.id}")
+            flush_edit(s, f"ROI {roi.id}")
             return _roi_record(roi)
 
-    def update_roi(self, roi_id: int, box: tuple[int, int, int, int], user: str | None = None) -> RoiRecord:
+    def update_roi(self, roi_id: int, box: tuple[int, int, int, int], user: str | None = None,
+                   expected_version: int | None = None) -> RoiRecord:
+        """Move an ROI; with ``expected_version`` (its :class:`RoiRecord` version) an ROI
+        changed since by someone else is not overwritten (:class:`StaleEditError`)."""
         with self._tx() as s:
             roi = s.get(t.Roi, roi_id)
             if roi is None or roi.deleted:
                 raise KeyError(f"no ROI {roi_id}")
+            check_version(s, roi, expected_version, f"ROI {roi_id}")
             img = s.get(t.Image, roi.image_id)
             x0, y0, x1, y1 = (int(round(v)) for v in box)
             x0, x1 = sorted((max(0, x0), min(img.columns, x1)))
             y0, y1 = sorted((max(0, y0), min(img.rows, y1)))
             old = json.dumps([roi.x0, roi.y0, roi.x1, roi.y1])
             roi.x0, roi.y0, roi.x1, roi.y1 = x0, y0, x1, y1
-            _audit(s, user or current_user(), "update_roi", "roi", roi.id, "box", old, json.dumps([x0, y0, x1, y1]))
+            entry = _audit(s, user or self.user, "update_roi", "roi", roi.id, "box", old, json.dumps([x0, y0, x1, y1]))
+            bump(s, roi, [entry], f"ROI {roi_id}")
+            flush_edit(s, f"ROI {roi_id}")
             return _roi_record(roi)
 
-    def delete_roi(self, roi_id: int, user: str | None = None) -> None:
+    def delete_roi(self, roi_id: int, user: str | None = None, expected_version: int | None = None) -> None:
         with self._tx() as s:
             roi = s.get(t.Roi, roi_id)
             if roi is None or roi.deleted:
                 raise KeyError(f"no ROI {roi_id}")
+            check_version(s, roi, expected_version, f"ROI {roi_id}")
             roi.deleted = True
-            _audit(s, user or current_user(), "delete_roi", "roi", roi.id, "deleted", "False", "True")
+            entry = _audit(s, user or self.user, "delete_roi", "roi", roi.id, "deleted", "False", "True")
+            bump(s, roi, [entry], f"ROI {roi_id}")
+            flush_edit(s, f"ROI {roi_id}")
 
     def roi(self, roi_id: int) -> RoiRecord:
         """One live (not deleted) ROI."""
@@ -395,10 +431,10 @@ class Store:
             return [_roi_record(r) for r in rows]
 
     # ------------------------------------------------------------- predictions
-    def add_predictions(self, rows: Sequence[dict]) -> list[int]:
+    def add_predictions(self, rows: Sequence[dict], user: str | None = None) -> list[int]:
         """Store predictions; each dict has the columns of :class:`PredictionRecord` but id/created."""
         with self._tx() as s:
-            objs = [t.Prediction(**row) for row in rows]
+            objs = [t.Prediction(**{"user": user or self.user, **row}) for row in rows]
             s.add_all(objs)
             s.flush()
             return [o.id for o in objs]
@@ -435,7 +471,7 @@ class Store:
                 )
                 s.add(mv)
                 s.flush()
-                _audit(s, user or current_user(), "model_version", "model", mv.id, "sha256", None, mv.sha256)
+                _audit(s, user or self.user, "model_version", "model", mv.id, "sha256", None, mv.sha256)
 
     def model_cards(self, sha256s: Iterable[str] | None = None) -> dict[str, dict]:
         """The recorded model cards by weights sha256 (all, or only those of ``sha256s``)."""
@@ -454,7 +490,7 @@ class Store:
             old: str | None = None, new: str | None = None, user: str | None = None) -> None:
         """Append a free audit entry (e.g. model activation)."""
         with self._tx() as s:
-            _audit(s, user or current_user(), action, entity, entity_id, field, old, new)
+            _audit(s, user or self.user, action, entity, entity_id, field, old, new)
 
     def audit_log(self, entity: str | None = None, entity_id: int | None = None) -> list[AuditRecord]:
         with self._sessions() as s:
@@ -499,12 +535,6 @@ class Store:
 
 
 # ---------------------------------------------------------------------- helpers
-def _audit(s: Session, user: str, action: str, entity: str, entity_id: int | None, field: str | None,
-           old: str | None, new: str | None) -> None:
-    s.add(t.AuditEntry(user=user, action=action, entity=entity, entity_id=entity_id, field=field,
-                       old_value=old, new_value=new))
-
-
 def _patient_id(s: Session, patient_key: str) -> int:
     pid = s.scalar(select(t.Patient.id).where(t.Patient.patient_key == patient_key))
     if pid is None:
@@ -512,71 +542,23 @@ def _patient_id(s: Session, patient_key: str) -> int:
     return pid
 
 
-def _set_label(s: Session, user: str, *, image_id: int | None, patient_id: int | None, label: str, source: str,
-               birads: str | None = None, biopsy_confirmed: bool = False, note: str | None = None) -> None:
-    if label not in LABELS:
-        raise ValueError(f"label must be one of {LABELS}, not {label!r}")
-    if source not in LABEL_SOURCES:
-        raise ValueError(f"label source must be one of {LABEL_SOURCES}, not {source!r}")
-    row = s.scalar(
-        select(t.Label).where(
-            t.Label.image_id.is_(None) if image_id is None else t.Label.image_id == image_id,
-            t.Label.patient_id.is_(None) if patient_id is None else t.Label.patient_id == patient_id,
-            t.Label.source == source,
-        )
-    )
-    entity, eid = ("image", image_id) if image_id is not None else ("patient", patient_id)
-    new_values = {"label": label, "birads": birads, "biopsy_confirmed": biopsy_confirmed, "note": note}
-    if row is None:
-        row = t.Label(image_id=image_id, patient_id=patient_id, source=source, user=user, **new_values)
-        s.add(row)
-        for field, value in new_values.items():
-            if value not in (None, False):
-                _audit(s, user, "set_label", entity, eid, f"{field}[{source}]", None, str(value))
-        return
-    for field, value in new_values.items():
-        old = getattr(row, field)
-        if old != value:
-            _audit(s, user, "set_label", entity, eid, f"{field}[{source}]",
-                   None if old is None else str(old), None if value is None else str(value))
-            setattr(row, field, value)
-    row.user = user
-    row.updated = t.utcnow()
-
-
-def _label_record(r: t.Label) -> LabelRecord:
-    return LabelRecord(label=r.label, source=r.source, user=r.user, updated=r.updated, birads=r.birads,
-                       biopsy_confirmed=r.biopsy_confirmed, note=r.note)
-
-
-def _image_labels(s: Session, image_ids: list[int]) -> dict[int, dict[str, LabelRecord]]:
-    out: dict[int, dict[str, LabelRecord]] = {}
+def _image_labels(s: Session, image_ids: list[int], me: str) -> dict[int, dict[str, LabelRecord]]:
+    rows: list[t.Label] = []
     for start in range(0, len(image_ids), _IN_CHUNK):
-        chunk = image_ids[start:start + _IN_CHUNK]
-        for r in s.scalars(select(t.Label).where(t.Label.image_id.in_(chunk))):
-            out.setdefault(r.image_id, {})[r.source] = _label_record(r)
-    return out
+        rows += s.scalars(select(t.Label).where(t.Label.image_id.in_(image_ids[start:start + _IN_CHUNK])))
+    return grouped(rows, "image_id", me)
 
 
-def _best(labels: dict[str, LabelRecord]) -> LabelRecord | None:
-    return next((labels[src] for src in SOURCE_PRIORITY if src in labels), None)
-
-
-def _best_image_labels(s: Session, image_ids: list[int] | None = None) -> dict[int, LabelRecord]:
-    by_image: dict[int, dict[str, LabelRecord]] = {}
+def _best_image_labels(s: Session, me: str, image_ids: list[int] | None = None) -> dict[int, LabelRecord]:
     q = select(t.Label).where(t.Label.image_id.is_not(None))
     if image_ids is not None:
         q = q.where(t.Label.image_id.in_(image_ids))
-    for r in s.scalars(q):
-        by_image.setdefault(r.image_id, {})[r.source] = _label_record(r)
-    return {k: _best(v) for k, v in by_image.items()}  # type: ignore[misc]
+    return {k: _best(v) for k, v in grouped(s.scalars(q), "image_id", me).items()}  # type: ignore[misc]
 
 
-def _best_patient_labels(s: Session) -> dict[int, LabelRecord]:
-    by_patient: dict[int, dict[str, LabelRecord]] = {}
-    for r in s.scalars(select(t.Label).where(t.Label.patient_id.is_not(None))):
-        by_patient.setdefault(r.patient_id, {})[r.source] = _label_record(r)
-    return {k: _best(v) for k, v in by_patient.items()}  # type: ignore[misc]
+def _best_patient_labels(s: Session, me: str) -> dict[int, LabelRecord]:
+    rows = s.scalars(select(t.Label).where(t.Label.patient_id.is_not(None)))
+    return {k: _best(v) for k, v in grouped(rows, "patient_id", me).items()}  # type: ignore[misc]
 
 
 def _image_record(img: t.Image, series_uid: str, study_uid: str, patient_key: str,
@@ -596,7 +578,7 @@ def _image_record(img: t.Image, series_uid: str, study_uid: str, patient_key: st
 
 
 def _roi_record(r: t.Roi) -> RoiRecord:
-    return RoiRecord(r.id, r.image_id, r.frame, r.x0, r.y0, r.x1, r.y1, r.user, r.created)
+    return RoiRecord(r.id, r.image_id, r.frame, r.x0, r.y0, r.x1, r.y1, r.user, r.created, r.version)
 
 
 def _prediction_record(p: t.Prediction) -> PredictionRecord:
@@ -604,5 +586,5 @@ def _prediction_record(p: t.Prediction) -> PredictionRecord:
         id=p.id, image_id=p.image_id, roi_id=p.roi_id, frame=p.frame, model_name=p.model_name,
         model_version=p.model_version, architecture=p.architecture, model_sha256=p.model_sha256,
         image_hash=p.image_hash, label=p.label, malignant_probability=p.malignant_probability,
-        probabilities=dict(p.probabilities), created=p.created,
+        probabilities=dict(p.probabilities), created=p.created, user=p.user,
     )
