@@ -83,7 +83,7 @@ def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """float32 ``q * scale`` per output channel (inverse of :func:`quantize_int8`)."""
-    flat = q.to(torch.float32).reshape(q.shape[0], -1) * scale.to(torch.float32)[:, None]
+    flat = q.to(torch.float32).reshape(q.shape[0], -1).mul_(scale.to(torch.float32)[:, None])
     return flat.reshape(q.shape)
 
 
@@ -240,6 +240,7 @@ def write_shards(tensors: Mapping[str, torch.Tensor], folder: Path, stem: str,
         if path.exists():
             raise FileExistsError(f"{path} already exists; shipped files are never overwritten")
         save_file(group, str(path), metadata=meta)
+        path.chmod(0o644)  # readable by every user of an installation
         size = path.stat().st_size
         if size > max_shard_bytes:  # the header estimate is an upper bound: never expected
             raise RuntimeError(f"{path}: {size} bytes, over the {max_shard_bytes}-byte limit")

@@ -307,8 +307,9 @@ def ship_model(registry: Any, ref: str, options: ShipOptions, progress: Progress
         ok = (effect is None or mode == "none"  # float32 is the reference: always acceptable
               or within_bounds(effect, options.max_auc_change, options.max_probability_change))
         tried.append({"mode": mode, "accepted": ok, "effect": effect})
-        say(f"{mode}: " + (f"AUC change {effect['auc_change']}, max probability change "
-                           f"{effect['max_probability_change']:.2e}" if effect else "not measured")
+        auc = "n/a (one class)" if not effect or effect["auc_change"] is None else f"{effect['auc_change']:.2e}"
+        say(f"{mode}: " + (f"AUC change {auc}, max probability change {effect['max_probability_change']:.2e} "
+                           f"on {effect['images']} images" if effect else "not measured")
             + ("" if ok else " -> over the bounds, keeping more precision"))
         del decoded
         if ok:

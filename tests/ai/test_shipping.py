@@ -29,6 +29,7 @@ from busviewer.ai.registry import (
 from busviewer.ai.shards import (
     PART_MARK,
     SCALE_SUFFIX,
+    card_shards,
     decode_state,
     dequantize_int8,
     encode_state,
@@ -267,8 +268,17 @@ def test_corrupted_or_missing_shard_is_refused_with_its_name(shipped, tmp_path: 
 def test_card_index_edits_are_refused(shipped, tmp_path: Path) -> None:
     folder = _copy_shipped(shipped, tmp_path / "shipped")
     card_path = folder / "vgg-bn" / "vgg-bn-v1.json"
-    data = json.loads(card_path.read_text())
-    data["shipping"]["shards"][0]["file"] = "../../outside.safetensors"
-    card_path.write_text(json.dumps(data))
+    card = ModelCard.read(card_path)
+    outside = json.loads(json.dumps(card.shipping))
+    outside["shards"][0]["file"] = "../../outside.safetensors"
     with pytest.raises(ModelFileError, match="invalid shard entry"):
+        card_shards(card.with_updates(shipping=outside), folder / "vgg-bn")
+    reordered = json.loads(json.dumps(card.shipping))
+    reordered["shards"].reverse()
+    with pytest.raises(ModelFileError, match="not the hash of its shard index"):
+        card_shards(card.with_updates(shipping=reordered), folder / "vgg-bn")
+    data = json.loads(card_path.read_text())
+    data["shipping"] = outside
+    card_path.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match="invalid shard entry|integrity hash mismatch"):
         ModelRegistry(user_dir=tmp_path / "user", shipped_dir=folder).load("vgg-bn:1")
