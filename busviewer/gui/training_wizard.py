@@ -280,14 +280,20 @@ class TrainingWizard(QWizard):
     # ------------------------------------------------------------------ helpers
     def submit(self, fn: Callable[..., Any], *args: Any, pool: str = "io", **kwargs: Any) -> workers.Task:
         """``workers.submit``, remembering the task so closing the wizard can cancel it."""
-        finished = kwargs.pop("on_finished", None)
+        finished, result = kwargs.pop("on_finished", None), kwargs.pop("on_result", None)
+        mine: list[workers.Task] = []
+
+        def got(value: Any) -> None:  # a view task cancelled by closing: its widgets may be gone
+            if result is not None and not (mine[0].cancelled and mine[0].name in self._VIEW_TASKS):
+                result(value)
 
         def done() -> None:
             self._tasks = [t for t in self._tasks if not t.done]
             if finished is not None:
                 finished()
 
-        task = workers.submit(fn, *args, pool=pool, on_finished=done, **kwargs)
+        task = workers.submit(fn, *args, pool=pool, on_result=got, on_finished=done, **kwargs)
+        mine.append(task)
         self._tasks.append(task)
         return task
 

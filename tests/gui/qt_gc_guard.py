@@ -99,7 +99,7 @@ class ForcedWorkerGC:
     """Low GC thresholds plus GUI-thread churn of menus/widgets in reference cycles."""
 
     THRESHOLDS = (100, 2, 2)
-    CHURN_MS = 20
+    CHURN_MS = 50
 
     def __init__(self, recorder: FinalisationRecorder) -> None:
         self.recorder = recorder

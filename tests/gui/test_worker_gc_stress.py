@@ -19,7 +19,7 @@ import pytest
 from gui_helpers import link_models
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWizard
-from test_training_wizard import balanced, fast_settings, import_into, press, write_dataset
+from test_training_wizard import balanced, import_into, press, write_dataset
 
 from busviewer.core.store import Store
 
@@ -44,8 +44,9 @@ def tiny(styled_app, model_files: Path, tmp_path: Path):  # type: ignore[no-unty
 
 
 def train_once(ws, qtbot) -> SimpleNamespace:  # type: ignore[no-untyped-def]
-    """Open a wizard, walk it to a one-step VGG-16 run (32 px, four conv blocks frozen, CPU;
-    the smallest model files the wizard can make), wait for the end."""
+    """Open a wizard, walk it to a one-step VGG-16 run (busviewer recipe: batch-normalised
+    with a GAP head, the smallest model the wizard makes; 32 px, four conv blocks frozen,
+    CPU), wait for the end."""
     from busviewer.gui.training_wizard import PAGE_RUN, PAGE_SETTINGS, TrainingWizard
 
     wiz = TrainingWizard(ws.store, registry_factory=ws.factory)
@@ -66,12 +67,17 @@ def train_once(ws, qtbot) -> SimpleNamespace:  # type: ignore[no-untyped-def]
         press(qtbot, wiz)
         assert wiz.currentId() == PAGE_SETTINGS
         sp = wiz.settings_page
-        fast_settings(sp)
+        sp.recipe.setCurrentIndex(sp.recipe.findData("busviewer"))  # VGG-16 bn: a small GAP head
         sp.epochs.setValue(1)
         sp.patience.setValue(1)
-        sp.max_steps.setValue(1)
-        sp.vgg_frozen.setValue(4)
+        sp.batch_size.setValue(8)
         sp.input_size.setValue(32)
+        if not sp.advanced.isVisible():
+            sp.advanced_toggle.click()
+        sp.freezing.setCurrentIndex(sp.freezing.findData("custom"))
+        sp.vgg_frozen.setValue(4)
+        sp.device.setCurrentIndex(sp.device.findData("cpu"))
+        sp.max_steps.setValue(1)
         press(qtbot, wiz, QWizard.WizardButton.CommitButton)
         assert wiz.currentId() == PAGE_RUN
         rp = wiz.run_page
