@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class _Task:
     kind: str  # "dicom" | "raster"
     patient_key: str | None = None
     label: str | None = None
+    rois: tuple[tuple[int, int, int, int, int], ...] = ()  # (frame, x0, y0, x1, y1), optional manifest column
 
 
 class _Cancel:
@@ -172,7 +174,12 @@ def _read_manifest(path: Path, problems: list[ImportProblem]) -> list[_Task]:
                     continue
                 file = Path(image) if Path(image).is_absolute() else path.parent / image
                 kind = "dicom" if file.suffix.lower() in DICOM_SUFFIXES else "raster"
-                tasks.append(_Task(file, kind, patient_key=patient, label=label))
+                try:
+                    rois = _manifest_rois(row.get("rois"))
+                except ValueError as exc:
+                    problems.append(ImportProblem(Path(where), str(exc)))
+                    continue
+                tasks.append(_Task(file, kind, patient_key=patient, label=label, rois=rois))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         problems.append(ImportProblem(path, f"cannot read manifest ({exc})"))
     return tasks
@@ -195,10 +202,25 @@ def _import_one(store: Store, task: _Task, report: ImportReport, user: str | Non
     report.patients.add(new.patient_key)
     if status == "added":
         report.added += 1
+        for frame, x0, y0, x1, y1 in task.rois:
+            store.add_roi(image_id, (x0, y0, x1, y1), frame=frame, user=user)
     elif status == "relocated":
         report.relocated += 1
     else:
         report.existing += 1
+
+
+def _manifest_rois(text: str | None) -> tuple[tuple[int, int, int, int, int], ...]:
+    """The optional ``rois`` column: JSON ``[[frame, x0, y0, x1, y1], ...]`` (a de-identified export's)."""
+    if not text or not text.strip():
+        return ()
+    try:
+        rois = tuple(tuple(int(v) for v in r) for r in json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"rois column is not [[frame, x0, y0, x1, y1], ...] ({exc})") from None
+    if any(len(r) != 5 for r in rois):
+        raise ValueError("rois column is not [[frame, x0, y0, x1, y1], ...]")
+    return rois  # type: ignore[return-value]
 
 
 def _short_hash(*parts: str) -> str:
