@@ -18,7 +18,7 @@ from busviewer.core.notice import RESEARCH_NOTICE
 from busviewer.core.store.errors import StoreError
 
 #: Modules under busviewer.cli that add subcommands.
-COMMAND_MODULES = ("data", "review", "models", "predict", "train", "store", "share")
+COMMAND_MODULES = ("data", "review", "models", "predict", "train", "store", "share", "pacs")
 
 
 def build_parser() -> argparse.ArgumentParser:
