@@ -194,6 +194,10 @@ class MainWindow(QMainWindow):
         self.act_export = file.addAction("Export patient report (PDF)…", self.export_report_dialog)
         self.act_export.setShortcut(QKeySequence("Ctrl+E"))
         file.addSeparator()
+        from busviewer.gui.pacs_dialogs import install_pacs  # PACS query/listen/send, de-identified export
+
+        install_pacs(self, file)
+        file.addSeparator()
         quit_action = file.addAction("Quit", self.close)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
 
