@@ -193,13 +193,17 @@ def find(local: LocalAE, node: RemoteNode, query: Query, level: str = "STUDY") -
     ae = make_ae(local, node)
     ae.add_requested_context(model)
     out: list[FindResult] = []
+    started = time.perf_counter()
     with associate(ae, local, node) as assoc:
         for status, ident in assoc.send_c_find(_identifier(query, level), model):
             _check_alive(assoc, node, "C-FIND")
             if not status:
-                raise PeerError(node.describe(), f"no C-FIND response within {node.timeout_s:g} s (timeout; a PACS "
-                                f"ignores queries from a calling AE title it does not know: is {local.ae_title!r} "
-                                "registered there with this workstation's address?)")
+                quick = time.perf_counter() - started < node.timeout_s * 0.9
+                what = ("the peer aborted the C-FIND" if assoc.is_aborted or not assoc.is_established
+                        else "the peer answered the C-FIND without a status" if quick
+                        else f"no C-FIND response within {node.timeout_s:g} s (timeout)")
+                raise PeerError(node.describe(), f"{what}; a PACS refuses queries from a calling AE title it "
+                                f"does not know: is {local.ae_title!r} registered there with this workstation's address?")
             code = int(status.Status)
             if code in (0xFF00, 0xFF01) and ident is not None:
                 out.append(FindResult(

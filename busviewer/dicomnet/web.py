@@ -25,7 +25,10 @@ def _client(node: RemoteNode) -> Any:
         raise PeerError(node.describe(), "is a DIMSE node; this operation needs DICOMweb")
     from dicomweb_client.api import DICOMwebClient
 
-    return DICOMwebClient(url=node.url.rstrip("/"), timeout=node.timeout_s)
+    client = DICOMwebClient(url=node.url.rstrip("/"), timeout=node.timeout_s)
+    # A couple of retries on 429/503-like answers; a refused connection fails at once.
+    client.set_http_retry_params(retry=True, max_attempts=2, wait_exponential_multiplier=200)
+    return client
 
 
 @contextmanager

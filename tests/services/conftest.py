@@ -14,21 +14,7 @@ from orthanc_server import LOCAL_AET, Orthanc, start_orthanc  # noqa: E402
 
 from busviewer.dicomnet.nodes import LocalAE, NetworkSettings, RemoteNode  # noqa: E402
 
-#: Distinct SOP instances: patient 13US1 (one study, RGB + JPEG 2000 lossless), patient
-#: 11-05-25-142825 (regions, Burned In Annotation absent), patient 98279 (regions).
-STUDY_13US1 = "1.3.6.1.4.1.5962.1.2.13.20040826185059.5457"
-FILES_13US1 = ("US1_UNCR.dcm", "US1_J2KR.dcm")
-OTHER_FILES = ("OBXXXX1A.dcm", "gdcm-US-ALOKA-16.dcm")
-
-
-def us_file(name: str) -> Path:
-    """A pydicom-data file through pydicom's data manager (skips when pydicom-data is missing)."""
-    from pydicom.data import get_testdata_file
-
-    path = get_testdata_file(name)
-    if path is None:
-        pytest.skip(f"pydicom-data file {name} not found (pip install pydicom-data)")
-    return Path(path)
+from pacs_data import FILES_13US1, OTHER_FILES, us_file  # noqa: E402
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import STUDY_13US1, us_file
+from pacs_data import STUDY_13US1, us_file
 from orthanc_server import LOCAL_AET, Orthanc
 
 from busviewer.cli import main

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from conftest import us_file
+from pacs_data import us_file
 
 from busviewer.core.importer import import_paths
 from busviewer.core.imageio import read_image

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import FILES_13US1, STUDY_13US1, us_file
+from pacs_data import FILES_13US1, STUDY_13US1, us_file
 from orthanc_server import Orthanc
 
 from busviewer.core.importer import import_paths
