@@ -4,6 +4,11 @@ Prints wall time (best of 3) for a full import into a fresh store, and, as the b
 measured in the same run, the time to only hash and decode the same files (no store).
 The ratio is the store's overhead.
 
+Then the cost of decoder isolation (``busviewer.core.decode_pool``): per image, decoding
+in this process vs in a warm decoder process (best of 3; the decoder's one-off start is
+shown apart). Compressed DICOM is isolated by default; the PNG row shows what isolating
+every file (``BUSVIEWER_DECODE_ISOLATION=all``) would cost.
+
     .venv/bin/python benchmarks/bench_import.py [--busi DIR]
 """
 
@@ -20,7 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from busviewer.core.imageio import read_image, sha256_file  # noqa: E402
+from busviewer.core.decode_pool import DecoderPool  # noqa: E402
+from busviewer.core.imageio import read_image, read_image_here, sha256_file  # noqa: E402
 from busviewer.core.importer import import_paths  # noqa: E402
 from busviewer.core.store import Store  # noqa: E402
 
@@ -54,6 +60,31 @@ def _import(paths: list[Path]) -> tuple[float, int]:
     return best, added
 
 
+def _best_per_image(read, files: list[Path]) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        for f in files:
+            read(f)
+        best = min(best, time.perf_counter() - t0)
+    return 1000 * best / len(files)
+
+
+def isolation_cost(sets: list[tuple[str, list[Path]]]) -> None:
+    """Print ms/image in-process vs in a warm decoder process for each set of files."""
+    with DecoderPool(workers=1) as pool:
+        t0 = time.perf_counter()
+        pool.read(sets[0][1][0])  # starts the decoder
+        start = time.perf_counter() - t0
+        print(f"\ndecoder isolation (decoder start {1000 * start:.0f} ms, once per decoder)")
+        print(f"{'files':<34} {'n':>4} {'in-process ms':>14} {'decoder ms':>11} {'cost ms':>8} {'cost %':>7}")
+        for name, files in sets:
+            here = _best_per_image(read_image_here, files)
+            isolated = _best_per_image(pool.read, files)
+            print(f"{name:<34} {len(files):>4} {here:>14.1f} {isolated:>11.1f} {isolated - here:>8.1f} "
+                  f"{100 * (isolated - here) / here:>6.0f}%")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--busi", type=Path, default=Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared/data/busi")))
@@ -80,6 +111,20 @@ def main() -> int:
     print(f"{'input':<30} {'images':>6} {'import s':>9} {'ms/image':>9} {'decode-only s':>14} {'import/decode':>14}")
     for name, n, took, base in rows:
         print(f"{name:<30} {n:>6} {took:>9.2f} {1000 * took / max(n, 1):>9.1f} {base:>14.2f} {took / base:>14.2f}")
+    sets: list[tuple[str, list[Path]]] = []
+    try:
+        import data_store
+
+        data = Path(data_store.__file__).parent / "data"
+        sets.append(("120-frame YBR JPEG cine", [data / "color3d_jpeg_baseline.dcm"]))
+        sets.append(("JPEG 2000 / JPEG-LL / RLE stills", [data / n for n in (
+            "US1_J2KR.dcm", "US1_J2KI.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "OBXXXX1A_rle.dcm")]))
+    except ImportError:
+        pass
+    if manifest.is_file():
+        sets.append(("BUSI PNG (not isolated by default)", files[:50]))
+    if sets:
+        isolation_cost(sets)
     return 0
 
 

@@ -1,7 +1,10 @@
 """``python -m busviewer`` is the same as the ``busviewer`` command."""
 
+import multiprocessing
 import sys
 
-from busviewer.cli import main
+if __name__ == "__main__":
+    multiprocessing.freeze_support()  # decoder processes of a frozen (PyInstaller) build
+    from busviewer.cli import main
 
-sys.exit(main())
+    sys.exit(main())

@@ -272,6 +272,9 @@ def decode_frames(ds: Dataset) -> DicomPixels:
         missing = "; ".join(decoder.missing_dependencies) or "a pydicom pixel data plugin"
         raise DicomDecodeError(f"unsupported compression {tsyntax.name}: install {missing}")
 
+    from busviewer.core.dicom_checks import check_pixel_header  # imports this module
+
+    check_pixel_header(ds, tsyntax)  # before any native codec sees the data
     n_frames = max(1, _int(ds, "NumberOfFrames", 1))
     if not tsyntax.is_compressed:
         _check_native_length(ds, n_frames)

@@ -20,6 +20,7 @@ from pydicom.multival import MultiValue
 
 from busviewer.core import dicom_decode
 from busviewer.core.dicom_decode import DicomDecodeError
+from busviewer.core.geometry import UltrasoundRegion, dicom_geometry
 
 __all__ = [
     "SUPPORTED_RASTER_SUFFIXES",
@@ -30,6 +31,7 @@ __all__ = [
     "is_dicom",
     "read_header",
     "read_image",
+    "read_image_here",
     "sha256_file",
 ]
 
@@ -44,9 +46,6 @@ SUPPORTED_RASTER_SUFFIXES: frozenset[str] = frozenset(
 # MPO (multi-picture JPEG) is opened through the JPEG entry.
 _PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
-_UNITS_CM = 3
-_SPATIAL_2D = 1
-_DATA_TISSUE = 1
 
 
 class ImageReadError(Exception):
@@ -59,29 +58,6 @@ class ImageReadError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes
         return (type(self), (self.path, self.reason))
-
-
-@dataclass(frozen=True)
-class UltrasoundRegion:
-    """One item of the DICOM Sequence of Ultrasound Regions (0018,6011).
-
-    ``physical_delta_x/y`` are mm per pixel when the units are cm (code 3), else None.
-    """
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-    physical_delta_x: float | None
-    physical_delta_y: float | None
-    units_x: int | None
-    units_y: int | None
-    spatial_format: int | None
-    data_type: int | None
-
-    def contains(self, x: float, y: float) -> bool:
-        """True when pixel position (x=column, y=row) lies in the region (bounds inclusive)."""
-        return self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1
 
 
 @dataclass(frozen=True)
@@ -116,6 +92,8 @@ class DecodedImage:
     pixel_spacing_mm: tuple[float, float] | None
     regions: tuple[UltrasoundRegion, ...]
     meta: ImageMeta
+    #: Why spacing, frame time or a region was refused ("not calibrated"); empty when none was.
+    calibration_issues: tuple[str, ...] = ()
 
     @property
     def frame_count(self) -> int:
@@ -165,7 +143,22 @@ def read_header(path: PathLike) -> ImageMeta:
 
 
 def read_image(path: PathLike) -> DecodedImage:
-    """Decode a DICOM, PNG, JPEG (or BMP/TIFF) file to RGB frames; see :class:`DecodedImage`."""
+    """Decode a DICOM, PNG, JPEG (or BMP/TIFF) file to RGB frames; see :class:`DecodedImage`.
+
+    Pixel data that need a native codec (compressed DICOM) are decoded in a decoder
+    process (:mod:`busviewer.core.decode_pool`), so a codec that aborts costs only that
+    file: ``ImageReadError(path, "decoder crashed on this file ...")``.
+    """
+    from busviewer.core import decode_pool
+
+    p = Path(path)
+    if decode_pool.wants_isolation(p):
+        return decode_pool.default_pool().read(p)
+    return read_image_here(p)
+
+
+def read_image_here(path: PathLike) -> DecodedImage:
+    """:func:`read_image` in this process (what a decoder process runs)."""
     p = Path(path)
     try:
         _check_file(p)
@@ -235,17 +228,7 @@ def _opt_int(ds: Dataset, keyword: str) -> int | None:
     try:
         value = ds.get(keyword)
         return None if value in (None, "") else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _opt_float(ds: Dataset, keyword: str) -> float | None:
-    try:
-        value = ds.get(keyword)
-        if isinstance(value, MultiValue):
-            value = value[0] if len(value) else None
-        return None if value in (None, "") else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -275,94 +258,19 @@ def _dicom_meta(ds: Dataset, frames: np.ndarray | None = None) -> ImageMeta:
     )
 
 
-def _regions(ds: Dataset) -> tuple[UltrasoundRegion, ...]:
-    out: list[UltrasoundRegion] = []
-    for item in ds.get("SequenceOfUltrasoundRegions") or []:
-        corners = [_opt_int(item, k) for k in (
-            "RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1", "RegionLocationMaxY1"
-        )]
-        if any(c is None for c in corners):
-            continue
-        units_x = _opt_int(item, "PhysicalUnitsXDirection")
-        units_y = _opt_int(item, "PhysicalUnitsYDirection")
-        dx, dy = _opt_float(item, "PhysicalDeltaX"), _opt_float(item, "PhysicalDeltaY")
-        x0, y0, x1, y1 = (int(c) for c in corners)  # type: ignore[arg-type]
-        out.append(
-            UltrasoundRegion(
-                x0=x0, y0=y0, x1=x1, y1=y1,
-                physical_delta_x=dx * 10.0 if units_x == _UNITS_CM and dx is not None else None,
-                physical_delta_y=dy * 10.0 if units_y == _UNITS_CM and dy is not None else None,
-                units_x=units_x,
-                units_y=units_y,
-                spatial_format=_opt_int(item, "RegionSpatialFormat"),
-                data_type=_opt_int(item, "RegionDataType"),
-            )
-        )
-    return tuple(out)
-
-
-def _positive_pair(value: Any) -> tuple[float, float] | None:
-    try:
-        row, col = float(value[0]), float(value[1])
-    except (TypeError, ValueError, IndexError):
-        return None
-    return (row, col) if row > 0 and col > 0 else None
-
-
-def _pixel_spacing(ds: Dataset, regions: tuple[UltrasoundRegion, ...]) -> tuple[float, float] | None:
-    """(row, col) mm from PixelSpacing, else from the first 2D tissue region in cm."""
-    spacing = _positive_pair(ds.get("PixelSpacing"))
-    if spacing is None:
-        shared = ds.get("SharedFunctionalGroupsSequence")
-        measures = shared[0].get("PixelMeasuresSequence") if shared else None
-        if measures:
-            spacing = _positive_pair(measures[0].get("PixelSpacing"))
-    if spacing is not None:
-        return spacing
-    calibrated = [
-        r for r in regions
-        if r.spatial_format == _SPATIAL_2D and r.physical_delta_x and r.physical_delta_y
-    ]
-    tissue = [r for r in calibrated if r.data_type == _DATA_TISSUE] or calibrated
-    if not tissue:
-        return None
-    r = tissue[0]
-    return (abs(float(r.physical_delta_y)), abs(float(r.physical_delta_x)))  # type: ignore[arg-type]
-
-
-def _frame_time_ms(ds: Dataset) -> float | None:
-    """FrameTime, else mean FrameTimeVector step, else 1000 / (display or cine rate)."""
-    frame_time = _opt_float(ds, "FrameTime")
-    if frame_time is not None and frame_time > 0:
-        return frame_time
-    vector = ds.get("FrameTimeVector")
-    if vector is not None:
-        try:
-            steps = [float(v) for v in (vector if isinstance(vector, MultiValue) else [vector])][1:]
-        except (TypeError, ValueError):
-            steps = []
-        steps = [s for s in steps if s > 0]
-        if steps:
-            return float(np.mean(steps))
-    for keyword in ("RecommendedDisplayFrameRate", "CineRate"):
-        rate = _opt_float(ds, keyword)
-        if rate is not None and rate > 0:
-            return 1000.0 / rate
-    return None
-
-
 def _read_dicom(p: Path) -> DecodedImage:
     ds = dicom_decode.load_dataset(p)
     pixels = dicom_decode.decode_frames(ds)
-    regions = _regions(ds)
+    geometry = dicom_geometry(ds, int(pixels.frames.shape[1]), int(pixels.frames.shape[2]))
     return DecodedImage(
         path=p,
         frames=pixels.frames,
         is_color=pixels.is_color,
-        frame_time_ms=_frame_time_ms(ds),
-        pixel_spacing_mm=_pixel_spacing(ds, regions),
-        regions=regions,
+        frame_time_ms=geometry.frame_time_ms,
+        pixel_spacing_mm=geometry.pixel_spacing_mm,
+        regions=geometry.regions,
         meta=_dicom_meta(ds, pixels.frames),
+        calibration_issues=geometry.issues,
     )
 
 

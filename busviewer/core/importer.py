@@ -1,8 +1,10 @@
 """Import DICOM files, PNG/JPEG folders (one folder per patient) and CSV manifests.
 
 Every file is decoded once to prove it is readable; a bad file is reported with its
-path and the reason and skipped, and the rest of the import goes on. Each image is
+path and the reason and skipped, and the rest of the import goes on (a decoder that
+crashes on a file costs only that file: :mod:`busviewer.core.decode_pool`). Each image is
 added in its own transaction, so an interrupted import leaves only whole images.
+Manifest rows may only point inside the manifest's folder unless ``allow_outside``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from busviewer.core.imageio import (
     sha256_file,
 )
 from busviewer.core.store import LABELS, NewImage, Store, StoreError
+from busviewer.core.validate import check_identifier
 
 MANIFEST_COLUMNS = ("image", "label", "patient_id")
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
@@ -51,6 +54,8 @@ class ImportReport:
     existing: int = 0
     relocated: int = 0
     problems: list[ImportProblem] = field(default_factory=list)
+    #: Imported, but spacing / frame time / a region was refused ("not calibrated") and why.
+    notes: list[ImportProblem] = field(default_factory=list)
     patients: set[str] = field(default_factory=set)
     image_ids: list[int] = field(default_factory=list)
     cancelled: bool = False
@@ -87,11 +92,12 @@ def import_paths(
     progress: Callable[[ImportProgress], None] | None = None,
     cancel: object | None = None,
     user: str | None = None,
+    allow_outside: bool = False,
 ) -> ImportReport:
     """Import files, folders and manifests; see the module docstring."""
     started = time.perf_counter()
     report = ImportReport()
-    tasks = _collect([Path(p) for p in paths], report.problems)
+    tasks = _collect([Path(p) for p in paths], report.problems, allow_outside)
     cancel = cancel or _Cancel()
     for i, task in enumerate(tasks):
         if progress:
@@ -113,7 +119,7 @@ def import_paths(
     return report
 
 
-def _collect(paths: list[Path], problems: list[ImportProblem]) -> list[_Task]:
+def _collect(paths: list[Path], problems: list[ImportProblem], allow_outside: bool = False) -> list[_Task]:
     tasks: list[_Task] = []
     for path in paths:
         if not path.exists():
@@ -122,13 +128,13 @@ def _collect(paths: list[Path], problems: list[ImportProblem]) -> list[_Task]:
             for f in sorted(p for p in path.rglob("*") if p.is_file()):
                 if f.name.startswith(".") or f.name.upper() == "DICOMDIR":
                     continue
-                task = _classify(f, root=path, problems=problems)
+                task = _classify(f, root=path, problems=problems, allow_outside=allow_outside)
                 if isinstance(task, list):
                     tasks.extend(task)
                 elif task is not None:
                     tasks.append(task)
         else:
-            task = _classify(path, root=None, problems=problems)
+            task = _classify(path, root=None, problems=problems, allow_outside=allow_outside)
             if isinstance(task, list):
                 tasks.extend(task)
             elif task is not None:
@@ -136,10 +142,11 @@ def _collect(paths: list[Path], problems: list[ImportProblem]) -> list[_Task]:
     return tasks
 
 
-def _classify(path: Path, root: Path | None, problems: list[ImportProblem]) -> _Task | list[_Task] | None:
+def _classify(path: Path, root: Path | None, problems: list[ImportProblem],
+              allow_outside: bool = False) -> _Task | list[_Task] | None:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _read_manifest(path, problems)
+        return _read_manifest(path, problems, allow_outside)
     if suffix in DICOM_SUFFIXES:
         return _Task(path, "dicom")
     if suffix in SUPPORTED_RASTER_SUFFIXES:
@@ -151,9 +158,18 @@ def _classify(path: Path, root: Path | None, problems: list[ImportProblem]) -> _
     return None
 
 
-def _read_manifest(path: Path, problems: list[ImportProblem]) -> list[_Task]:
+def _inside(file: Path, folder: Path) -> bool:
+    try:
+        file.resolve().relative_to(folder)
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def _read_manifest(path: Path, problems: list[ImportProblem], allow_outside: bool = False) -> list[_Task]:
     """Rows of a CSV manifest ``image,label,patient_id`` (paths relative to the CSV)."""
     tasks: list[_Task] = []
+    folder = path.parent.resolve()
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -172,7 +188,17 @@ def _read_manifest(path: Path, problems: list[ImportProblem]) -> list[_Task]:
                 if label is not None and label not in LABELS:
                     problems.append(ImportProblem(Path(where), f"unknown label {label!r} (expected {', '.join(LABELS)})"))
                     continue
+                try:
+                    patient = check_identifier(patient)
+                except ValueError as exc:
+                    problems.append(ImportProblem(Path(where), str(exc)))
+                    continue
                 file = Path(image) if Path(image).is_absolute() else path.parent / image
+                if not allow_outside and not _inside(file, folder):
+                    problems.append(ImportProblem(Path(where), (
+                        f"image {image!r} is outside the manifest's folder {folder}; not imported "
+                        "(allow it with --allow-outside)")))
+                    continue
                 kind = "dicom" if file.suffix.lower() in DICOM_SUFFIXES else "raster"
                 try:
                     rois = _manifest_rois(row.get("rois"))
@@ -197,6 +223,8 @@ def _import_one(store: Store, task: _Task, report: ImportReport, user: str | Non
         return
     decoded = read_image(task.path)
     new = _describe(task, decoded, digest)
+    for issue in decoded.calibration_issues:
+        report.notes.append(ImportProblem(task.path, issue))
     status, image_id = store.add_image(new, user=user)
     report.image_ids.append(image_id)
     report.patients.add(new.patient_key)
@@ -238,6 +266,14 @@ def _describe(task: _Task, img: DecodedImage, digest: str) -> NewImage:
         patient_key = task.patient_key or path.parent.name
         study_uid = f"local-study:{patient_key}"
         series_uid = f"local-series:{patient_key}"
+    try:
+        patient_key = check_identifier(patient_key)
+        study_uid = check_identifier(study_uid, "study uid")
+        series_uid = check_identifier(series_uid, "series uid")
+        if meta.sop_uid is not None:
+            check_identifier(meta.sop_uid, "SOP instance uid")
+    except ValueError as exc:
+        raise ImageReadError(task.path, str(exc)) from None
     return NewImage(
         patient_key=patient_key,
         patient_name=meta.patient_name,
