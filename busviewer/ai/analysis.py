@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from busviewer.ai.integrity import NonFiniteOutput, finite_output
 from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.registry import ModelRegistry
 from busviewer.ai.results import (
@@ -152,6 +153,7 @@ class Analyzer:
                 progress(done, total)
         ids = list(pixels)
         hashes = {r.id: r.content_hash for r in records}
+        paths = {r.id: r.source_path for r in records}
         predictions: dict[tuple[int, str], ImagePrediction] = {}
         rows: list[dict] = []
         with self._lock:
@@ -163,6 +165,9 @@ class Analyzer:
                 predictor.operating_point = op  # type: ignore[attr-defined]
                 results = predictor.predict([pixels[i] for i in ids]) if ids else []  # type: ignore[attr-defined]
                 for image_id, res in zip(ids, results):
+                    if not finite_output(res.probabilities, res.malignant_probability):
+                        problems.append(_non_finite_message(paths[image_id], card))  # nothing stored
+                        continue
                     pred = _to_image_prediction(res, image_id, frame, None, card)
                     predictions[(image_id, arch)] = pred
                     rows.append(_row(pred, card, hashes[image_id]))
@@ -193,6 +198,8 @@ class Analyzer:
                 card = self._models[arch][1]
                 predictor.operating_point = self.operating_point  # type: ignore[attr-defined]
                 res = predictor.predict([patch])[0]  # type: ignore[attr-defined]
+                if not finite_output(res.probabilities, res.malignant_probability):
+                    raise NonFiniteOutput(_non_finite_message(rec.source_path, card))
                 out[arch] = _to_image_prediction(res, rec.id, roi.frame, roi.id, card)
                 rows.append(_row(out[arch], card, rec.content_hash))
         self.store.add_predictions(rows)
@@ -210,6 +217,11 @@ class Analyzer:
         model, card = self._models[architecture]
         with self._lock:
             return gradcam(model, card, pixels, device=self._device)
+
+
+def _non_finite_message(path: object, card: ModelCard) -> str:
+    return (f"{path}: the {card.architecture} model {card.ref} gave a non-finite output (NaN/inf) for this "
+            "image; no result was stored (the model's weights may be damaged)")
 
 
 def _to_image_prediction(res: object, image_id: int, frame: int, roi_id: int | None, card: ModelCard) -> ImagePrediction:

@@ -89,6 +89,9 @@ class ModelCard:
     #: Shipped (sharded, compressed) weights: shard index, compression and its measured
     #: effect, regression images (``busviewer.ai.shards`` / ``shipping``). None: one file.
     shipping: dict[str, Any] | None = None
+    #: sha256 over the card's canonical content and its weight files' hashes
+    #: (:mod:`busviewer.ai.integrity`); None on cards written before it existed.
+    integrity: str | None = None
 
     def __post_init__(self) -> None:
         if self.normalisation is None and isinstance(self.input_mode, str) and self.input_mode in INPUT_CHANNELS:
@@ -222,6 +225,8 @@ class ModelCard:
                           f"(got {self.calibration!r})")
         if self.shipping is not None and not isinstance(self.shipping, dict):
             raise bad("shipping", f"must be null or an object (got {type(self.shipping).__name__})")
+        if self.integrity is not None and (not isinstance(self.integrity, str) or not _SHA_RE.match(self.integrity)):
+            raise bad("integrity", f"must be null or 64 lower-case hex digits (got {self.integrity!r})")
         if self.operating_points is not None:
             ops = self.operating_points
             if (not isinstance(ops, dict) or set(ops) != set(OPERATING_POINTS)
@@ -234,7 +239,7 @@ class ModelCard:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (with a ``format`` marker)."""
         data = asdict(self)
-        for key in ("calibration", "operating_points", "shipping"):  # optional: absent rather than null
+        for key in ("calibration", "operating_points", "shipping", "integrity"):  # optional: absent, not null
             if data[key] is None:
                 del data[key]
         return {"format": CARD_FORMAT, **data}

@@ -9,7 +9,9 @@ Safety: weights are only ever read as safetensors. Every file is first checked b
 parsing the safetensors header ourselves (8-byte little-endian length + JSON), so a
 pickle / ``torch.save`` file is rejected before any library touches it; nothing is ever
 unpickled. The sha256 and the tensor names/shapes are checked against the card and the
-architecture before the weights are loaded.
+architecture before the weights are loaded. The card itself is covered by an integrity
+hash written with it, its fields and the weights' values (NaN/inf, BatchNorm variance < 0)
+are checked at import and load (:mod:`busviewer.ai.integrity`).
 
 Shipped models may also be sharded and compressed (``<shipped>/<name>/``: the card plus
 safetensors shards listed in its ``shipping`` index, see :mod:`busviewer.ai.shards`);
@@ -39,6 +41,7 @@ from typing import IO, Literal
 import torch
 from torch import nn
 
+from busviewer.ai import integrity
 from busviewer.ai.modelcard import ModelCard, ModelCardError
 from busviewer.ai.networks import ARCHITECTURES, build_model
 from busviewer.core.fileio import atomic_write_text
@@ -506,6 +509,7 @@ class ModelRegistry:
             verify_sharded(entry.weights_path, entry.card)
         else:
             check_weights_file(entry.weights_path, entry.card)
+        integrity.check_card(entry.card, entry.card_path, require_integrity=False)
         return entry
 
     def load(self, entry_or_name: ModelEntry | str, device: str | torch.device = "cpu",
@@ -519,8 +523,11 @@ class ModelRegistry:
         if entry.weights_path.is_dir():  # a sharded shipped model
             from busviewer.ai.shards import load_sharded
 
-            return load_sharded(entry.weights_path, entry.card, device), entry.card
-        model = load_weights(entry.weights_path, entry.card, device)
+            model = load_sharded(entry.weights_path, entry.card, device)
+        else:
+            model = load_weights(entry.weights_path, entry.card, device)
+        integrity.check_card(entry.card, entry.card_path, require_integrity=False)
+        integrity.check_state_values(model.state_dict(), entry.weights_path)  # NaN/inf, BatchNorm var < 0
         return model, entry.card
 
     # -- writing -------------------------------------------------------------------------
@@ -567,7 +574,7 @@ class ModelRegistry:
                 f.close()
                 save_file(state, str(tmp), metadata=meta)
                 _fsync_path(tmp)
-                final = final.with_updates(sha256=file_sha256(tmp))
+                final = integrity.seal(final.with_updates(sha256=file_sha256(tmp)))
                 final.validate()
                 os.replace(tmp, weights_path)
             atomic_write_text(card_path, final.to_json())
@@ -613,6 +620,8 @@ class ModelRegistry:
         except ModelCardError as exc:
             raise ModelFileError(str(exc)) from exc
         check_weights_file(weights_path, card)
+        integrity.check_card(card, card_path, require_integrity=True)  # the card is verified too
+        integrity.check_model_file_values(weights_path, card)
         with self._lock:
             try:
                 existing = self.get(card.name, card.version)
@@ -622,7 +631,7 @@ class ModelRegistry:
                 log.info("model %s is already registered", card.ref)
                 return existing
             version = self._assign_version(card.name, card.version)
-            final = card.with_updates(version=version)
+            final = integrity.seal(card.with_updates(version=version))
             dst_weights = self.user_dir / f"{final.stem}{WEIGHTS_SUFFIX}"
             with _temp_in(self.user_dir, WEIGHTS_SUFFIX) as (f, tmp):
                 digest = _copy_hashing(weights_path, f)

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from busviewer.ai import shards as sh
+from busviewer.ai.integrity import seal
 from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.networks import build_model
 
@@ -364,6 +365,7 @@ def ship_model(registry: Any, ref: str, options: ShipOptions, progress: Progress
                            for j, i in enumerate(picks)],
             }
             card = card.with_updates(shipping=shipping)
+        card = seal(card)  # the card's integrity hash covers it and the shard index
         card.validate()
         (tmp / f"{card.stem}.json").write_text(card.to_json(), encoding="utf-8")
         folder.mkdir(parents=True, exist_ok=True)

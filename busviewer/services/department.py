@@ -24,6 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from busviewer.ai.integrity import seal
 from busviewer.ai.modelcard import ModelCard, ModelCardError
 from busviewer.ai.registry import ModelEntry, ModelRegistry
 from busviewer.core import paths
@@ -93,7 +94,7 @@ def publish_model(store: Store, registry: ModelRegistry, ref: str) -> tuple[sh.S
         weights, _card = registry.export(entry.name, entry.version, staging)  # sha256 checked while copying
 
         def place(version: int) -> str:
-            card = entry.card.with_updates(version=version)
+            card = seal(entry.card.with_updates(version=version))  # the card's integrity hash, as written
             os.replace(weights, folder / f"{card.stem}.safetensors")
             atomic_write_text(folder / f"{card.stem}.json", card.to_json())
             return f"{MODELS}/{card.stem}.safetensors"

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 import busviewer.ai as ai_pkg
+from busviewer.ai.integrity import seal
 from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.networks import build_model
 from busviewer.ai.registry import (
@@ -47,9 +48,10 @@ def saved(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _copy_model(entry: ModelEntry, folder: Path, **card_changes) -> ModelEntry:
-    """Copy an entry's files into ``folder`` (card fields optionally changed)."""
+    """Copy an entry's files into ``folder`` (card fields optionally changed, the card re-sealed
+    as busviewer would write it)."""
     folder.mkdir(parents=True, exist_ok=True)
-    card = entry.card.with_updates(**card_changes) if card_changes else entry.card
+    card = seal(entry.card.with_updates(**card_changes)) if card_changes else entry.card
     weights = folder / f"{card.stem}.safetensors"
     shutil.copyfile(entry.weights_path, weights)
     (folder / f"{card.stem}.json").write_text(card.to_json())
@@ -239,7 +241,11 @@ def test_import_export_round_trip(saved, tmp_path: Path) -> None:
         last = f.read(1)
         f.seek(-1, 2)
         f.write(bytes([last[0] ^ 1]))
-    card.write_text(entry.card.with_updates(sha256=file_sha256(weights)).to_json())
+    edited = entry.card.with_updates(sha256=file_sha256(weights))
+    card.write_text(edited.to_json())  # weights edited, sha256 recomputed, integrity stale
+    with pytest.raises(ModelFileError, match="integrity hash mismatch"):
+        other.import_model(weights)
+    card.write_text(seal(edited).to_json())  # as a busviewer that trained these weights writes it
     second = other.import_model(weights)
     assert second.ref == "ens:2" and second.card.sha256 == file_sha256(weights)
     with pytest.raises(ModelFileError, match="no model card"):
