@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import DICOM files, PNG/JPEG folders (one per patient) or CSV manifests")
     p.add_argument("paths", nargs="+", help="files, folders or manifest.csv files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="let manifest rows point outside the manifest's folder (refused by default)")
     p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("patients", help="list patients with image counts and labels")
@@ -40,11 +42,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         if tty and ev.total:
             print(f"\rimporting {ev.done}/{ev.total} {ev.path.name[:40]:<40}", end="", file=sys.stderr)
 
-    report = import_paths(store, args.paths, progress=progress)
+    report = import_paths(store, args.paths, progress=progress, allow_outside=args.allow_outside)
     if tty:
         print(file=sys.stderr)
     for problem in report.problems:
         print(f"skipped {problem}", file=sys.stderr)
+    for note in report.notes:
+        print(f"note {note}", file=sys.stderr)
     print(report.summary())
     return 1 if report.problems and not (report.added or report.existing or report.relocated) else 0
 

@@ -7,7 +7,8 @@ import json
 import sys
 
 from busviewer.core.notice import RESEARCH_NOTICE
-from busviewer.core.store import LABEL_SOURCES, Store, StoreError
+from busviewer.core.store import LABEL_SOURCES, LabelRecord, Store, StoreError
+from busviewer.core.validate import check_birads, check_note
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     target.add_argument("--patient", help="patient id")
     p.add_argument("label", choices=["benign", "malignant", "normal", "clear"])
     p.add_argument("--source", choices=LABEL_SOURCES, default="reader")
-    p.add_argument("--birads", help="BI-RADS category (e.g. 3, 4a, 4b, 4c, 5)")
+    p.add_argument("--birads", help="BI-RADS category: 0, 1, 2, 3, 4, 4A, 4B, 4C, 5 or 6 (kept when not given)")
     p.add_argument("--biopsy", action="store_true", help="biopsy-confirmed")
-    p.add_argument("--note", help="free note")
+    p.add_argument("--note", help="free note (kept when not given; --note '' clears it)")
     p.set_defaults(handler=cmd_label)
 
     p = sub.add_parser("roi", help="lesion rectangles: add, list, move, delete, classify")
@@ -78,6 +79,12 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
+def _existing_label(store: Store, image: int | None, patient: str | None, source: str) -> LabelRecord | None:
+    """The label this edit changes (this reader's for source 'reader'), if there is one."""
+    labels = store.image(image).labels if image is not None else store.patient_label(patient)  # type: ignore[arg-type]
+    return labels.get(source)
+
+
 def cmd_label(args: argparse.Namespace) -> int:
     store = Store()
     target = {"image_id": args.image} if args.image is not None else {"patient_key": args.patient}
@@ -86,8 +93,14 @@ def cmd_label(args: argparse.Namespace) -> int:
         if args.label == "clear":
             store.clear_label(source=source, **target)
         else:
-            store.set_label(args.label, source=source, birads=args.birads, biopsy_confirmed=args.biopsy,
-                            note=args.note, **target)
+            # Editing keeps what was not given: --birads/--note/--biopsy only change when given
+            # (--birads "" / --note "" clear them).
+            old = _existing_label(store, args.image, args.patient, source)
+            birads = check_birads(args.birads) if args.birads is not None else (old.birads if old else None)
+            note = check_note(args.note) if args.note is not None else (old.note if old else None)
+            biopsy = True if args.biopsy else (old.biopsy_confirmed if old else False)
+            store.set_label(args.label, source=source, birads=birads, biopsy_confirmed=biopsy,
+                            note=note, expected_version=old.version if old else 0, **target)
     except (KeyError, ValueError, StoreError) as exc:
         return _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc))
     print(f"{args.label} ({source}) set on {'image ' + str(args.image) if args.image is not None else 'patient ' + args.patient}")
