@@ -254,8 +254,9 @@ def _take_frames(name: str, shape: tuple[int, ...]) -> np.ndarray:
 class DecoderPool:
     """A few decoder processes behind a thread-safe :meth:`read` (see the module docstring).
 
-    ``workers``: decoder processes at most (started on demand). ``timeout_s``: fixed time
-    limit per file (default: 30 s + 10 s per MB). ``header_checks=False`` switches off
+    ``workers``: decoder processes at most (started on demand). ``timeout_s``: a fixed
+    limit per file in CPU seconds (wall-clock: three times that; default 30 s + 10 s per
+    MB). ``header_checks=False`` switches off
     :mod:`busviewer.core.dicom_checks` in the decoders (to measure the isolation alone).
     """
 
@@ -323,11 +324,14 @@ class DecoderPool:
                 raise BrokenPipeError
             reply = self._ask(decoder, p)  # type: ignore[arg-type]
             healthy = True
-        except BrokenPipeError:
-            self._release(decoder, healthy=False)
+        except BrokenPipeError:  # it died while idle: once more with a fresh decoder
+            self._release(decoder, healthy=False)  # type: ignore[arg-type]
             decoder = None
             decoder = self._acquire()
-            reply = self._ask(decoder, p)
+            try:
+                reply = self._ask(decoder, p)
+            except BrokenPipeError:
+                raise ImageReadError(p, "decoder process stopped before it could take the file") from None
             healthy = True
         finally:
             if decoder is not None:
