@@ -208,6 +208,16 @@ def _decoder_main(conn: Connection, header_checks: bool, log_path: str | None) -
 # --------------------------------------------------------------------------- caller side
 
 
+class _StartFailed(Exception):
+    """A decoder process died or hung before it was ready (e.g. an unimportable __main__)."""
+
+
+def _read_here(p: Path) -> DecodedImage:
+    from busviewer.core.imageio import read_image_here
+
+    return read_image_here(p)
+
+
 class _Decoder:
     """One decoder process and the caller's end of its pipe."""
 
@@ -274,6 +284,8 @@ class DecoderPool:
         self._cond = threading.Condition()
         self._closed = False
         self.restarts = 0
+        #: Why decoder processes cannot be started here (then files are decoded in place).
+        self.broken: str | None = None
 
     def timeout_for(self, path: Path) -> float:
         """The time limit for decoding ``path``."""
@@ -315,27 +327,21 @@ class DecoderPool:
     def read(self, path: str | os.PathLike[str]) -> DecodedImage:
         """Decode ``path`` in a decoder process; every failure is an :class:`ImageReadError`."""
         p = Path(path)
-        decoder: _Decoder | None = self._acquire()
-        healthy = False
-        try:
-            # Died while idle (killed from outside)? An idle decoder never writes, so its
-            # pipe being readable means it is gone.
-            if not decoder.process.is_alive() or (decoder.ready and decoder.conn.poll(0)):  # type: ignore[union-attr]
-                raise BrokenPipeError
-            reply = self._ask(decoder, p)  # type: ignore[arg-type]
-            healthy = True
-        except BrokenPipeError:  # it died while idle: once more with a fresh decoder
-            self._release(decoder, healthy=False)  # type: ignore[arg-type]
-            decoder = None
-            decoder = self._acquire()
+        reply = None
+        for attempt in (1, 2):
             try:
-                reply = self._ask(decoder, p)
-            except BrokenPipeError:
-                raise ImageReadError(p, "decoder process stopped before it could take the file") from None
-            healthy = True
-        finally:
-            if decoder is not None:
-                self._release(decoder, healthy)
+                reply = self._attempt(p)
+                break
+            except BrokenPipeError:  # the decoder had died while idle: once more with a fresh one
+                if attempt == 2:
+                    raise ImageReadError(p, "decoder process stopped before it could take the file") from None
+            except _StartFailed as exc:  # no isolation to be had here: decode in this process
+                self.broken = str(exc)
+                log.warning("%s; decoding in the calling process from now on (a native decoder crash would end "
+                            "it)", exc)
+                break
+        if reply is None:
+            return _read_here(p)
         if reply[0] == "error":
             raise ImageReadError(p, reply[1])
         _, name, shape, img = reply
@@ -345,20 +351,44 @@ class DecoderPool:
             raise ImageReadError(p, f"decoder result lost ({exc})") from exc
         return replace(img, path=p, frames=frames)
 
+    def _attempt(self, p: Path) -> tuple[Any, ...] | None:
+        """One request to an idle decoder; None when decoders cannot be had (``broken``)."""
+        if self.broken:
+            return None
+        decoder = self._acquire()
+        healthy = False
+        try:
+            # Died while idle (killed from outside)? An idle decoder never writes, so its
+            # pipe being readable means it is gone.
+            if not decoder.process.is_alive() or (decoder.ready and decoder.conn.poll(0)):
+                raise BrokenPipeError
+            reply = self._ask(decoder, p)  # BrokenPipeError on send: it died in the meantime
+            healthy = True
+            return reply
+        finally:
+            self._release(decoder, healthy)
+
     def _recv(self, decoder: _Decoder, p: Path) -> tuple[Any, ...]:
         try:
             return decoder.conn.recv()
         except (EOFError, OSError):
             decoder.process.join(timeout=5)
             code = decoder.process.exitcode
-            log.warning("decoder process %s died on %s (%s)", decoder.process.pid, p, _describe_exit(code))
+            log.info("decoder process %s died on %s (%s)", decoder.process.pid, p, _describe_exit(code))
             raise ImageReadError(p, f"decoder crashed on this file ({_describe_exit(code)})") from None
 
     def _ask(self, decoder: _Decoder, p: Path) -> tuple[Any, ...]:
         if not decoder.ready:
-            if not decoder.conn.poll(_START_TIMEOUT_S):
-                raise ImageReadError(p, f"decoder process did not start within {_START_TIMEOUT_S:.0f} s")
-            self._recv(decoder, p)
+            started = decoder.conn.poll(_START_TIMEOUT_S)
+            try:
+                if not started:
+                    raise EOFError
+                decoder.conn.recv()
+            except (EOFError, OSError):
+                decoder.process.kill()
+                decoder.process.join(timeout=5)
+                raise _StartFailed(f"a decoder process could not start ({_describe_exit(decoder.process.exitcode)})"
+                                   ) from None
             decoder.ready = True
         limit = self.timeout_for(p)
         decoder.conn.send((str(p),))  # BrokenPipeError: the decoder died earlier

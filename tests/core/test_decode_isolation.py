@@ -130,6 +130,19 @@ def test_decoder_killed_while_idle_is_replaced() -> None:
         assert pool.pids != [pid]
 
 
+def test_decoders_that_cannot_start_fall_back_to_this_process(tmp_path: Path) -> None:
+    """A program read from stdin has no importable __main__, so spawned decoders die at start."""
+    import subprocess
+    import sys
+
+    program = (f"from busviewer.core.imageio import read_image\n"
+               f"print(read_image({get_testdata_file(J2K)!r}).frames.shape)\n")
+    run = subprocess.run([sys.executable, "-"], input=program, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "BUSVIEWER_HOME": str(tmp_path)})
+    assert run.returncode == 0 and run.stdout.strip() == "(1, 480, 640, 3)", run.stderr
+    assert "a decoder process could not start" in run.stderr and "decoding in the calling process" in run.stderr
+
+
 def test_isolated_read_equals_in_process_read() -> None:
     from busviewer.core.imageio import read_image_here
 
