@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean package package-cuda install-desktop uninstall-desktop
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "busviewer needs Python 3.11"'
@@ -23,5 +23,26 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_inference.py
 
+# The installer: build the CPU bundle (dist/cpu/busviewer/) and run its smoke test (slow:
+# not part of `make test`). package-cuda: the CUDA bundle (dist/cuda/busviewer/). See README.
+PACKAGE_STAMP := $(VENV)/.package-installed
+$(PACKAGE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,package]'
+	touch $(PACKAGE_STAMP)
+
+package: $(PACKAGE_STAMP)
+	PYTHON=$(BIN)/python packaging/smoke.sh cpu
+
+package-cuda: $(PACKAGE_STAMP)
+	PYTHON=$(BIN)/python packaging/smoke.sh cuda
+
+# Desktop entry + icon in XDG_DATA_HOME; DESKTOP_EXEC=/path/to/busviewer (default: this venv's)
+DESKTOP_EXEC ?= $(abspath $(BIN)/busviewer)
+install-desktop:
+	packaging/desktop.sh install --exec "$(DESKTOP_EXEC)"
+
+uninstall-desktop:
+	packaging/desktop.sh uninstall
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -18,10 +18,9 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NoReturn
 
-from busviewer import __version__
 from busviewer.core.notice import RESEARCH_NOTICE
 from busviewer.core.validate import MAX_DB_ID, check_birads, check_identifier
 
@@ -41,13 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="busviewer",
         description="Second-reader workstation for breast ultrasound. " + RESEARCH_NOTICE,
     )
-    parser.add_argument("--version", action="version", version=f"busviewer {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version, git commit, torch/torchvision and shipped models' sha256")
     parser.add_argument("--store", help="store database file, or a department store URL postgresql://USER@HOST/DB "
                         "(default: per-user data dir; env BUSVIEWER_STORE)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and every library log message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     gui = sub.add_parser("gui", help="start the review workstation (the default)")
+    gui.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to import and open")
     gui.set_defaults(handler=_run_gui)
     for name in COMMAND_MODULES:
         try:
@@ -58,6 +59,28 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module.register(sub)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: :mod:`busviewer.core.provenance`, computed only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from busviewer.core.provenance import provenance
+
+        print(provenance().text())
+        parser.exit(0)
+
+
+def open_paths_argv(argv: Sequence[str], commands: Collection[str]) -> list[str]:
+    """``busviewer PATH...`` (the desktop entry's ``Exec=busviewer %F``) is ``busviewer gui PATH...``:
+    when the first argument after the global options is an existing path and no command name."""
+    argv = list(argv)
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "-":
+        i += 2 if argv[i] == "--store" else 1
+    if i < len(argv) and argv[i] not in commands and os.path.exists(argv[i]):
+        return [*argv[:i], "gui", *argv[i:]]
+    return argv
 
 
 def _run_gui(args: argparse.Namespace) -> int:
@@ -114,7 +137,8 @@ def describe_error(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    args = parser.parse_args(open_paths_argv(sys.argv[1:] if argv is None else argv, commands))
     from busviewer.core.applog import setup_logging
 
     setup_logging(verbose=args.verbose, debug=args.debug)

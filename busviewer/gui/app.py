@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
@@ -71,6 +72,20 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app  # type: ignore[return-value]
 
 
+def open_imported(window: Any, report: Any) -> None:
+    """Open the first patient an import brought (or found already in the store)."""
+    patients = sorted(getattr(report, "patients", None) or ())
+    if patients:
+        window.open_patient(patients[0])
+
+
+def _log_models(cards: dict[str, Any] | None) -> None:
+    if cards is None:
+        log.warning("models could not be loaded")
+    else:
+        log.info("models loaded: %s", ", ".join(f"{c.name}:{c.version}" for c in cards.values()) or "none")
+
+
 def run(args: argparse.Namespace | None = None) -> int:
     """Start the workstation; returns the exit status."""
     from busviewer.core.store import Store, StoreError
@@ -84,9 +99,12 @@ def run(args: argparse.Namespace | None = None) -> int:
         return 2
     window = MainWindow(store)
     window.show()
+    QTimer.singleShot(0, lambda: log.info("window shown"))  # packaging/smoke_tools.py times these lines
+    window.modelsLoaded.connect(_log_models)
     QTimer.singleShot(0, window.start)  # worklist and models load after the window is up
     paths = list(getattr(args, "paths", None) or [])
-    if paths:
+    if paths:  # `busviewer PATH...` (the desktop entry's %F): import, then open the first patient
+        window.importFinished.connect(lambda report: open_imported(window, report))
         QTimer.singleShot(0, lambda: window.import_paths(paths))
     try:
         return int(app.exec())

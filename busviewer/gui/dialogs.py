@@ -44,11 +44,18 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
 
 
 def about_text() -> str:
+    """Version, provenance (commit, torch/torchvision, shipped models' sha256) and the notice."""
+    from html import escape
+
+    from busviewer.core.provenance import provenance
+
+    facts = "<br>".join(escape(line) for line in provenance().lines()[1:])
     return (
         f"<h3>busviewer {__version__}</h3>"
         "<p>Second-reader workstation for breast ultrasound: per-image classification by an "
         "AlexNet + ResNet-18 ensemble and by VGG-16, patient majority vote, Grad-CAM, lesion "
         "crops and reader labels.</p>"
+        f"<p><small>{facts}</small></p>"
         f"<p><b>{RESEARCH_NOTICE}</b></p>"
     )
 
