@@ -156,3 +156,26 @@ def test_real_process_one_line_exit_code_and_debug(tmp_path: Path) -> None:
     debug = subprocess.run(cmd[:3] + ["--debug"] + cmd[3:], capture_output=True, text=True, env=env, cwd=REPO,
                            timeout=300)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+def test_library_log_noise_goes_to_the_log_file(tmp_path: Path) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("data_store")
+    from pydicom.data import get_testdata_file
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    ds = pydicom.dcmread(get_testdata_file("OBXXXX1A.dcm"))
+    ds.StudyInstanceUID = "1.2.x9"  # pydicom warns and logs "Invalid value for VR UI" on reading it
+    ds.save_as(folder / "odd-uid.dcm")
+    (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI")
+    home = tmp_path / "home"
+    run = subprocess.run([sys.executable, "-m", "busviewer", "--store", str(tmp_path / "s.sqlite"), "import", "-q",
+                          str(folder)], capture_output=True, text=True, cwd=REPO, timeout=300,
+                         env={**os.environ, "BUSVIEWER_HOME": str(home)})
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"skipped {folder / 'broken.dcm'}: "), run.stderr
+    log = (home / "logs" / "busviewer.log").read_text()
+    assert "Invalid value for VR UI" in log
