@@ -20,8 +20,9 @@ from PySide6.QtWidgets import (
 )
 
 from busviewer.core.store import LabelRecord, Store, StoreError
+from busviewer.core.validate import BIRADS_CATEGORIES
 
-BIRADS = ("", "0", "1", "2", "3", "4A", "4B", "4C", "5", "6")
+BIRADS = ("", *BIRADS_CATEGORIES)  # the same categories the CLI accepts
 CHOICES = (("benign", "Benign"), ("malignant", "Malignant"), ("normal", "Normal"))
 
 
