@@ -103,6 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-checkpoints", action="store_true",
                    help="write no per-epoch checkpoints (faster throwaway runs; cannot be resumed)")
     p.add_argument("--no-register", action="store_true", help="do not register the trained model")
+    p.add_argument("--register", action="store_true",
+                   help="with --resume: register the model of a run started with --no-register")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _mask_arguments(p)
     p.set_defaults(handler=cmd_train)
@@ -300,6 +302,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                     overrides["device"] = args.device
                 if getattr(args, "no_register", False):
                     overrides["register"] = False
+                if getattr(args, "register", False):  # e.g. a run started with --no-register
+                    overrides["register"] = True
+                if getattr(args, "name", None):
+                    overrides["name"] = args.name
                 assert set(overrides) <= set(RESUME_OVERRIDABLE)
                 result = resume_training(args.resume, printer, cancel, **overrides)  # keeps its masks.json
             else:

@@ -134,8 +134,7 @@ def test_fresh_install_analyses_real_busi_images(qtbot, styled_app, tmp_path: Pa
     with the shipped models of models/: an imported folder of real BUSI images gets per-image
     results from every shipped architecture without training or importing a model."""
     archs = _shipped_architectures()
-    if not archs:  # TODO(issue 10): remove once the default models are shipped in models/
-        pytest.skip("no shipped model in models/ yet")
+    assert archs == {"ensemble", "vgg16"}, f"models/ must ship both default models (found {archs})"
     if not BUSI_IMAGES.is_dir():
         pytest.fail(f"the BUSI images are not at {BUSI_IMAGES}")
     from busviewer.gui.main_window import MainWindow
