@@ -84,9 +84,11 @@ def test_import_export_activate_delete(mm, qtbot) -> None:  # type: ignore[no-un
         dlg.export_to(out)
     assert sorted(p.name for p in out.iterdir()) == ["test-ensemble-v1.json", "test-ensemble-v1.safetensors"]
     # import it under another name: a second ensemble version, not active
-    card = json.loads((out / "test-ensemble-v1.json").read_text())
-    card["name"] = "other-ens"
-    (out / "other-ens-v1.json").write_text(json.dumps(card), encoding="utf-8")
+    from busviewer.ai.integrity import seal
+    from busviewer.ai.modelcard import ModelCard
+
+    card = ModelCard.from_json((out / "test-ensemble-v1.json").read_text()).with_updates(name="other-ens")
+    (out / "other-ens-v1.json").write_text(seal(card).to_json(), encoding="utf-8")  # a renamed copy, re-sealed
     (out / "test-ensemble-v1.safetensors").rename(out / "other-ens-v1.safetensors")
     with qtbot.waitSignal(dlg.refreshed, timeout=60_000):
         dlg.import_file(out / "other-ens-v1.json")
@@ -126,10 +128,12 @@ def test_main_window_menu_opens_wizard_and_manager(mm, qtbot) -> None:  # type: 
     from busviewer.gui.training_wizard import TrainingWizard
 
     # a second ensemble version (same weights under another name: a cheap hard link)
-    card = json.loads((mm.models / "test-ensemble-v1.json").read_text())
-    card["name"] = "second-ens"
+    from busviewer.ai.integrity import seal
+    from busviewer.ai.modelcard import ModelCard
+
+    card = ModelCard.from_json((mm.models / "test-ensemble-v1.json").read_text()).with_updates(name="second-ens")
     os.link(mm.models / "test-ensemble-v1.safetensors", mm.models / "second-ens-v1.safetensors")
-    (mm.models / "second-ens-v1.json").write_text(json.dumps(card), encoding="utf-8")
+    (mm.models / "second-ens-v1.json").write_text(seal(card).to_json(), encoding="utf-8")
 
     window = MainWindow(mm.store, registry_factory=mm.factory)
     qtbot.addWidget(window)
