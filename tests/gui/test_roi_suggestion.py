@@ -97,7 +97,8 @@ def test_reject_is_logged_and_not_asked_again(sw, qtbot) -> None:  # type: ignor
     for image_id in (first, second):
         w.show_image(image_id)
         qtbot.waitUntil(lambda i=image_id: w._displayed_id == i, timeout=20_000)
-        assert not bar.pending and bar.suggestion is None
+        # the image's ROIs load in a worker: once they are in, no suggestion is pending or shown
+        qtbot.waitUntil(lambda: not bar.pending and bar.suggestion is None, timeout=20_000)
 
 
 def test_switching_suggestions_off_and_on(sw, qtbot) -> None:  # type: ignore[no-untyped-def]
