@@ -380,6 +380,7 @@ class MainWindow(QMainWindow):
             self.report_error("Cannot open the patient", str(exc))
             return
         self._cancel_patient_tasks()
+        self.viewer.forget_levels()  # window/level is per image and per patient
         self.patient_key = patient_key
         self.records = records
         self.current_image_id = None
@@ -557,7 +558,7 @@ class MainWindow(QMainWindow):
             return
         self._displayed_id = image_id
         self.viewer.set_image(img, title=f"#{self.image_number(image_id)} {rec.name}",
-                              regions=img.regions or rec.regions, pixel_spacing_mm=img.pixel_spacing_mm)
+                              regions=img.regions or rec.regions, pixel_spacing_mm=img.pixel_spacing_mm, key=image_id)
         self.rois.set_image(image_id, frame=self.viewer.frame)
         self._refresh_cam()
         self.suggest_roi()

@@ -1,9 +1,10 @@
-"""The image viewer: zoom/pan, window/level, fit and 1:1, cine, cursor read-out, caliper.
+"""The image viewer: zoom/pan, window/level, fit and 1:1, cine, cursor read-out, calipers.
 
 Built on a pyqtgraph :class:`ViewBox` with one :class:`ImageItem` for the frame and one
 for the Grad-CAM overlay. The view box has three mouse modes: navigate (pan/zoom),
 ``roi`` (drag draws a rectangle, handed to the ROI controller) and ``caliper`` (drag
-draws a measuring line).
+draws a new measuring line). In every mode a right or middle drag sets window/level
+(horizontal: window, vertical: level), which is kept per image until the patient changes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
+    QComboBox,
     QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
@@ -28,51 +30,43 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from busviewer.gui.calipers import Caliper, CaliperTool, _get, measure, region_at, region_centre
 from busviewer.gui.cam_overlay import cam_lut
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 MODE_NAVIGATE, MODE_ROI, MODE_CALIPER = "navigate", "roi", "caliper"
 DEFAULT_FRAME_MS = 40.0
-CALIPER_COLOUR = QColor("#ffd54f")
+DEFAULT_WL = (255, 128)
+#: Display presets (window, level) for 8-bit ultrasound; the stored pixels never change.
+WL_PRESETS = (("Full range", 255, 128), ("More contrast", 180, 128), ("High contrast", 120, 128),
+              ("Brighter", 255, 100), ("Darker", 255, 156))
+__all__ = ["ImageViewer", "measure", "region_at", "MODE_NAVIGATE", "MODE_ROI", "MODE_CALIPER"]
 
 
-# ------------------------------------------------------------------ measuring
-def _get(region: Any, name: str) -> Any:
-    if isinstance(region, dict):
-        return region.get(name)
-    return getattr(region, name, None)
+class ElidedLabel(QLabel):
+    """A one-line label that shows "…" where its text does not fit; the full text is its tooltip."""
 
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("", parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
-def region_at(regions: Sequence[Any], x: float, y: float) -> Any | None:
-    """The first ultrasound region holding (x, y) that has physical deltas."""
-    for r in regions:
-        try:
-            x0, y0, x1, y1 = (float(_get(r, k)) for k in ("x0", "y0", "x1", "y1"))
-        except (TypeError, ValueError):
-            continue
-        if x0 <= x <= x1 and y0 <= y <= y1 and _get(r, "physical_delta_x") and _get(r, "physical_delta_y"):
-            return r
-    return None
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
 
+    def full_text(self) -> str:
+        return self._full
 
-def measure(
-    p0: tuple[float, float], p1: tuple[float, float], regions: Sequence[Any],
-    pixel_spacing_mm: tuple[float, float] | None = None,
-) -> tuple[float, float | None, str]:
-    """Distance between two image points: (pixels, millimetres or None, where the scale came from)."""
-    dx, dy = p1[0] - p0[0], p1[1] - p0[1]
-    px = math.hypot(dx, dy)
-    r0, r1 = region_at(regions, *p0), region_at(regions, *p1)
-    if r0 is not None and r0 is r1:
-        sx, sy = float(_get(r0, "physical_delta_x")), float(_get(r0, "physical_delta_y"))
-        return px, math.hypot(dx * sx, dy * sy), "ultrasound region"
-    if r0 is not None or r1 is not None:
-        return px, None, "points lie in different ultrasound regions"
-    if pixel_spacing_mm:
-        row, col = pixel_spacing_mm
-        return px, math.hypot(dx * col, dy * row), "pixel spacing"
-    return px, None, "no calibration in the file"
+    def _elide(self) -> None:
+        room = max(0, self.contentsRect().width() - 2)
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, room))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._elide()
 
 
 # ------------------------------------------------------------------- view box
@@ -80,12 +74,18 @@ class DrawViewBox(pg.ViewBox):
     """A view box whose left drag draws (ROI / caliper) instead of panning in those modes."""
 
     sigDraw = Signal(object, object, bool)  # start QPointF, current QPointF, finished
+    sigWindowLevel = Signal(float, float, bool, bool)  # screen dx, dy from the press, start, finished
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.mode = MODE_NAVIGATE
 
     def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:
+        if ev.button() in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
+            ev.accept()
+            d = ev.screenPos() - ev.buttonDownScreenPos()
+            self.sigWindowLevel.emit(d.x(), d.y(), bool(ev.isStart()), bool(ev.isFinish()))
+            return
         if self.mode != MODE_NAVIGATE and ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
             start = self.mapSceneToView(ev.buttonDownScenePos())
@@ -93,19 +93,6 @@ class DrawViewBox(pg.ViewBox):
             self.sigDraw.emit(start, pos, bool(ev.isFinish()))
             return
         super().mouseDragEvent(ev, axis)
-
-
-class Caliper(pg.LineSegmentROI):
-    def __init__(self, p0: Sequence[float], p1: Sequence[float]) -> None:
-        pen = pg.mkPen(CALIPER_COLOUR, width=2)
-        super().__init__([p0, p1], pen=pen, hoverPen=pg.mkPen("#ffffff", width=2),
-                         handlePen=pg.mkPen(CALIPER_COLOUR), movable=True)
-        self.label = pg.TextItem("", color="#111111", fill=pg.mkBrush(255, 213, 79, 230), anchor=(0, 1))
-        self.label.setZValue(30)
-
-    def points(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        a, b = (self.mapToParent(h.pos()) for h in self.endpoints)
-        return (a.x(), a.y()), (b.x(), b.y())
 
 
 # --------------------------------------------------------------------- viewer
@@ -128,7 +115,10 @@ class ImageViewer(QWidget):
         self._title = ""
         self._cam: np.ndarray | None = None
         self._drag_rect: QGraphicsRectItem | None = None
-        self._caliper: Caliper | None = None
+        self._drawing: tuple[Any, Caliper] | None = None  # (drag start, the caliper it draws)
+        self._key: Any = None
+        self._wl_by_key: dict[Any, tuple[int, int]] = {}
+        self._wl_drag_base = DEFAULT_WL
 
         # graphics
         self.graphics = pg.GraphicsView(self)
@@ -145,6 +135,11 @@ class ImageViewer(QWidget):
         self.cam_item.setVisible(False)
         self.view.addItem(self.cam_item)
         self.view.sigDraw.connect(self._on_draw)
+        self.view.sigWindowLevel.connect(self._wl_dragged)
+        self.view.sigRangeChanged.connect(self._update_zoom)
+        self.view.sigResized.connect(self._update_zoom)
+        self.calipers = CaliperTool(self.view, self.graphics)  # floats in a corner: no layout jump
+        self.calipers.measured.connect(self.measured)
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.message = QLabel(self.graphics)
         self.message.setObjectName("viewerMessage")
@@ -159,20 +154,32 @@ class ImageViewer(QWidget):
         self.one_button = QPushButton("1:1", self)
         self.one_button.setToolTip("One image pixel per screen pixel (1)")
         self.one_button.clicked.connect(self.one_to_one)
-        self.window_slider = self._slider(1, 255, 255, "Window (contrast) for display only")
-        self.level_slider = self._slider(0, 255, 128, "Level (brightness) for display only")
+        self.zoom_label = QLabel("", self)
+        self.zoom_label.setObjectName("dimLabel")
+        self.zoom_label.setToolTip("Zoom: screen pixels per image pixel (wheel zooms, left drag pans)")
+        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("Zoom 1600%") + 6)
+        wl_tip = " for display only; or drag with the right or middle mouse button on the image"
+        self.window_slider = self._slider(1, 255, 255, "Window (contrast)" + wl_tip + " (left/right)")
+        self.level_slider = self._slider(0, 255, 128, "Level (brightness)" + wl_tip + " (up/down)")
         self.window_slider.valueChanged.connect(self._apply_levels)
         self.level_slider.valueChanged.connect(self._apply_levels)
         self.wl_label = QLabel(self)
         self.wl_label.setObjectName("dimLabel")
         self.wl_label.setMinimumWidth(self.wl_label.fontMetrics().horizontalAdvance("W 255 L 255") + 6)
+        self.preset = QComboBox(self)
+        self.preset.setToolTip("Window/level presets (display only)")
+        self.preset.addItem("Preset…", None)
+        for name, w, lv in WL_PRESETS:
+            self.preset.addItem(f"{name} (W {w} L {lv})", (w, lv))
+        self.preset.activated.connect(self._preset_chosen)
         reset = QPushButton("Reset W/L", self)
         reset.setToolTip("Back to the stored grey levels")
         reset.clicked.connect(self.reset_levels)
         self.caliper_button = QToolButton(self)
         self.caliper_button.setText("Caliper")
         self.caliper_button.setCheckable(True)
-        self.caliper_button.setToolTip("Drag on the image to measure a distance (mm where the file is calibrated)")
+        self.caliper_button.setToolTip("Drag on the image to add a measurement (mm where the file is calibrated); "
+                                       "while on, the end points can be moved")
         self.caliper_button.toggled.connect(lambda on: self.set_mode(MODE_CALIPER if on else MODE_NAVIGATE))
         self.roi_button = QToolButton(self)
         self.roi_button.setText("Draw ROI")
@@ -182,16 +189,17 @@ class ImageViewer(QWidget):
 
         tools = QHBoxLayout()
         tools.setContentsMargins(0, 0, 0, 0)
-        for w in (self.fit_button, self.one_button):
+        for w in (self.fit_button, self.one_button, self.zoom_label):
             tools.addWidget(w)
-        tools.addSpacing(10)
+        tools.addSpacing(6)
         tools.addWidget(QLabel("W", self))
         tools.addWidget(self.window_slider, 1)
         tools.addWidget(QLabel("L", self))
         tools.addWidget(self.level_slider, 1)
         tools.addWidget(self.wl_label)
+        tools.addWidget(self.preset)
         tools.addWidget(reset)
-        tools.addSpacing(10)
+        tools.addSpacing(6)
         tools.addWidget(self.caliper_button)
         tools.addWidget(self.roi_button)
 
@@ -217,13 +225,11 @@ class ImageViewer(QWidget):
         self.timer.timeout.connect(self._tick)
 
         # info line
-        self.info = QLabel("", self)
+        self.info = ElidedLabel(self)
         self.info.setObjectName("viewerInfo")
-        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.cursor_label = QLabel("", self)
+        self.cursor_label = ElidedLabel(self)
         self.cursor_label.setObjectName("viewerInfo")
         self.cursor_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.cursor_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         info = QHBoxLayout()
         info.setContentsMargins(2, 0, 2, 0)
         info.addWidget(self.info, 3)
@@ -264,7 +270,9 @@ class ImageViewer(QWidget):
         self.cam_item.setVisible(False)
         self.clear_caliper()
         self.cine_bar.setVisible(False)
-        self.info.setText("")
+        self.info.set_full_text("")
+        self.cursor_label.set_full_text("")
+        self._update_zoom()
         self.show_message(message)
 
     def show_message(self, text: str, error: bool = False) -> None:
@@ -276,14 +284,20 @@ class ImageViewer(QWidget):
         self._place_message()
 
     def set_image(self, image: Any, title: str = "", regions: Sequence[Any] | None = None,
-                  pixel_spacing_mm: tuple[float, float] | None = None, keep_view: bool = False) -> None:
-        """Show a decoded image (``.frames`` (F, H, W, 3) uint8) from frame 0."""
+                  pixel_spacing_mm: tuple[float, float] | None = None, keep_view: bool = False,
+                  key: Any = None) -> None:
+        """Show a decoded image (``.frames`` (F, H, W, 3) uint8) from frame 0. ``key`` (the
+        image id) keeps window/level per image: shown again, it comes back as it was left."""
         self.stop()
         self.clear_caliper()
+        self.cursor_label.set_full_text("")
+        self._key = key
+        self._restore_levels()
         self._image = image
         self._title = title
         self._regions = tuple(regions if regions is not None else (getattr(image, "regions", None) or ()))
         self._spacing = pixel_spacing_mm if pixel_spacing_mm is not None else getattr(image, "pixel_spacing_mm", None)
+        self.calipers.set_calibration(self._regions, self._spacing)
         self._cam = None
         self.cam_item.setVisible(False)
         n = int(image.frames.shape[0])
@@ -331,9 +345,9 @@ class ImageViewer(QWidget):
         parts = [self._title, f"{w}×{h} px"]
         if n > 1:
             parts.append(f"{n} frames")
-        cal = "calibrated" if (any(region_at([r], *_centre(r)) for r in self._regions) or self._spacing) else "not calibrated"
+        cal = "calibrated" if (any(region_at([r], *region_centre(r)) for r in self._regions) or self._spacing) else "not calibrated"
         parts.append(cal)
-        self.info.setText(" · ".join(p for p in parts if p))
+        self.info.set_full_text(" · ".join(p for p in parts if p))
 
     # ----------------------------------------------------------------- cine
     def play(self) -> None:
@@ -370,16 +384,43 @@ class ImageViewer(QWidget):
         return (lo, max(hi, lo + 1.0))
 
     def _apply_levels(self, *_: Any) -> None:
-        self.wl_label.setText(f"W {self.window_slider.value()} L {self.level_slider.value()}")
+        wl = self.window_level()
+        self.wl_label.setText(f"W {wl[0]} L {wl[1]}")
+        if self._key is not None:
+            self._wl_by_key[self._key] = wl
         if self.image_item.image is not None:
             self.image_item.setLevels(self._levels())
 
+    def window_level(self) -> tuple[int, int]:
+        return self.window_slider.value(), self.level_slider.value()
+
     def set_window_level(self, window: int, level: int) -> None:
-        self.window_slider.setValue(window)
-        self.level_slider.setValue(level)
+        self.window_slider.setValue(int(window))
+        self.level_slider.setValue(int(level))
 
     def reset_levels(self) -> None:
-        self.set_window_level(255, 128)
+        self.set_window_level(*DEFAULT_WL)
+
+    def forget_levels(self) -> None:
+        """Another patient: every image starts again from the stored grey levels."""
+        self._wl_by_key.clear()
+        self.reset_levels()
+
+    def _restore_levels(self) -> None:
+        self.set_window_level(*self._wl_by_key.get(self._key, DEFAULT_WL))
+
+    def _preset_chosen(self, index: int) -> None:
+        wl = self.preset.itemData(index)
+        if wl is not None:
+            self.set_window_level(*wl)
+        self.preset.setCurrentIndex(0)
+
+    def _wl_dragged(self, dx: float, dy: float, start: bool, _finished: bool) -> None:
+        """Right/middle drag: one grey level per screen pixel (right: wider window, down: higher level)."""
+        if start:
+            self._wl_drag_base = self.window_level()
+        w0, l0 = self._wl_drag_base
+        self.set_window_level(round(_clamp(w0 + dx, 1, 255)), round(_clamp(l0 + dy, 0, 255)))
 
     # ------------------------------------------------------------ zoom/pan
     def image_rect(self) -> QRectF:
@@ -408,6 +449,10 @@ class ImageViewer(QWidget):
         px = self.view.viewPixelSize()[0]
         return 1.0 / px if px else 0.0
 
+    def _update_zoom(self, *_: Any) -> None:
+        z = self.zoom_factor() if self._image is not None else 0.0
+        self.zoom_label.setText(f"Zoom {z * 100:.0f}%" if z > 0 else "")
+
     # ------------------------------------------------------------- overlays
     def set_cam(self, cam: np.ndarray | None, opacity: float = 0.5) -> None:
         """Show a (H, W) [0, 1] map over the image (resized to the image by the item rect)."""
@@ -433,6 +478,7 @@ class ImageViewer(QWidget):
             button.blockSignals(True)
             button.setChecked(mode == m)
             button.blockSignals(False)
+        self.calipers.set_locked(mode != MODE_CALIPER)
         cursor = Qt.CursorShape.ArrowCursor if mode == MODE_NAVIGATE else Qt.CursorShape.CrossCursor
         self.graphics.viewport().setCursor(cursor)
         self.modeChanged.emit(mode)
@@ -462,49 +508,40 @@ class ImageViewer(QWidget):
                     self.roiDrawn.emit(box)
                 self.set_mode(MODE_NAVIGATE)
         elif self.view.mode == MODE_CALIPER:
-            self.set_caliper((sx, sy), (px, py))
+            key = (start.x(), start.y())
+            if self._drawing is not None and self._drawing[0] == key and self._drawing[1] in self.calipers.items:
+                self.calipers.move(self._drawing[1], (sx, sy), (px, py))
+            else:
+                self._drawing = (key, self.calipers.add((sx, sy), (px, py)))
+            if finished:
+                self._drawing = None
 
     def set_caliper(self, p0: tuple[float, float], p1: tuple[float, float]) -> str:
-        """Place (or move) the caliper; returns the measurement text."""
-        if self._caliper is None:
-            self._caliper = Caliper(p0, p1)
-            self._caliper.setZValue(25)
-            self.view.addItem(self._caliper)
-            self.view.addItem(self._caliper.label)
-            self._caliper.sigRegionChanged.connect(self._update_caliper)
-        else:
-            a, b = self._caliper.endpoints
-            a.setPos(self._caliper.mapFromParent(QPointF(*p0)))
-            b.setPos(self._caliper.mapFromParent(QPointF(*p1)))
-        return self._update_caliper()
+        """Add a caliper; returns its measurement text."""
+        return self.calipers.add(p0, p1).text
 
-    def _update_caliper(self, *_: Any) -> str:
-        if self._caliper is None:
-            return ""
-        p0, p1 = self._caliper.points()
-        px, mm, source = measure(p0, p1, self._regions, self._spacing)
-        text = f"{mm:.1f} mm" if mm is not None else f"{px:.0f} px"
-        tip = f"{px:.1f} px" + (f" = {mm:.2f} mm ({source})" if mm is not None else f" ({source})")
-        self._caliper.label.setText(text)
-        self._caliper.label.setPos(max(p0[0], p1[0]) + 4, min(p0[1], p1[1]))
-        self.caliper_text = tip
-        self.measured.emit(tip)
-        return tip
+    @property
+    def _caliper(self) -> Caliper | None:
+        """The newest caliper (None without one)."""
+        return self.calipers.items[-1] if self.calipers.items else None
+
+    @property
+    def caliper_text(self) -> str:
+        c = self._caliper
+        return c.text if c is not None else ""
 
     def clear_caliper(self) -> None:
-        if self._caliper is not None:
-            self.view.removeItem(self._caliper.label)
-            self.view.removeItem(self._caliper)
-            self._caliper = None
-        self.caliper_text = ""
+        self.calipers.clear()
+        self._drawing = None
 
     # ---------------------------------------------------------------- cursor
     def _mouse_moved(self, scene_pos: QPointF) -> None:
         if self._image is None or not self.view.sceneBoundingRect().contains(scene_pos):
             return
         p = self.view.mapSceneToView(scene_pos)
-        self.cursorText.emit(self.describe_point(p.x(), p.y()))
-        self.cursor_label.setText(self.describe_point(p.x(), p.y()))
+        text = self.describe_point(p.x(), p.y())
+        self.cursorText.emit(text)
+        self.cursor_label.set_full_text(text)
 
     def describe_point(self, x: float, y: float) -> str:
         """Cursor read-out: pixel coordinates, grey value, and the physical position when known."""
@@ -533,6 +570,8 @@ class ImageViewer(QWidget):
     def _place_message(self) -> None:
         r = self.graphics.rect()
         self.message.setGeometry(r.adjusted(40, 40, -40, -40))
+        h = self.calipers.sizeHint().height()
+        self.calipers.setGeometry(6, max(0, r.height() - h - 6), min(330, max(120, r.width() - 12)), h)
 
     def hideEvent(self, event: Any) -> None:
         self.stop()
@@ -543,9 +582,3 @@ def _clamp(v: float, lo: float, hi: float) -> float:
     return max(lo, min(hi, v))
 
 
-def _centre(region: Any) -> tuple[float, float]:
-    try:
-        return ((float(_get(region, "x0")) + float(_get(region, "x1"))) / 2,
-                (float(_get(region, "y0")) + float(_get(region, "y1"))) / 2)
-    except (TypeError, ValueError):
-        return (-1.0, -1.0)
