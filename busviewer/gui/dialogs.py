@@ -26,6 +26,8 @@ from busviewer.core.notice import RESEARCH_NOTICE
 SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("B", "Label the current image benign"),
     ("M", "Label the current image malignant"),
+    ("Ctrl+0 … Ctrl+6", "BI-RADS of the current image (Ctrl+4 again: 4A, 4B, 4C)"),
+    ("Alt+0 … Alt+6", "BI-RADS of the patient"),
     ("Left / PgUp", "Previous image"),
     ("Right / PgDown", "Next image"),
     ("Up / Ctrl+PgUp", "Previous patient"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -24,6 +25,8 @@ from busviewer.core.validate import BIRADS_CATEGORIES
 
 BIRADS = ("", *BIRADS_CATEGORIES)  # the same categories the CLI accepts
 CHOICES = (("benign", "Benign"), ("malignant", "Malignant"), ("normal", "Normal"))
+#: Pressing the 4 key again steps through the subcategories.
+BIRADS_4_CYCLE = ("4", "4A", "4B", "4C")
 
 
 def reader_label(labels: dict[str, LabelRecord]) -> LabelRecord | None:
@@ -130,8 +133,25 @@ class LabelEditor(QGroupBox):
         if imported is not None:
             parts.append(f"Dataset label: {imported.label}")
         if current is None and imported is None:
-            parts.append("Not labelled yet")
+            parts.append(self._image_labels_text() if self.patient_key is not None else "Not labelled yet")
         self.info.setText(" · ".join(parts))
+
+    def _image_labels_text(self) -> str:
+        """A patient without its own label: say what its images are labelled (the worklist shows those)."""
+        try:
+            found = self.store.patients(patient_key=self.patient_key)
+        except StoreError:
+            found = []
+        counts = found[0].label_counts if found else {}
+        if not counts:
+            return "Not labelled yet (no patient or image label)"
+        images = ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
+        return f"No patient label yet · image labels: {images}"
+
+    def refresh_info(self) -> None:
+        """Re-read what the info line says (an image label of this patient changed)."""
+        if self.patient_key is not None:
+            self._show_info()
 
     # ----------------------------------------------------------------- saving
     def current_choice(self) -> str | None:
@@ -146,6 +166,21 @@ class LabelEditor(QGroupBox):
             return False
         self._loading = True
         self.buttons[label].setChecked(True)
+        self._loading = False
+        return self.save()
+
+    def apply_birads(self, category: str) -> bool:
+        """Set BI-RADS (Ctrl+0..6); ``4`` again steps 4 → 4A → 4B → 4C. Needs benign/malignant first."""
+        if not self.isEnabled():
+            return False
+        if self.current_choice() is None:
+            self.info.setText("Choose benign or malignant first (B / M); then BI-RADS is saved with it.")
+            return False
+        now = self.birads.currentData()
+        if category == "4" and now in BIRADS_4_CYCLE:
+            category = BIRADS_4_CYCLE[(BIRADS_4_CYCLE.index(now) + 1) % len(BIRADS_4_CYCLE)]
+        self._loading = True
+        self.birads.setCurrentIndex(max(0, self.birads.findData(category)))
         self._loading = False
         return self.save()
 
@@ -197,9 +232,16 @@ class LabelPanel(QWidget):
 
     def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.image = LabelEditor("Current image", store, self, "B: benign, M: malignant")
-        self.patient = LabelEditor("Patient", store, self)
-        hint = QLabel("B / M label the current image · R marks the patient reviewed · every change is saved at once", self)
+        self.image = LabelEditor("Current image", store, self, "B: benign, M: malignant, Ctrl+0..6: BI-RADS")
+        self.patient = LabelEditor("Patient", store, self, "Alt+0..6: BI-RADS of the patient")
+        self.image.changed.connect(self.patient.refresh_info)
+        for digit in "0123456":
+            for mod, editor in (("Ctrl", self.image), ("Alt", self.patient)):
+                sc = QShortcut(QKeySequence(f"{mod}+{digit}"), self)
+                sc.setContext(Qt.ShortcutContext.WindowShortcut)
+                sc.activated.connect(lambda d=digit, e=editor: e.apply_birads(d))
+        hint = QLabel("B / M label the current image, Ctrl+0..6 its BI-RADS (Ctrl+4 again: 4A, 4B, 4C), Alt+0..6 "
+                      "the patient's · R marks the patient reviewed · every change is saved at once", self)
         hint.setObjectName("dimLabel")
         hint.setWordWrap(True)
         lay = QVBoxLayout(self)

@@ -83,6 +83,9 @@ class RoiPanel(QWidget):
         self.list = QListWidget(self)
         self.list.setObjectName("roiList")
         self.list.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.list.setWordWrap(True)  # long result lines wrap inside the panel instead of being cut
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.currentItemChanged.connect(self._list_changed)
         self.draw_button = QPushButton("Draw ROI", self)
         self.draw_button.setCheckable(True)
@@ -149,6 +152,7 @@ class RoiPanel(QWidget):
         self.viewer.view.addItem(item)
         self.items[rec.id] = item
         row = QListWidgetItem(self._row_text(rec.id, rec.box))
+        row.setToolTip(row.text())
         row.setData(ID_ROLE, rec.id)
         self.list.addItem(row)
         self._caption(rec.id)
@@ -272,6 +276,7 @@ class RoiPanel(QWidget):
             row = self.list.item(i)
             if row.data(ID_ROLE) == roi_id:
                 row.setText(self._row_text(roi_id, box))
+                row.setToolTip(row.text())
         self._caption(roi_id)
         self._sync_buttons()
 
