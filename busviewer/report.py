@@ -88,8 +88,10 @@ def export_patient_report(
                 tie = "  (tie: counted as malignant)" if v.tie_decided else ""
                 thr = getattr(v, "threshold", None)
                 at = f"; threshold {thr:.2f}" if isinstance(thr, float) else ""
+                unsure = getattr(v, "indeterminate_images", ())
+                more = f", {len(unsure)} indeterminate (not counted)" if unsure else ""
                 fig.text(0.09, y, f"{TITLES.get(arch, arch)}: {v.label.upper()}  — {v.malignant_votes} malignant / "
-                         f"{v.benign_votes} benign image(s); mean malignant probability "
+                         f"{v.benign_votes} benign image(s){more}; mean malignant probability "
                          f"{v.mean_malignant_probability:.2f}{at}{tie}", fontsize=10)
                 y -= 0.025
             disagreements = getattr(analysis, "disagreements", ())
@@ -129,7 +131,10 @@ def export_patient_report(
                     if p is None:
                         continue
                     probs = ", ".join(f"{k} {v:.2f}" for k, v in p.probabilities.items())
-                    fig.text(0.07, y, f"{TITLES.get(arch, arch)}: {p.label}  ({probs})", fontsize=10)
+                    check = getattr(analysis, "is_indeterminate", None)
+                    call = (f"indeterminate (leans {p.label})" if check is not None and check(rec.id, arch)
+                            else p.label)
+                    fig.text(0.07, y, f"{TITLES.get(arch, arch)}: {call}  ({probs})", fontsize=10)
                     y -= 0.025
                 pdf.savefig(fig)
         os.replace(tmp, out_path)

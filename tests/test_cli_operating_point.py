@@ -54,7 +54,8 @@ def test_operating_point_flag_changes_the_verdict(tmp_path: Path, calibrated_vgg
     folder = _study(tmp_path / "PATQ")
     sens = _predict(db, str(folder), capsys, "--operating-point", "high_sensitivity")
     assert sens["notice"] == RESEARCH_NOTICE and sens["operating_point"] == "high_sensitivity"
-    assert sens["calibration"]["vgg16"] == {"temperature": 1.5, "thresholds": POINTS}
+    assert sens["calibration"]["vgg16"] == {"temperature": 1.5, "thresholds": POINTS,
+                                            "indeterminate_band": [0.0, pytest.approx(0.1)]}
     (pat,) = sens["patients"]
     v = pat["verdicts"]["vgg16"]
     assert (v["label"], v["malignant_votes"], v["threshold"]) == ("malignant", 3, 0.0)

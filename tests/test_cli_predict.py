@@ -58,9 +58,22 @@ def test_predict_patient_json_and_stored(tmp_path: Path, tiny_models, capsys: py
         for probs in img["predictions"].values():
             assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
         assert Path(img["cams"]["ensemble"]).is_file()
-    for v in patient["verdicts"].values():
-        assert v["benign_votes"] + v["malignant_votes"] == 3
-        assert v["label"] == ("benign" if v["benign_votes"] > v["malignant_votes"] else "malignant")
+    for arch, v in patient["verdicts"].items():
+        low, high = out["calibration"][arch]["indeterminate_band"]
+        assert v["indeterminate_band"] == [low, high] and (low, high) == pytest.approx((0.4, 0.6))  # no op. points
+        calls = {img["image_id"]: img["calls"][arch] for img in patient["images"]}
+        for img in patient["images"]:
+            p = img["predictions"][arch]["malignant"]
+            assert (calls[img["image_id"]] == "indeterminate") == (low <= p < high)
+            assert img["leans"][arch] == ("malignant" if p >= 0.5 else "benign")
+        assert sorted(v["indeterminate_images"]) == sorted(i for i, c in calls.items() if c == "indeterminate")
+        assert v["benign_votes"] + v["malignant_votes"] + len(v["indeterminate_images"]) == 3
+        if v["benign_votes"] + v["malignant_votes"]:
+            assert v["label"] == ("benign" if v["benign_votes"] > v["malignant_votes"] else "malignant")
+        else:
+            assert v["label"] == "indeterminate"
+    assert [img["number"] for img in patient["images"]] == [1, 2, 3]
+    assert all(img["models_disagree"] == (len(set(img["leans"].values())) > 1) for img in patient["images"])
     cam = np.load(next((tmp_path / "cams").glob("*_vgg16.npy")))
     assert cam.shape == (80, 96) and 0 <= cam.min() and cam.max() <= 1
     store = Store(db)

@@ -4,7 +4,13 @@
 operating point: each image is called malignant when its calibrated malignant probability
 is ``>=`` the threshold of the model that made the prediction (by weights sha256; 0.5 for
 a model without operating points), and the patient vote counts those calls (a tie is
-malignant). :meth:`PatientAnalysis.at` re-summarises at another operating point without
+malignant).
+
+Indeterminate images: a probability inside the model's indeterminate band at the
+operating point (:func:`busviewer.core.operating.indeterminate_band`) is not a call. Such
+an image keeps its lean in ``label`` but does not vote: the patient verdict is the
+majority of the determinate images (a tie is still malignant), and a patient whose
+images are all indeterminate is ``"indeterminate"``. :meth:`PatientAnalysis.at` re-summarises at another operating point without
 running any model, so the reader can switch points on results already shown.
 """
 
@@ -16,7 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from busviewer.ai.voting import BENIGN, MALIGNANT, patient_verdict
-from busviewer.core.operating import DEFAULT_OPERATING_POINT, DEFAULT_THRESHOLD, card_thresholds, check_operating_point
+from busviewer.core.operating import (
+    DEFAULT_OPERATING_POINT,
+    DEFAULT_THRESHOLD,
+    card_thresholds,
+    check_operating_point,
+    indeterminate_band,
+    is_indeterminate,
+)
+
+INDETERMINATE = "indeterminate"
 
 ARCHITECTURE_ORDER = ("ensemble", "vgg16")
 
@@ -50,6 +65,8 @@ class ModelVerdict:
     malignant_images: tuple[int, ...]
     operating_point: str = DEFAULT_OPERATING_POINT
     threshold: float | None = DEFAULT_THRESHOLD  # None: the images' model versions differ in threshold
+    indeterminate_images: tuple[int, ...] = ()  # in the band: shown, not counted in the vote
+    band: tuple[float, float] | None = (0.4, 0.6)  # None: the images' model versions differ
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,10 @@ class PatientAnalysis:
     operating_point: str = DEFAULT_OPERATING_POINT
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     stored: bool = False
+    indeterminate: frozenset[tuple[int, str]] = frozenset()
+
+    def is_indeterminate(self, image_id: int, architecture: str) -> bool:
+        return (image_id, architecture) in self.indeterminate
 
     def for_image(self, image_id: int) -> dict[str, Any]:
         return {arch: p for (iid, arch), p in self.predictions.items() if iid == image_id}
@@ -76,6 +97,12 @@ class PatientAnalysis:
                          self.stored)
 
 
+def image_numbers(records: Any) -> dict[int, int]:
+    """``{image_id: n}``: the numbers the app shows (#1, #2... in the store's order of the
+    patient's images), used by the CLI and the report too."""
+    return {int(r.id): n for n, r in enumerate(records, start=1)}
+
+
 def thresholds_by_sha(cards: Mapping[str, Any] | Any) -> dict[str, dict[str, float]]:
     """``{sha256: {operating point: threshold}}`` from cards (ModelCards or dicts), given as
     a mapping sha256 -> card or an iterable of cards."""
@@ -84,9 +111,13 @@ def thresholds_by_sha(cards: Mapping[str, Any] | Any) -> dict[str, dict[str, flo
     return {str(sha): card_thresholds(card) for sha, card in items if sha}
 
 
-def _threshold(pred: Any, thresholds: Mapping[str, Mapping[str, float]], operating_point: str) -> float:
+def _threshold(pred: Any, thresholds: Mapping[str, Mapping[str, float]],
+               operating_point: str) -> tuple[float, tuple[float, float]]:
+    """The prediction's threshold and indeterminate band at ``operating_point``."""
     per_op = thresholds.get(str(getattr(pred, "model_sha256", "") or ""))
-    return float(per_op[operating_point]) if per_op and operating_point in per_op else DEFAULT_THRESHOLD
+    if per_op and operating_point in per_op:
+        return float(per_op[operating_point]), indeterminate_band(per_op, operating_point)
+    return DEFAULT_THRESHOLD, indeterminate_band(None, operating_point)
 
 
 def summarise(
@@ -105,31 +136,44 @@ def summarise(
     relabelled: dict[tuple[int, str], Any] = {}
     calls: dict[tuple[int, str], str] = {}
     used: dict[str, set[float]] = {}
+    bands: dict[str, set[tuple[float, float]]] = {}
+    unsure: set[tuple[int, str]] = set()
     for key, p in predictions.items():
-        thr = _threshold(p, thresholds, operating_point)
+        thr, band = _threshold(p, thresholds, operating_point)
         used.setdefault(key[1], set()).add(thr)
+        bands.setdefault(key[1], set()).add(band)
         calls[key] = MALIGNANT if p.malignant_probability >= thr else BENIGN
+        if is_indeterminate(float(p.malignant_probability), band):
+            unsure.add(key)
         if p.label in (BENIGN, MALIGNANT) and calls[key] != p.label:
             p = dataclasses.replace(p, label=calls[key])
         relabelled[key] = p
     verdicts: dict[str, ModelVerdict] = {}
     for arch in sorted({a for _, a in relabelled}, key=lambda a: (a not in ARCHITECTURE_ORDER, a)):
         rows = [(iid, p) for (iid, a), p in sorted(relabelled.items()) if a == arch]
-        v = patient_verdict([(iid, calls[iid, arch]) for iid, _ in rows])
+        voting = [(iid, calls[iid, arch]) for iid, _ in rows if (iid, arch) not in unsure]
         probs = [float(p.malignant_probability) for _, p in rows]
         thr = used[arch].pop() if len(used[arch]) == 1 else None
+        band = bands[arch].pop() if len(bands[arch]) == 1 else None
+        unsure_ids = tuple(iid for iid, _ in rows if (iid, arch) in unsure)
+        if voting:
+            v = patient_verdict(voting)
+            label, votes = v.label, (v.benign_votes, v.malignant_votes, v.tie_decided, v.benign_images,
+                                     v.malignant_images)
+        else:
+            label, votes = INDETERMINATE, (0, 0, False, (), ())
         verdicts[arch] = ModelVerdict(
-            architecture=arch, label=v.label, benign_votes=v.benign_votes, malignant_votes=v.malignant_votes,
-            tie_decided=v.tie_decided, mean_malignant_probability=sum(probs) / len(probs),
-            benign_images=tuple(v.benign_images), malignant_images=tuple(v.malignant_images),
-            operating_point=operating_point, threshold=thr,
+            architecture=arch, label=label, benign_votes=votes[0], malignant_votes=votes[1],
+            tie_decided=votes[2], mean_malignant_probability=sum(probs) / len(probs),
+            benign_images=tuple(votes[3]), malignant_images=tuple(votes[4]),
+            operating_point=operating_point, threshold=thr, indeterminate_images=unsure_ids, band=band,
         )
     image_ids = sorted({iid for iid, _ in relabelled})
     disagreements = tuple(
         iid for iid in image_ids if len({p.label for (i, _), p in relabelled.items() if i == iid}) > 1
     )
     return PatientAnalysis(patient_key, relabelled, verdicts, disagreements, tuple(problems), operating_point,
-                           thresholds, stored)
+                           thresholds, stored, frozenset(unsure))
 
 
 def stored_analysis(store: Any, patient_key: str,
@@ -144,5 +188,5 @@ def stored_analysis(store: Any, patient_key: str,
     return summarise(patient_key, latest, thresholds_by_sha(cards), operating_point, stored=True)
 
 
-__all__ = ["ImagePrediction", "ModelVerdict", "PatientAnalysis", "stored_analysis", "summarise",
+__all__ = ["INDETERMINATE", "ImagePrediction", "ModelVerdict", "image_numbers", "PatientAnalysis", "stored_analysis", "summarise",
            "thresholds_by_sha"]

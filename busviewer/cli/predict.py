@@ -1,5 +1,10 @@
 """``busviewer predict PATIENT|PATH``: per-image (calibrated) results and the patient verdict
-at an operating point (``--operating-point``, default balanced)."""
+at an operating point (``--operating-point``, default balanced).
+
+Each image's ``calls`` are "malignant", "benign" or "indeterminate" (probability in the
+model's indeterminate band; ``leans`` gives the side). Indeterminate images do not vote;
+a patient whose images are all indeterminate is "indeterminate" (see busviewer.ai.results).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,15 @@ import json
 import sys
 from pathlib import Path
 
-from busviewer.core.operating import DEFAULT_OPERATING_POINT, OPERATING_POINTS, describe
+from busviewer.core.operating import (
+    DEFAULT_OPERATING_POINT,
+    OPERATING_POINTS,
+    card_thresholds,
+    describe,
+    describe_band,
+    indeterminate_band,
+)
+from busviewer.ai.results import image_numbers
 from busviewer.core.notice import RESEARCH_NOTICE
 from busviewer.core.store import Store
 
@@ -60,23 +73,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"skipped {problem}", file=sys.stderr)
     out = {"notice": RESEARCH_NOTICE, "device": analyzer.device_name,
            "models": {a: c.ref for a, c in analyzer.cards.items()}, "operating_point": point,
-           "calibration": {a: {"temperature": c.temperature, "thresholds": c.thresholds}
+           "calibration": {a: {"temperature": c.temperature, "thresholds": c.thresholds,
+                               "indeterminate_band": list(indeterminate_band(card_thresholds(c), point))}
                            for a, c in analyzer.cards.items()},
            "patients": []}
     for key in patients:
         analysis = analyzer.analyse_patient(key)
         images = {img.id: img for img in store.images(key)}
+        numbers = image_numbers(images.values())  # as the app numbers them (#1, #2...)
         cams = _write_cams(analyzer, images, args.cam_dir) if args.cam_dir else {}
         out["patients"].append({
             "patient": key,
             "verdicts": {a: {"label": v.label, "operating_point": v.operating_point, "threshold": v.threshold,
                              "benign_votes": v.benign_votes, "malignant_votes": v.malignant_votes,
                              "tie_decided": v.tie_decided, "mean_malignant_probability": v.mean_malignant_probability,
-                             "benign_images": list(v.benign_images), "malignant_images": list(v.malignant_images)}
+                             "benign_images": list(v.benign_images), "malignant_images": list(v.malignant_images),
+                             "indeterminate_images": list(v.indeterminate_images),
+                             "indeterminate_band": list(v.band) if v.band else None}
                          for a, v in analysis.verdicts.items()},
             "disagreements": list(analysis.disagreements),
-            "images": [{"image_id": iid, "file": str(images[iid].source_path),
+            "images": [{"image_id": iid, "number": numbers[iid], "file": str(images[iid].source_path),
                         "predictions": {a: p.probabilities for a, p in analysis.for_image(iid).items()},
+                        "calls": {a: _call(analysis, iid, a, p) for a, p in analysis.for_image(iid).items()},
+                        "leans": {a: p.label for a, p in analysis.for_image(iid).items()},
+                        "models_disagree": iid in analysis.disagreements,
                         "cams": cams.get(iid, {})}
                        for iid in sorted({i for i, _ in analysis.predictions})],
             "problems": list(analysis.problems),
@@ -92,22 +112,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call(analysis, image_id: int, arch: str, p) -> str:  # type: ignore[no-untyped-def]
+    return "indeterminate" if analysis.is_indeterminate(image_id, arch) else p.label
+
+
 def _print_patient(key: str, analysis, images) -> None:  # type: ignore[no-untyped-def]
     print(f"patient {key}")
     archs = list(analysis.verdicts)
     print(f"  {'image':<40} " + " ".join(f"{a + ' P(malig.)':>20}" for a in archs))
+    numbers = image_numbers(images.values())
     for iid in sorted({i for i, _ in analysis.predictions}):
         preds = analysis.for_image(iid)
+        number = numbers.get(iid, iid)
         cells = " ".join(
-            f"{(preds[a].label[:4] + ' ' + format(preds[a].malignant_probability, '.3f')) if a in preds else '-':>20}"
+            f"{(_call(analysis, iid, a, preds[a])[:5] + ' ' + format(preds[a].malignant_probability, '.3f')) if a in preds else '-':>20}"
             for a in archs
         )
         flag = "  models disagree" if iid in analysis.disagreements else ""
-        print(f"  [{iid}] {images[iid].name[:34]:<35} {cells}{flag}")
+        print(f"  #{number} {images[iid].name[:34]:<35} {cells}{flag}")
     for arch, v in analysis.verdicts.items():
         tie = " (tie: counted as malignant)" if v.tie_decided else ""
-        print(f"  verdict {arch}: {v.label} — {v.malignant_votes} malignant / {v.benign_votes} benign{tie}; "
-              f"mean P(malignant) {v.mean_malignant_probability:.3f}; {describe(v.operating_point, v.threshold)}")
+        unsure = f", {len(v.indeterminate_images)} indeterminate (not counted)" if v.indeterminate_images else ""
+        band = f"; {describe_band(v.band)}" if v.band else ""
+        print(f"  verdict {arch}: {v.label} — {v.malignant_votes} malignant / {v.benign_votes} benign{unsure}{tie}; "
+              f"mean P(malignant) {v.mean_malignant_probability:.3f}; {describe(v.operating_point, v.threshold)}"
+              f"{band}")
     for problem in analysis.problems:
         print(f"  not classified: {problem}")
 

@@ -8,6 +8,14 @@ cards have neither: they work with ``T = 1`` and threshold 0.5 at every operatin
 An image is called malignant when its (calibrated) malignant probability is ``>=`` the
 threshold of the operating point in force; the patient vote counts those calls (a tie is
 malignant, :func:`busviewer.ai.voting.patient_verdict`).
+
+Indeterminate band: a probability close to the threshold in force is not a call. The band
+is ``[t - m, t + m)`` around the threshold ``t`` with ``m = DEFAULT_BAND_MARGIN`` (0.10),
+narrowed so that it never reaches past halfway to the threshold of a neighbouring
+operating point of the same card. A card without operating points (t = 0.5 everywhere)
+gets the documented default band ``[0.40, 0.60)``. An image whose calibrated probability
+falls in the band is "indeterminate": it keeps its lean (the call at ``t``) for reference,
+but it does not vote (see :mod:`busviewer.ai.results`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Any
 OPERATING_POINTS: tuple[str, ...] = ("high_sensitivity", "balanced", "high_specificity")
 DEFAULT_OPERATING_POINT = "balanced"
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_BAND_MARGIN = 0.10
 TITLES = {"high_sensitivity": "High sensitivity", "balanced": "Balanced", "high_specificity": "High specificity"}
 HELP = {
     "high_sensitivity": "misses fewest cancers: the highest threshold that found >= 95% of the malignant "
@@ -74,6 +83,35 @@ def threshold_for(card: Any, operating_point: str = DEFAULT_OPERATING_POINT) -> 
     return card_thresholds(card)[check_operating_point(operating_point)]
 
 
+def indeterminate_band(thresholds: Mapping[str, float] | None,
+                       operating_point: str = DEFAULT_OPERATING_POINT,
+                       margin: float = DEFAULT_BAND_MARGIN) -> tuple[float, float]:
+    """``(low, high)``: probabilities ``low <= p < high`` are indeterminate at ``operating_point``
+    (``thresholds`` as from :func:`card_thresholds`; None: a card without operating points)."""
+    check_operating_point(operating_point)
+    ts = dict(thresholds) if thresholds else dict.fromkeys(OPERATING_POINTS, DEFAULT_THRESHOLD)
+    t = float(ts.get(operating_point, DEFAULT_THRESHOLD))
+    low, high = max(0.0, t - margin), min(1.0, t + margin)
+    for name, other in ts.items():
+        other = float(other)
+        if name == operating_point or other == t:
+            continue
+        if other < t:
+            low = max(low, (t + other) / 2)
+        else:
+            high = min(high, (t + other) / 2)
+    return low, high
+
+
+def is_indeterminate(p: float, band: tuple[float, float]) -> bool:
+    return band[0] <= p < band[1]
+
+
+def describe_band(band: tuple[float, float]) -> str:
+    """e.g. ``"indeterminate if 0.40 <= p < 0.60"``."""
+    return f"indeterminate if {band[0]:.2f} \u2264 p < {band[1]:.2f}"
+
+
 def describe(operating_point: str, threshold: float | None) -> str:
     """e.g. ``"Balanced operating point (malignant if p >= 0.43)"``."""
     title = TITLES.get(operating_point, operating_point)
@@ -83,6 +121,7 @@ def describe(operating_point: str, threshold: float | None) -> str:
 
 
 __all__ = [
-    "DEFAULT_OPERATING_POINT", "DEFAULT_THRESHOLD", "HELP", "OPERATING_POINTS", "TITLES", "card_temperature",
-    "card_thresholds", "check_operating_point", "describe", "has_operating_points", "threshold_for",
+    "DEFAULT_BAND_MARGIN", "DEFAULT_OPERATING_POINT", "DEFAULT_THRESHOLD", "HELP", "OPERATING_POINTS", "TITLES", "card_temperature",
+    "card_thresholds", "check_operating_point", "describe", "describe_band", "has_operating_points", "indeterminate_band",
+    "is_indeterminate", "threshold_for",
 ]

@@ -1,5 +1,8 @@
 """The AI panel: model status, per-image probabilities, the patient vote, Grad-CAM controls.
 
+An image whose probability is in the indeterminate band is shown as "? 0.51" (amber), not
+as a call; see :mod:`busviewer.ai.results` for how it counts in the vote.
+
 It only displays what the main window hands it (a ``PatientAnalysis`` from
 ``busviewer.ai.results``, read by attribute, so this module never imports torch). The
 reader picks the operating point here (remembered); results are re-summarised at it
@@ -13,12 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -35,98 +37,24 @@ from busviewer.core import operating
 from busviewer.core.store import ImageRecord
 from busviewer.gui.cam_overlay import CamControls
 from busviewer.gui.notice import NoticeBanner
+from busviewer.gui.verdict_card import (  # noqa: F401  (ARCH_*, verdict_summary: imported from here by others)
+    ARCH_SHORT,
+    ARCH_TITLES,
+    VerdictCard,
+    cell_text,
+    label_colour,
+    verdict_summary,
+)
 
 NO_MODEL_MESSAGE = "No active model — train one (Model > Train...) or import one (Model > Import model...)"
-ARCH_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
-ARCH_SHORT = {"ensemble": "Ensemble", "vgg16": "VGG-16"}
 ARCH_ORDER = ("ensemble", "vgg16")
 SETTINGS_AUTO = "ai/auto_analyse"
 SETTINGS_OPERATING_POINT = "ai/operating_point"
-MALIGNANT = QColor("#ff8a80")
-BENIGN = QColor("#8fd19e")
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-def verdict_summary(verdict: Any) -> str:
-    """Short text for the worklist column, e.g. "malignant 3/4"."""
-    total = verdict.benign_votes + verdict.malignant_votes
-    votes = verdict.malignant_votes if verdict.label == "malignant" else verdict.benign_votes
-    return f"{verdict.label} {votes}/{total}" + (" (tie)" if verdict.tie_decided else "")
 
 
 def settings() -> QSettings:
     return QSettings()
-
-
-class VerdictCard(QFrame):
-    """One model's patient-level vote."""
-
-    def __init__(self, architecture: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.architecture = architecture
-        self.setObjectName("verdictCard")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.title = QLabel(ARCH_SHORT.get(architecture, architecture), self)
-        self.title.setObjectName("verdictTitle")
-        self.title.setWordWrap(True)
-        self.verdict = QLabel("–", self)
-        self.verdict.setObjectName("verdictLabel")
-        f = QFont(self.verdict.font())
-        f.setPointSizeF(f.pointSizeF() * 1.35)
-        f.setBold(True)
-        self.verdict.setFont(f)
-        self.detail = QLabel("", self)
-        self.detail.setWordWrap(True)
-        self.detail.setObjectName("verdictDetail")
-        self.point = QLabel("", self)
-        self.point.setObjectName("operatingPointNote")
-        self.point.setWordWrap(True)
-        self.tie = QLabel("", self)
-        self.tie.setObjectName("tieNote")
-        self.tie.setWordWrap(True)
-        self.tie.hide()
-        head = QHBoxLayout()
-        head.addWidget(self.title, 1)
-        head.addWidget(self.verdict)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(8, 6, 8, 6)
-        lay.setSpacing(2)
-        lay.addLayout(head)
-        lay.addWidget(self.detail)
-        lay.addWidget(self.point)
-        lay.addWidget(self.tie)
-
-    def clear(self, text: str = "–") -> None:
-        self.verdict.setText(text)
-        self.verdict.setStyleSheet("")
-        self.detail.setText("")
-        self.point.setText("")
-        self.tie.hide()
-
-    def show_verdict(self, v: Any, numbers: dict[int, int], model: str = "") -> None:
-        self.verdict.setText(v.label.upper())
-        colour = MALIGNANT if v.label == "malignant" else BENIGN
-        self.verdict.setStyleSheet(f"color: {colour.name()};")
-        self.title.setText(ARCH_SHORT.get(self.architecture, self.architecture)
-                           + (f"  <span style='color:#9aa0a6; font-weight:normal'>{model}</span>" if model else ""))
-        self.title.setToolTip(ARCH_TITLES.get(self.architecture, self.architecture) + (f" · {model}" if model else ""))
-
-        def names(ids: Sequence[int]) -> str:
-            return ", ".join(f"#{numbers.get(i, i)}" for i in sorted(ids, key=lambda i: numbers.get(i, i))) or "none"
-
-        mean = v.mean_malignant_probability
-        self.detail.setText(
-            f"Votes: {v.malignant_votes} malignant, {v.benign_votes} benign"
-            + (f"\nMean p(malignant): {mean:.2f}" if mean is not None else "")
-            + f"\nMalignant: {names(v.malignant_images)}\nBenign: {names(v.benign_images)}"
-        )
-        op = getattr(v, "operating_point", operating.DEFAULT_OPERATING_POINT)
-        self.point.setText(operating.describe(op, getattr(v, "threshold", operating.DEFAULT_THRESHOLD)))
-        if v.tie_decided:
-            self.tie.setText("Tie: counted as malignant (a tied vote is read as malignant)")
-            self.tie.show()
-        else:
-            self.tie.hide()
 
 
 class AIPanel(QWidget):
@@ -376,11 +304,12 @@ class AIPanel(QWidget):
                 if p is None:
                     item = QTableWidgetItem("–")
                 else:
-                    mark = "M" if p.label == "malignant" else "B"
-                    item = QTableWidgetItem(f"{mark} {p.malignant_probability:.2f}")
-                    item.setForeground(QBrush(MALIGNANT if p.label == "malignant" else BENIGN))
+                    unsure = self._unsure(image_id, arch)
+                    item = QTableWidgetItem(cell_text(p, unsure))
+                    item.setForeground(QBrush(label_colour("indeterminate" if unsure else p.label)))
                     probs = ", ".join(f"{k} {v:.3f}" for k, v in p.probabilities.items())
-                    item.setToolTip(f"{ARCH_SHORT.get(arch, arch)} {p.model_name} v{p.model_version}: {probs}")
+                    lean = f"\nIndeterminate (leans {p.label}; not counted in the vote)" if unsure else ""
+                    item.setToolTip(f"{ARCH_SHORT.get(arch, arch)} {p.model_name} v{p.model_version}: {probs}{lean}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
             first = self.table.item(row, 0)
@@ -388,6 +317,10 @@ class AIPanel(QWidget):
             first.setText(("⚠ " + text) if image_id in disputed else text)
             if image_id in disputed:
                 first.setToolTip("The ensemble and VGG-16 disagree on this image")
+
+    def _unsure(self, image_id: int, arch: str) -> bool:
+        check = getattr(self.analysis, "is_indeterminate", None)
+        return bool(check(image_id, arch)) if check is not None else False
 
     def image_short_labels(self) -> dict[int, str]:
         """e.g. {image_id: "M 0.82 / B 0.31"} for the thumbnails."""
@@ -397,7 +330,7 @@ class AIPanel(QWidget):
         for arch in ARCH_ORDER:
             for (iid, a), p in self.analysis.predictions.items():
                 if a == arch:
-                    out.setdefault(iid, []).append(f"{'M' if p.label == 'malignant' else 'B'} {p.malignant_probability:.2f}")
+                    out.setdefault(iid, []).append(cell_text(p, self._unsure(iid, a)))
         return {k: " / ".join(v) for k, v in out.items()}
 
     def highlight_image(self, image_id: int) -> None:

@@ -1,0 +1,123 @@
+"""One model's patient-level vote in the AI panel, with the operating point in force, the
+indeterminate band and the tie note (display only; the numbers come from
+``busviewer.ai.results``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from busviewer.core import operating
+
+ARCH_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
+ARCH_SHORT = {"ensemble": "Ensemble", "vgg16": "VGG-16"}
+MALIGNANT = QColor("#ff8a80")
+BENIGN = QColor("#8fd19e")
+INDETERMINATE = QColor("#e0c060")
+INDETERMINATE_WORD = "indeterminate"
+
+
+def label_colour(label: str) -> QColor:
+    return {"malignant": MALIGNANT, "benign": BENIGN}.get(label, INDETERMINATE)
+
+
+def verdict_summary(verdict: Any) -> str:
+    """Short text for the worklist column, e.g. "malignant 3/4" or "indeterminate (2 unsure)"."""
+    unsure = len(getattr(verdict, "indeterminate_images", ()) or ())
+    if verdict.label == INDETERMINATE_WORD:
+        return f"indeterminate ({unsure} unsure)" if unsure else "indeterminate"
+    total = verdict.benign_votes + verdict.malignant_votes
+    votes = verdict.malignant_votes if verdict.label == "malignant" else verdict.benign_votes
+    return (f"{verdict.label} {votes}/{total}" + (" (tie)" if verdict.tie_decided else "")
+            + (f" +{unsure}?" if unsure else ""))
+
+
+def cell_text(p: Any, unsure: bool) -> str:
+    """A per-image cell: "M 0.82", "B 0.31" or "? 0.51" (indeterminate)."""
+    mark = "?" if unsure else ("M" if p.label == "malignant" else "B")
+    return f"{mark} {p.malignant_probability:.2f}"
+
+
+class VerdictCard(QFrame):
+    """One model's patient-level vote."""
+
+    def __init__(self, architecture: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.architecture = architecture
+        self.setObjectName("verdictCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.title = QLabel(ARCH_SHORT.get(architecture, architecture), self)
+        self.title.setObjectName("verdictTitle")
+        self.title.setWordWrap(True)
+        self.verdict = QLabel("–", self)
+        self.verdict.setObjectName("verdictLabel")
+        f = QFont(self.verdict.font())
+        f.setPointSizeF(f.pointSizeF() * 1.35)
+        f.setBold(True)
+        self.verdict.setFont(f)
+        self.detail = QLabel("", self)
+        self.detail.setWordWrap(True)
+        self.detail.setObjectName("verdictDetail")
+        self.point = QLabel("", self)
+        self.point.setObjectName("operatingPointNote")
+        self.point.setWordWrap(True)
+        self.tie = QLabel("", self)
+        self.tie.setObjectName("tieNote")
+        self.tie.setWordWrap(True)
+        self.tie.hide()
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(self.verdict)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 6, 8, 6)
+        lay.setSpacing(2)
+        lay.addLayout(head)
+        lay.addWidget(self.detail)
+        lay.addWidget(self.point)
+        lay.addWidget(self.tie)
+
+    def clear(self, text: str = "–") -> None:
+        self.verdict.setText(text)
+        self.verdict.setStyleSheet("")
+        self.detail.setText("")
+        self.point.setText("")
+        self.tie.hide()
+
+    def show_verdict(self, v: Any, numbers: dict[int, int], model: str = "") -> None:
+        unsure = tuple(getattr(v, "indeterminate_images", ()) or ())
+        self.verdict.setText(v.label.upper())
+        colour = label_colour(v.label)
+        # only a determinate verdict is bold; an indeterminate one is shown plainly
+        weight = "bold" if v.label != INDETERMINATE_WORD else "normal"
+        self.verdict.setStyleSheet(f"color: {colour.name()}; font-weight: {weight};")
+        self.title.setText(ARCH_SHORT.get(self.architecture, self.architecture)
+                           + (f"  <span style='color:#9aa0a6; font-weight:normal'>{model}</span>" if model else ""))
+        self.title.setToolTip(ARCH_TITLES.get(self.architecture, self.architecture) + (f" · {model}" if model else ""))
+
+        def names(ids: Sequence[int]) -> str:
+            return ", ".join(f"#{numbers.get(i, i)}" for i in sorted(ids, key=lambda i: numbers.get(i, i))) or "none"
+
+        mean = v.mean_malignant_probability
+        lines = [f"Votes: {v.malignant_votes} malignant, {v.benign_votes} benign"]
+        if mean is not None:
+            lines.append(f"Mean p(malignant): {mean:.2f}")
+        lines += [f"Malignant: {names(v.malignant_images)}", f"Benign: {names(v.benign_images)}"]
+        if unsure:
+            lines.append(f"Indeterminate (not counted in the vote): {names(unsure)}")
+        if v.label == INDETERMINATE_WORD:
+            lines.append("Every image is indeterminate: no call; read the images.")
+        self.detail.setText("\n".join(lines))
+        op = getattr(v, "operating_point", operating.DEFAULT_OPERATING_POINT)
+        text = operating.describe(op, getattr(v, "threshold", operating.DEFAULT_THRESHOLD))
+        band = getattr(v, "band", None)
+        if band is not None:
+            text += "; " + operating.describe_band(band)
+        self.point.setText(text)
+        if v.tie_decided:
+            self.tie.setText("Tie: counted as malignant (a tied vote is read as malignant)")
+            self.tie.show()
+        else:
+            self.tie.hide()
