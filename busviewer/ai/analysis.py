@@ -9,6 +9,12 @@ What is stored: the calibrated probabilities (the card's temperature applied, ex
 shown) and, as ``label``, the image's call at the operating point in force when it was
 analysed. Views of stored results redo the calls from the stored probability at the
 reader's current operating point (:func:`busviewer.ai.results.stored_analysis`).
+
+One pass: the forward that gives an image's probabilities also gives its Grad-CAM maps
+(:meth:`busviewer.ai.inference.Predictor.predict_with_cams`), which are kept in the
+on-disk :class:`~busviewer.ai.cam_cache.CamCache` under the same keys as the predictions
+(model sha256, image hash); :meth:`Analyzer.gradcam` serves a stored map without running
+any model, so toggling the overlay, switching model or exporting recomputes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from busviewer.ai.cam_cache import CamCache
 from busviewer.ai.integrity import NonFiniteOutput, finite_output
+from busviewer.ai.gradcam import DEFAULT_CAM_LAYER
 from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.registry import ModelRegistry
 from busviewer.ai.results import (
@@ -55,9 +63,11 @@ class Analyzer:
     """Runs the active models over a patient's images (usable headless and from GUI workers)."""
 
     def __init__(self, store: Store, registry: ModelRegistry | None = None, device: str | None = None,
-                 models: Sequence[str] = (), operating_point: str = DEFAULT_OPERATING_POINT) -> None:
+                 models: Sequence[str] = (), operating_point: str = DEFAULT_OPERATING_POINT,
+                 cam_cache: CamCache | None = None) -> None:
         """``models``: ``"name"`` or ``"name:version"`` references used instead of the active
-        model of their architecture. ``operating_point``: see :meth:`set_operating_point`."""
+        model of their architecture. ``operating_point``: see :meth:`set_operating_point`.
+        ``cam_cache``: where Grad-CAM maps are kept (default: the data directory's)."""
         self.store = store
         self.operating_point = check_operating_point(operating_point)
         self.registry = registry or ModelRegistry()
@@ -67,6 +77,7 @@ class Analyzer:
         self._predictors: dict[str, object] = {}
         self._lock = threading.RLock()  # one model use at a time (GUI workers share the Analyzer)
         self._device = None
+        self.cam_cache = cam_cache if cam_cache is not None else CamCache()
 
     # ---------------------------------------------------------------- models
     @property
@@ -156,6 +167,8 @@ class Analyzer:
         paths = {r.id: r.source_path for r in records}
         predictions: dict[tuple[int, str], ImagePrediction] = {}
         rows: list[dict] = []
+        cams: list[tuple[str, str, int, str, np.ndarray]] = []
+        frames = {r.id: min(frame, max(r.frame_count, 1) - 1) for r in records}
         with self._lock:
             op = self.operating_point
             for arch, predictor in self._predictors.items():
@@ -163,19 +176,22 @@ class Analyzer:
                     raise Cancelled(patient_key)
                 card = self._models[arch][1]
                 predictor.operating_point = op  # type: ignore[attr-defined]
-                results = predictor.predict([pixels[i] for i in ids]) if ids else []  # type: ignore[attr-defined]
-                for image_id, res in zip(ids, results):
+                results, maps = (predictor.predict_with_cams([pixels[i] for i in ids])  # type: ignore[attr-defined]
+                                 if ids else ([], []))
+                for image_id, res, fmap in zip(ids, results, maps):
                     if not finite_output(res.probabilities, res.malignant_probability):
                         problems.append(_non_finite_message(paths[image_id], card))  # nothing stored
                         continue
                     pred = _to_image_prediction(res, image_id, frame, None, card)
                     predictions[(image_id, arch)] = pred
                     rows.append(_row(pred, card, hashes[image_id]))
+                    cams.append((card.sha256, hashes[image_id], frames[image_id], DEFAULT_CAM_LAYER, fmap))
                 done += len(records)
                 if progress:
                     progress(done, total)
         if rows:
             self.store.add_predictions(rows)
+        self.cam_cache.put_many(cams)
         return summarise(patient_key, predictions, self.thresholds(), op, tuple(problems))
 
     def stored_analysis(self, patient_key: str, operating_point: str | None = None) -> PatientAnalysis | None:
@@ -206,17 +222,29 @@ class Analyzer:
         return out
 
     def gradcam(self, image_id: int, architecture: str, frame: int = 0) -> np.ndarray:
-        """Grad-CAM of ``architecture`` on one image (fused map for the ensemble)."""
+        """Grad-CAM of ``architecture`` on one image (fused map for the ensemble), ``(H, W)
+        float32`` in [0, 1]: the stored map when the image was analysed with this model
+        (no model runs), else computed now and stored."""
         self._ensure_loaded()
-        from busviewer.ai.gradcam import gradcam
+        import torch
+
+        from busviewer.ai.gradcam import to_image_heatmap
 
         if architecture not in self._models:
             raise NoActiveModel(f"no active {ARCHITECTURE_TITLES.get(architecture, architecture)} model")
         rec = self.store.image(image_id)
-        pixels = self._frame(rec, frame)
-        model, card = self._models[architecture]
-        with self._lock:
-            return gradcam(model, card, pixels, device=self._device)
+        frame = min(frame, max(rec.frame_count, 1) - 1)
+        card = self._models[architecture][1]
+        fmap = self.cam_cache.get(card.sha256, rec.content_hash, frame, DEFAULT_CAM_LAYER)
+        height, width = rec.rows, rec.columns
+        if fmap is None:
+            pixels = self._frame(rec, frame)
+            height, width = pixels.shape[:2]
+            with self._lock:
+                _, maps = self._predictors[architecture].predict_with_cams([pixels])  # type: ignore[attr-defined]
+            fmap = maps[0]
+            self.cam_cache.put(card.sha256, rec.content_hash, frame, DEFAULT_CAM_LAYER, fmap)
+        return to_image_heatmap(torch.from_numpy(fmap), height, width)
 
 
 def _non_finite_message(path: object, card: ModelCard) -> str:

@@ -138,10 +138,22 @@ def _resolve_target(card: ModelCard, target: int | str | None) -> int | None:
     return None if target is None else card.class_index(target)
 
 
+def _branch_roots(model: nn.Module) -> list[nn.Module]:
+    """The modules each of whose forward starts a branch that leads to a Grad-CAM layer."""
+    if hasattr(model, "alexnet") and hasattr(model, "resnet"):
+        return [model.alexnet.features, model.resnet.body]
+    return [model.features] if hasattr(model, "features") else []
+
+
 def _raw_cams(
     model: nn.Module, x: torch.Tensor, targets: Sequence[int | None], layer: str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """Forward + backward once; returns ``(logits, chosen targets, {layer: sum_k alpha_k A_k})``."""
+    """One forward + a partial backward; returns ``(logits, chosen targets, {layer: sum_k alpha_k A_k})``.
+
+    Autograd records only what follows each Grad-CAM layer: every branch starts with grad
+    disabled and the layer's hook enables it, so the layers before it run as in inference
+    (no saved activations) and the backward stops at the hooked activations.
+    """
     layers = cam_layers(model, layer)
     acts: dict[str, torch.Tensor] = {}
 
@@ -150,14 +162,20 @@ def _raw_cams(
             # The activation becomes a leaf that requires grad, so the graph starts here
             # whatever the parameters' requires_grad (nothing before it is recorded).
             # A copy goes downstream so an in-place ReLU cannot overwrite what we keep.
+            torch.set_grad_enabled(True)
             leaf = output.detach().requires_grad_(True)
             acts[name] = leaf
             return leaf.clone()
         return hook
 
+    def branch_start(_module: nn.Module, _inputs: object) -> None:
+        torch.set_grad_enabled(False)
+
     handles = [mod.register_forward_hook(hook_for(name)) for name, mod in layers.items()]
+    handles += [root.register_forward_pre_hook(branch_start) for root in _branch_roots(model)]
     try:
-        logits = model(x.detach())
+        with torch.set_grad_enabled(False):  # restores the caller's grad mode afterwards
+            logits = model(x.detach())
     finally:
         for h in handles:
             h.remove()
@@ -175,6 +193,38 @@ def _raw_cams(
         weights = g.detach().float().mean(dim=(2, 3), keepdim=True)
         cams[name] = (weights * a).sum(dim=1)  # (N, h, w)
     return logits.detach().float(), chosen, cams
+
+
+@dataclass(frozen=True)
+class CamPass:
+    """Logits and Grad-CAM maps of a batch from one forward pass (:func:`forward_with_cams`).
+
+    ``maps``: ``(N, h, w)`` float32 CPU, the (fused, for the ensemble) map after ReLU at
+    feature resolution, for the predicted class; :func:`to_image_heatmap` puts one in
+    image coordinates.
+    """
+
+    logits: torch.Tensor
+    targets: list[int]
+    maps: torch.Tensor
+
+
+def forward_with_cams(model: nn.Module, x: torch.Tensor, layer: str | None = None,
+                      channels_last: bool = False) -> CamPass:
+    """Logits and the predicted class's Grad-CAM map of every sample of a preprocessed
+    batch ``x``, from one forward pass (no second, gradient-free forward is needed for the
+    probabilities). Runs where the model is, in fp32, model state restored."""
+    with _cam_mode(model, None) as dev:
+        x = x.to(dev)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits, chosen, cams = _raw_cams(model, x, [None] * x.shape[0], layer)
+        if "alexnet" in cams:
+            fused = _fuse_ensemble(cams["alexnet"], cams["resnet"])
+        else:
+            (only,) = cams.values()
+            fused = F.relu(only)
+    return CamPass(logits.cpu(), [int(c) for c in chosen], fused.detach().float().cpu().contiguous())
 
 
 def _fuse_ensemble(alex: torch.Tensor, res: torch.Tensor) -> torch.Tensor:

@@ -187,6 +187,31 @@ class Predictor:
                 progress(PredictProgress(len(out), total))
         return out
 
+    def predict_with_cams(self, images: Sequence[ImageInput], batch_size: int = 16, layer: str | None = None,
+                          cancel: CancelToken | None = None) -> tuple[list[Prediction], list[np.ndarray]]:
+        """Predictions and Grad-CAM maps from one forward pass per batch.
+
+        Each map is the predicted class's ``(h, w) float32`` map after ReLU at feature
+        resolution (fused for the ensemble; :func:`busviewer.ai.gradcam.to_image_heatmap`
+        puts it in image coordinates). fp32 even on CUDA (no autocast), the memory format
+        of :meth:`predict`; the probabilities equal :meth:`predict`'s up to float rounding.
+        """
+        from busviewer.ai.gradcam import forward_with_cams
+
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        preds: list[Prediction] = []
+        maps: list[np.ndarray] = []
+        for start in range(0, len(images), batch_size):
+            if cancel is not None and cancel.is_set():
+                raise PredictionCancelled(f"prediction cancelled after {start} of {len(images)} images")
+            batch = torch.stack([preprocess(im, self.card) for im in images[start:start + batch_size]])
+            out = forward_with_cams(self.model, batch, layer, channels_last=self.channels_last)
+            probs = torch.softmax(out.logits / self.temperature, dim=1)
+            preds += [self._make(row, None) for row in probs]
+            maps += [m.numpy() for m in out.maps]
+        return preds, maps
+
     def predict_one(self, image: ImageInput, image_hash: str | None = None) -> Prediction:
         """Predict a single image."""
         return self.predict([image], batch_size=1, image_hashes=[image_hash])[0]
