@@ -16,9 +16,12 @@ BUSI_DIR = Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared" / "data"
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Never touch the real per-user data directory from a test."""
+    """Never touch the real per-user data directory from a test, and see no shipped model
+    unless the test asks for ``models/`` (``monkeypatch.delenv("BUSVIEWER_SHIPPED_MODELS")``):
+    tests register their own small models, and "no active model" must stay testable."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("BUSVIEWER_HOME", str(home))
+    monkeypatch.setenv("BUSVIEWER_SHIPPED_MODELS", str(home / "no-shipped-models"))
     monkeypatch.delenv("BUSVIEWER_STORE", raising=False)
     monkeypatch.delenv("BUSVIEWER_DEVICE", raising=False)
     return home

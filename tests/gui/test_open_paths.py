@@ -53,10 +53,15 @@ def test_busviewer_paths_start_the_gui_and_import_them(qtbot, styled_app, tmp_pa
             return
         QTimer.singleShot(50, watch)
 
+    # One quit only: closing the last window would post a second Quit event, and one handled
+    # after exec() has returned leaves Qt's "quit now" flag set, so every later event loop
+    # of this process (pytest-qt's waits) would return at once.
+    QApplication.setQuitOnLastWindowClosed(False)
     QTimer.singleShot(0, watch)
     try:
         status = cli.main([str(folder), str(dicom)])  # no subcommand: files and folders to open
     finally:
+        QApplication.setQuitOnLastWindowClosed(True)
         _drop_cli_logging()
         if "window" in seen:
             seen["window"].deleteLater()

@@ -51,7 +51,8 @@ def test_query_retrieve_listen_and_export(qtbot, styled_app, tmp_path: Path) -> 
         dlg = w.pacs.open_query()
         dlg.patient_id.setText("13US1")
         dlg.search()
-        qtbot.waitUntil(lambda: dlg.table.rowCount() == 1, timeout=60_000)
+        qtbot.waitUntil(lambda: dlg.table.rowCount() >= 1 or "rror" in dlg.status.text(), timeout=60_000)
+        assert dlg.table.rowCount() == 1, dlg.status.text()
         (task,) = dlg.retrieve([0])
         qtbot.waitUntil(lambda: task.done, timeout=120_000)
         assert task.error is None and task.result.imported.added == 1
