@@ -119,6 +119,7 @@ class MainWindow(QMainWindow):
         self.worklist.patientActivated.connect(self.open_patient)
         self.thumbnails = ThumbnailStrip(self)
         self.thumbnails.imageSelected.connect(self.show_image)
+        self.thumbnails.headerChanged.connect(lambda text: self.patient_title.setText(text))
         self.viewer = ImageViewer(self)
         self.viewer.frameChanged.connect(self._frame_changed)
         self.viewer.play_button.toggled.connect(lambda _on: self._refresh_cam())
@@ -376,6 +377,7 @@ class MainWindow(QMainWindow):
         try:
             records = self.store.images(patient_key)
             patient_labels = self.store.patient_label(patient_key)
+            studies = self.store.studies(patient_key)
         except (StoreError, KeyError) as exc:
             self.report_error("Cannot open the patient", str(exc))
             return
@@ -386,9 +388,9 @@ class MainWindow(QMainWindow):
         self.current_image_id = None
         self.worklist.select(patient_key, emit=False)
         self.worklist.model.mark_opened(patient_key)
-        n = len(records)
-        self.patient_title.setText(f"Patient {patient_key} · {n} image{'s' if n != 1 else ''}")
-        self.thumbnails.set_images(records)
+        row = self.worklist.model.row_of(patient_key)
+        name = self.worklist.model.patient(row).name if row is not None else None
+        self.thumbnails.set_images(records, studies, patient_key, name)  # sets the patient header
         self.ai_panel.set_patient(records)
         self.labels.patient.set_patient(patient_key, patient_labels)
         if patient_key in self.analyses:
@@ -557,7 +559,8 @@ class MainWindow(QMainWindow):
         if rec is None:
             return
         self._displayed_id = image_id
-        self.viewer.set_image(img, title=f"#{self.image_number(image_id)} {rec.name}",
+        view = self.thumbnails.view_text(image_id)
+        self.viewer.set_image(img, title=f"#{self.image_number(image_id)} {rec.name}" + (f" · {view}" if view else ""),
                               regions=img.regions or rec.regions, pixel_spacing_mm=img.pixel_spacing_mm, key=image_id)
         self.rois.set_image(image_id, frame=self.viewer.frame)
         self._refresh_cam()

@@ -1,4 +1,5 @@
-"""Thumbnails of the open patient's images (decoded in a worker, shown as they arrive)."""
+"""Thumbnails of the open patient's images (decoded in a worker, shown as they arrive),
+grouped by study and series, and the patient header (name, study date, laterality, view)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QWidget
 
-from busviewer.core.store import ImageRecord
+from busviewer.core.dicom_views import LATERALITY_TEXT, ViewInfo, display_date, display_name, read_views
+from busviewer.core.store import ImageRecord, StudyRecord
+from busviewer.gui import workers
 
 THUMB = 112
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -42,6 +45,7 @@ class ThumbnailStrip(QListWidget):
     """A horizontal strip of image thumbnails; emits the image id that was picked."""
 
     imageSelected = Signal(int)
+    headerChanged = Signal(str)  # the patient header line, again once the views are read
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,27 +66,94 @@ class ThumbnailStrip(QListWidget):
         self._records: dict[int, ImageRecord] = {}
         self._ai: dict[int, str] = {}
         self._pixmaps: dict[int, QPixmap] = {}
+        self._views: dict[int, ViewInfo] = {}
+        self._studies: dict[str, StudyRecord] = {}
+        self._patient: tuple[str, str | None] = ("", None)
+        self._views_task: workers.Task | None = None
         self.currentItemChanged.connect(self._changed)
 
-    def set_images(self, records: Sequence[ImageRecord]) -> None:
+    def set_images(self, records: Sequence[ImageRecord], studies: Sequence[StudyRecord] = (),
+                   patient_key: str = "", patient_name: str | None = None) -> None:
+        """Show a patient's images, grouped by study/series (a header tile per group when the
+        patient has several series or DICOM study facts); laterality/view are read in a worker."""
         self.blockSignals(True)
         self.clear()
         self._records = {r.id: r for r in records}
         self._ai.clear()
         self._pixmaps.clear()
+        self._views = {}
+        self._studies = {st.study_uid: st for st in studies}
+        self._patient = (patient_key, patient_name)
+        groups = {(r.study_uid, r.series_uid) for r in records}
+        headed = len(groups) > 1 or any(st.study_date or st.description for st in studies)
+        last: tuple[str, str] | None = None
         for i, rec in enumerate(records, start=1):
+            if headed and (rec.study_uid, rec.series_uid) != last:
+                last = (rec.study_uid, rec.series_uid)
+                self.addItem(self._group_item(rec))
             item = QListWidgetItem(_placeholder(), self._caption(i, rec))
             item.setData(ID_ROLE, rec.id)
             item.setToolTip(_tooltip(rec))
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             self.addItem(item)
         self.blockSignals(False)
+        self.headerChanged.emit(self.header_text())
+        if self._views_task is not None:
+            self._views_task.cancel()
+        ids = tuple(self._records)
+        self._views_task = workers.submit(read_views, [(r.id, str(r.source_path)) for r in records], name="dicom views",
+                                          on_result=lambda v, ids=ids: self._views_read(ids, v)) if records else None
+
+    def _group_item(self, rec: ImageRecord) -> QListWidgetItem:
+        study = self._studies.get(rec.study_uid)
+        series = next((s for s in (study.series if study else ()) if s[0] == rec.series_uid), None)
+        lines = ["Study " + (display_date(study.study_date) if study and study.study_date else "(no date)")]
+        if study and study.description:
+            lines.append(study.description)
+        if series is not None:
+            lines.append("Series " + " ".join(p for p in (series[1], series[2]) if p) if (series[1] or series[2])
+                         else "Series")
+        item = QListWidgetItem("\n".join(lines))
+        item.setFlags(Qt.ItemFlag.NoItemFlags)  # a header: never current, never selected
+        item.setToolTip(f"Study {rec.study_uid}\nSeries {rec.series_uid}")
+        item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        item.setForeground(QColor("#9ecbff"))
+        return item
+
+    def _views_read(self, ids: tuple[int, ...], views: dict[int, ViewInfo]) -> None:
+        if ids != tuple(self._records):  # another patient since
+            return
+        self._views_task = None
+        self._views = dict(views)
+        for image_id in self._records:
+            self._refresh(image_id)
+        self.headerChanged.emit(self.header_text())
+
+    def view_text(self, image_id: int) -> str:
+        """"L · radial" for an image whose header says so, else ""."""
+        info = self._views.get(image_id)
+        return info.short() if info else ""
+
+    def header_text(self) -> str:
+        """"Patient KEY · Name · study 2011-05-25 · left breast · 3 images"."""
+        key, name = self._patient
+        if not key:
+            return "No patient open"
+        dates = sorted({display_date(st.study_date) for st in self._studies.values() if st.study_date})
+        sides = sorted({v.laterality for v in self._views.values() if v.laterality})
+        n = len(self._records)
+        parts = [f"Patient {key}", display_name(name),
+                 ("study " + ", ".join(dates)) if dates else "",
+                 " + ".join(LATERALITY_TEXT[s] for s in sides) + (" breast" if sides else ""),
+                 f"{n} image{'s' if n != 1 else ''}"]
+        return " · ".join(p for p in parts if p)
 
     def _caption(self, number: int, rec: ImageRecord) -> str:
         label = rec.label.label if rec.label else "unlabelled"
         cine = f" ▶{rec.frame_count}" if rec.frame_count > 1 else ""
+        view = self.view_text(rec.id)
         ai = self._ai.get(rec.id)
-        return f"{number}{cine} · {label}" + (f"\nAI {ai}" if ai else "")
+        return f"{number}{cine} · {label}" + (f"\n{view}" if view else "") + (f"\nAI {ai}" if ai else "")
 
     def set_thumbnail(self, thumb: Thumbnail) -> None:
         item = self._item(thumb.image_id)
@@ -111,7 +182,7 @@ class ThumbnailStrip(QListWidget):
         rec = self._records.get(image_id)
         if item is None or rec is None:
             return
-        item.setText(self._caption(self.row(item) + 1, rec))
+        item.setText(self._caption(list(self._records).index(image_id) + 1, rec))
         item.setToolTip(_tooltip(rec))
         if image_id in self._pixmaps:
             item.setIcon(QIcon(_framed(self._pixmaps[image_id], rec)))
@@ -123,7 +194,7 @@ class ThumbnailStrip(QListWidget):
             self.scrollToItem(item)
 
     def image_ids(self) -> list[int]:
-        return [self.item(i).data(ID_ROLE) for i in range(self.count())]
+        return [i for i in (self.item(r).data(ID_ROLE) for r in range(self.count())) if i is not None]
 
     def _item(self, image_id: int) -> QListWidgetItem | None:
         for i in range(self.count()):
@@ -133,7 +204,7 @@ class ThumbnailStrip(QListWidget):
         return None
 
     def _changed(self, current: QListWidgetItem | None, _prev: QListWidgetItem | None) -> None:
-        if current is not None:
+        if current is not None and current.data(ID_ROLE) is not None:
             self.imageSelected.emit(int(current.data(ID_ROLE)))
 
 

@@ -262,24 +262,22 @@ class WorklistWidget(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # both ends of a cut id stay readable
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         header = self.table.horizontalHeader()
         header.setMinimumSectionSize(30)
-        bold = QFont(self.table.font())
-        bold.setBold(True)
-        fm = QFontMetrics(bold)
-        widths = {COL_PATIENT: fm.horizontalAdvance("BUSI-P00000") + 14, COL_IMAGES: fm.horizontalAdvance("Imgs") + 16,
-                  COL_VERDICT: fm.horizontalAdvance("malignant 3/3 ⚠") + 12, COL_STATE: fm.horizontalAdvance("Read") + 16}
-        for col, width in widths.items():
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(col, width)
-        header.setSectionResizeMode(COL_LABEL, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # the reader can drag any column
+        header.sectionResized.connect(self._section_resized)
+        self._user_sized: set[int] = set()
+        self._fitting = False
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
         self.proxy.rowsInserted.connect(self._update_count)
         self.proxy.rowsRemoved.connect(self._update_count)
         self.proxy.modelReset.connect(self._update_count)
         self.proxy.layoutChanged.connect(self._update_count)
+        self.model.modelReset.connect(self.fit_columns)
+        self.model.dataChanged.connect(lambda *_: self.fit_columns())
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -302,6 +300,37 @@ class WorklistWidget(QWidget):
         if keep is not None:
             self.select(keep, emit=False)
         self._update_count()
+
+    def fit_columns(self) -> None:
+        """Columns as wide as their content (shown rows and header); the patient id gets the
+        room left, never less than its longest shown id. Columns the reader sized stay."""
+        header = self.table.horizontalHeader()
+        bold = QFont(self.table.font())
+        bold.setBold(True)  # unread rows are bold
+        fm = QFontMetrics(bold)
+        pad = 2 * self.table.style().pixelMetric(self.table.style().PixelMetric.PM_FocusFrameHMargin) + 14
+        widths = {}
+        for col in range(len(COLUMNS)):
+            texts = [str(self.proxy.index(r, col).data() or "") for r in range(min(self.proxy.rowCount(), 500))]
+            content = max((fm.horizontalAdvance(t) for t in texts), default=0)
+            widths[col] = max(content + pad, header.sectionSizeFromContents(col).width())
+        room = self.table.viewport().width() - sum(w for c, w in widths.items() if c != COL_PATIENT)
+        widths[COL_PATIENT] = max(widths[COL_PATIENT], room)
+        self._fitting = True
+        try:
+            for col, width in widths.items():
+                if col not in self._user_sized:
+                    header.resizeSection(col, width)
+        finally:
+            self._fitting = False
+
+    def _section_resized(self, col: int, _old: int, _new: int) -> None:
+        if not self._fitting:
+            self._user_sized.add(col)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self.fit_columns()
 
     def current_key(self) -> str | None:
         idx = self.table.currentIndex()
