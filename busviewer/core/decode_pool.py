@@ -181,6 +181,10 @@ def _decoder_main(conn: Connection, header_checks: bool, log_path: str | None) -
         if msg is None:
             return
         path = Path(msg[0])
+        try:  # the caller tells "died before taking the file" from "crashed on it" by this
+            conn.send(("took",))
+        except (OSError, ValueError):
+            return
         try:
             img = imageio.read_image_here(path)
             frames = np.ascontiguousarray(img.frames, dtype=np.uint8)
@@ -392,6 +396,13 @@ class DecoderPool:
             decoder.ready = True
         limit = self.timeout_for(p)
         decoder.conn.send((str(p),))  # BrokenPipeError: the decoder died earlier
+        try:  # no "took": it died before it read the path (e.g. killed while idle)
+            took = decoder.conn.poll(_START_TIMEOUT_S) and decoder.conn.recv() == ("took",)
+        except (EOFError, OSError):
+            took = False
+        if not took:
+            decoder.process.kill()
+            raise BrokenPipeError
         pid = decoder.process.pid or 0
         cpu0, t0 = _cpu_seconds(pid), time.monotonic()
         while not decoder.conn.poll(_WATCH_INTERVAL_S):
