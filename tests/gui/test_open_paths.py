@@ -43,11 +43,11 @@ def test_busviewer_paths_start_the_gui_and_import_them(qtbot, styled_app, tmp_pa
             seen["window"] = w
             w.importFinished.connect(lambda report: seen.setdefault("report", report))
         ready = (w is not None and "report" in seen and w.patient_key is not None
-                 and w.worklist.model.rowCount() == 3 and w.thumbnails.count() > 0)
+                 and w.worklist.model.rowCount() == 3 and len(w.thumbnails.image_ids()) > 0)
         if ready or time.monotonic() > deadline:
             if w is not None:
                 seen.update(patient=w.patient_key, rows=w.worklist.model.rowCount(),
-                            thumbs=w.thumbnails.count(), title=w.patient_title.text())
+                            thumbs=len(w.thumbnails.image_ids()), title=w.patient_title.text())
                 w.close()
             QApplication.quit()
             return
