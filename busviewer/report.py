@@ -126,7 +126,11 @@ def export_patient_report(
                 except ImageReadError as exc:
                     ax.text(0.5, 0.5, f"image unavailable:\n{exc.reason}", ha="center", va="center", fontsize=9)
                 y = 0.34
-                for arch in ("ensemble", "vgg16"):
+                reason = (getattr(analysis, "outside", {}) or {}).get(rec.id)
+                if reason:
+                    fig.text(0.07, y, f"Not classified: {reason}", fontsize=10, wrap=True)
+                    y -= 0.025
+                for arch in (() if reason else ("ensemble", "vgg16")):
                     p = predictions.get((rec.id, arch))
                     if p is None:
                         continue

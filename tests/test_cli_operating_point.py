@@ -39,7 +39,7 @@ def _study(root: Path, n: int = 3) -> Path:
     root.mkdir(parents=True)
     rng = np.random.default_rng(7)
     for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)).save(root / f"img{i}.png")
+        Image.fromarray(np.repeat(rng.integers(0, 255, (80, 96, 1), dtype=np.uint8), 3, axis=2)).save(root / f"img{i}.png")
     return root
 
 

@@ -40,7 +40,7 @@ def _study(root: Path, patient: str, n: int) -> Path:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(len(patient) + n)
     for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
+        Image.fromarray(np.repeat(rng.integers(0, 255, (80, 96, 1), dtype=np.uint8), 3, axis=2)).save(folder / f"img{i}.png")
     return folder
 
 
@@ -146,3 +146,30 @@ def test_models_cli(tmp_path: Path, tiny_models, capsys: pytest.CaptureFixture[s
     assert "imported tiny-vgg16:1" in capsys.readouterr().out  # same weights: the existing entry
     assert main(["models", "show", tiny_models["ensemble"]]) == 0
     assert json.loads(capsys.readouterr().out)["architecture"] == "ensemble"
+
+
+def test_predict_flags_colour_doppler_and_classify_outside_overrides(
+        tmp_path: Path, tiny_models, us_dicom_dir: Path, busi_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "s.sqlite")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "doppler.dcm").write_bytes(next(us_dicom_dir.rglob("color-pl.dcm")).read_bytes())
+    (folder / "busi.png").write_bytes((busi_dir / "images" / "benign" / "benign (1).png").read_bytes())
+    assert main(["--store", db, "predict", str(folder), "--json", "--device", "cpu"]) == 0
+    images = {Path(img["file"]).name: (pat, img) for pat in json.loads(capsys.readouterr().out)["patients"]
+              for img in pat["images"]}
+    pat, dop = images["doppler.dcm"]
+    assert dop["outside"].startswith("outside the model's training data") and dop["predictions"] == {}
+    assert set(dop["calls"].values()) == {"outside"} and dop["overridden_by"] is None
+    assert {v["label"] for v in pat["verdicts"].values()} == {"not classified"}
+    _, busi = images["busi.png"]
+    assert busi["outside"] is None and "outside" not in busi["calls"].values() and busi["predictions"]
+
+    assert main(["--store", db, "predict", pat["patient"], "--classify-outside", "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "classified on" in text and "override" in text
+    assert main(["--store", db, "predict", pat["patient"], "--json", "--device", "cpu"]) == 0
+    (again,) = json.loads(capsys.readouterr().out)["patients"]
+    (img,) = again["images"]
+    assert img["outside"] is None and img["overridden_by"] and set(img["calls"].values()) <= {
+        "benign", "malignant", "indeterminate"}

@@ -10,7 +10,13 @@ Indeterminate images: a probability inside the model's indeterminate band at the
 operating point (:func:`busviewer.core.operating.indeterminate_band`) is not a call. Such
 an image keeps its lean in ``label`` but does not vote: the patient verdict is the
 majority of the determinate images (a tie is still malignant), and a patient whose
-images are all indeterminate is ``"indeterminate"``. :meth:`PatientAnalysis.at` re-summarises at another operating point without
+images are all indeterminate is ``"indeterminate"``.
+
+Images outside the training data (input guard, :mod:`busviewer.core.input_guard`):
+their model output is withheld (``outside``: image id -> reason); they neither vote nor
+count as a disagreement, unless the reader overrode the flag (``overridden``: image id
+-> reader), in which case they are summarised like any other image. A patient with no
+image left to vote is ``"not classified"`` (all outside) or ``"indeterminate"``. :meth:`PatientAnalysis.at` re-summarises at another operating point without
 running any model, so the reader can switch points on results already shown.
 """
 
@@ -32,6 +38,7 @@ from busviewer.core.operating import (
 )
 
 INDETERMINATE = "indeterminate"
+NOT_CLASSIFIED = "not classified"
 
 ARCHITECTURE_ORDER = ("ensemble", "vgg16")
 
@@ -84,6 +91,8 @@ class PatientAnalysis:
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     stored: bool = False
     indeterminate: frozenset[tuple[int, str]] = frozenset()
+    outside: dict[int, str] = field(default_factory=dict)
+    overridden: dict[int, str] = field(default_factory=dict)
 
     def is_indeterminate(self, image_id: int, architecture: str) -> bool:
         return (image_id, architecture) in self.indeterminate
@@ -94,7 +103,12 @@ class PatientAnalysis:
     def at(self, operating_point: str) -> PatientAnalysis:
         """The same predictions summarised at another operating point."""
         return summarise(self.patient_key, self.predictions, self.thresholds, operating_point, self.problems,
-                         self.stored)
+                         self.stored, self.outside, self.overridden)
+
+    def guarded(self, outside: Mapping[int, str], overridden: Mapping[int, str] | None = None) -> PatientAnalysis:
+        """The same predictions with the input guard's findings applied."""
+        return summarise(self.patient_key, self.predictions, self.thresholds, self.operating_point, self.problems,
+                         self.stored, outside, overridden)
 
 
 def image_numbers(records: Any) -> dict[int, int]:
@@ -127,11 +141,15 @@ def summarise(
     operating_point: str = DEFAULT_OPERATING_POINT,
     problems: tuple[str, ...] = (),
     stored: bool = False,
+    outside: Mapping[int, str] | None = None,
+    overridden: Mapping[int, str] | None = None,
 ) -> PatientAnalysis:
     """Verdicts at ``operating_point`` (see the module docstring). ``predictions`` are
     frozen dataclasses with ``malignant_probability``, ``label`` and ``model_sha256``
     (:class:`ImagePrediction` or stored ``PredictionRecord``); their labels are redone."""
     check_operating_point(operating_point)
+    outside = {int(k): str(v) for k, v in (outside or {}).items()}
+    overridden = {int(k): str(v) for k, v in (overridden or {}).items() if int(k) not in outside}
     thresholds = {k: dict(v) for k, v in (thresholds or {}).items()}
     relabelled: dict[tuple[int, str], Any] = {}
     calls: dict[tuple[int, str], str] = {}
@@ -151,29 +169,30 @@ def summarise(
     verdicts: dict[str, ModelVerdict] = {}
     for arch in sorted({a for _, a in relabelled}, key=lambda a: (a not in ARCHITECTURE_ORDER, a)):
         rows = [(iid, p) for (iid, a), p in sorted(relabelled.items()) if a == arch]
-        voting = [(iid, calls[iid, arch]) for iid, _ in rows if (iid, arch) not in unsure]
+        voting = [(iid, calls[iid, arch]) for iid, _ in rows if (iid, arch) not in unsure and iid not in outside]
         probs = [float(p.malignant_probability) for _, p in rows]
         thr = used[arch].pop() if len(used[arch]) == 1 else None
         band = bands[arch].pop() if len(bands[arch]) == 1 else None
-        unsure_ids = tuple(iid for iid, _ in rows if (iid, arch) in unsure)
+        unsure_ids = tuple(iid for iid, _ in rows if (iid, arch) in unsure and iid not in outside)
         if voting:
             v = patient_verdict(voting)
             label, votes = v.label, (v.benign_votes, v.malignant_votes, v.tie_decided, v.benign_images,
                                      v.malignant_images)
         else:
-            label, votes = INDETERMINATE, (0, 0, False, (), ())
+            label, votes = (INDETERMINATE if unsure_ids else NOT_CLASSIFIED), (0, 0, False, (), ())
         verdicts[arch] = ModelVerdict(
             architecture=arch, label=label, benign_votes=votes[0], malignant_votes=votes[1],
             tie_decided=votes[2], mean_malignant_probability=sum(probs) / len(probs),
             benign_images=tuple(votes[3]), malignant_images=tuple(votes[4]),
             operating_point=operating_point, threshold=thr, indeterminate_images=unsure_ids, band=band,
         )
-    image_ids = sorted({iid for iid, _ in relabelled})
+    image_ids = sorted({iid for iid, _ in relabelled if iid not in outside})
     disagreements = tuple(
         iid for iid in image_ids if len({p.label for (i, _), p in relabelled.items() if i == iid}) > 1
     )
     return PatientAnalysis(patient_key, relabelled, verdicts, disagreements, tuple(problems), operating_point,
-                           thresholds, stored, frozenset(unsure))
+                           thresholds, stored, frozenset(k for k in unsure if k[0] not in outside), outside,
+                           overridden)
 
 
 def stored_analysis(store: Any, patient_key: str,
@@ -185,8 +204,33 @@ def stored_analysis(store: Any, patient_key: str,
     if not latest:
         return None
     cards = store.model_cards({p.model_sha256 for p in latest.values()})
-    return summarise(patient_key, latest, thresholds_by_sha(cards), operating_point, stored=True)
+    outside, overridden = guard_findings(store, records, check=False)
+    return summarise(patient_key, latest, thresholds_by_sha(cards), operating_point, stored=True, outside=outside,
+                     overridden=overridden)
 
 
-__all__ = ["INDETERMINATE", "ImagePrediction", "ModelVerdict", "image_numbers", "PatientAnalysis", "stored_analysis", "summarise",
+def guard_findings(store: Any, records: Any, check: bool = True) -> tuple[dict[int, str], dict[int, str]]:
+    """``(outside, overridden)`` for ``records`` from the input guard's findings in the
+    store; with ``check``, images not yet checked on their current content are checked
+    first (reads their pixels: call it off the GUI thread)."""
+    from busviewer.core.store.flags import guard_images, image_flags
+
+    records = list(records)
+    if check:
+        flags = guard_images(store, records)
+    else:
+        current = {r.id: r.content_hash for r in records}
+        flags = {i: f for i, f in image_flags(store, current).items() if f.image_hash == current[i]}
+    outside = {i: f.reason for i, f in flags.items() if f.blocks}
+    overridden = {i: str(f.overridden_by) for i, f in flags.items() if f.outside and not f.blocks}
+    return outside, overridden
+
+
+def guard_analysis(store: Any, analysis: PatientAnalysis) -> PatientAnalysis:
+    """``analysis`` with the input guard applied (checks unchecked images; off the GUI thread)."""
+    outside, overridden = guard_findings(store, store.images(analysis.patient_key))
+    return analysis.guarded(outside, overridden)
+
+
+__all__ = ["INDETERMINATE", "NOT_CLASSIFIED", "guard_analysis", "guard_findings", "ImagePrediction", "ModelVerdict", "image_numbers", "PatientAnalysis", "stored_analysis", "summarise",
            "thresholds_by_sha"]

@@ -4,6 +4,9 @@ at an operating point (``--operating-point``, default balanced).
 Each image's ``calls`` are "malignant", "benign" or "indeterminate" (probability in the
 model's indeterminate band; ``leans`` gives the side). Indeterminate images do not vote;
 a patient whose images are all indeterminate is "indeterminate" (see busviewer.ai.results).
+An image the input guard flags (colour Doppler, non-B-mode content) gets the call
+"outside" with the reason and no probabilities, unless ``--classify-outside`` (recorded
+with the user's name, as the GUI's "Classify flagged images anyway").
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "model's validation patients: high_sensitivity (sensitivity >= 0.95), balanced (Youden) "
                         "or high_specificity (specificity >= 0.95); models without operating points use 0.5 "
                         "(default: %(default)s)")
+    p.add_argument("--classify-outside", action="store_true",
+                   help="classify images flagged as outside the models' training data (colour Doppler, non-B-mode "
+                        "content) anyway; the override is recorded with your user name")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--cam-dir", type=Path, help="write Grad-CAM maps (.npy) and overlays (.png) here")
     p.add_argument("--device", help="cpu, cuda or mps (default: best available; env BUSVIEWER_DEVICE)")
@@ -78,7 +84,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                            for a, c in analyzer.cards.items()},
            "patients": []}
     for key in patients:
-        analysis = analyzer.analyse_patient(key)
+        analysis = _guarded(store, analyzer.analyse_patient(key), getattr(args, "classify_outside", False))
         images = {img.id: img for img in store.images(key)}
         numbers = image_numbers(images.values())  # as the app numbers them (#1, #2...)
         cams = _write_cams(analyzer, images, args.cam_dir) if args.cam_dir else {}
@@ -93,9 +99,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                          for a, v in analysis.verdicts.items()},
             "disagreements": list(analysis.disagreements),
             "images": [{"image_id": iid, "number": numbers[iid], "file": str(images[iid].source_path),
-                        "predictions": {a: p.probabilities for a, p in analysis.for_image(iid).items()},
+                        "predictions": ({} if iid in analysis.outside else
+                                        {a: p.probabilities for a, p in analysis.for_image(iid).items()}),
+                        "outside": analysis.outside.get(iid), "overridden_by": analysis.overridden.get(iid),
                         "calls": {a: _call(analysis, iid, a, p) for a, p in analysis.for_image(iid).items()},
-                        "leans": {a: p.label for a, p in analysis.for_image(iid).items()},
+                        "leans": {a: (None if iid in analysis.outside else p.label)
+                                  for a, p in analysis.for_image(iid).items()},
                         "models_disagree": iid in analysis.disagreements,
                         "cams": cams.get(iid, {})}
                        for iid in sorted({i for i, _ in analysis.predictions})],
@@ -112,7 +121,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _guarded(store: Store, analysis, classify_outside: bool):  # type: ignore[no-untyped-def]
+    """The analysis with the input guard applied (and, if asked, its flags overridden)."""
+    from busviewer.ai.results import guard_analysis
+    from busviewer.core.store.flags import set_override
+
+    analysis = guard_analysis(store, analysis)
+    if classify_outside and analysis.outside:
+        for image_id in analysis.outside:
+            set_override(store, image_id, True)
+        analysis = guard_analysis(store, analysis)
+    return analysis
+
+
 def _call(analysis, image_id: int, arch: str, p) -> str:  # type: ignore[no-untyped-def]
+    if image_id in analysis.outside:
+        return "outside"
     return "indeterminate" if analysis.is_indeterminate(image_id, arch) else p.label
 
 
@@ -129,6 +153,10 @@ def _print_patient(key: str, analysis, images) -> None:  # type: ignore[no-untyp
             for a in archs
         )
         flag = "  models disagree" if iid in analysis.disagreements else ""
+        if iid in analysis.outside:
+            cells, flag = f"{'-':>20}", f"  {analysis.outside[iid]} (--classify-outside to classify it anyway)"
+        elif iid in analysis.overridden:
+            flag += f"  (flagged outside the training data; classified on {analysis.overridden[iid]}'s override)"
         print(f"  #{number} {images[iid].name[:34]:<35} {cells}{flag}")
     for arch, v in analysis.verdicts.items():
         tie = " (tie: counted as malignant)" if v.tie_decided else ""

@@ -64,6 +64,7 @@ class AIPanel(QWidget):
     cancelRequested = Signal()
     imageClicked = Signal(int)
     operatingPointChanged = Signal(str)
+    overrideRequested = Signal(bool)  # True: classify the flagged images anyway; False: withdraw
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,6 +122,16 @@ class AIPanel(QWidget):
         self.disagree.setObjectName("disagreeFlag")
         self.disagree.setWordWrap(True)
         self.disagree.hide()
+        self.outside_note = QLabel("", self)
+        self.outside_note.setObjectName("outsideNote")
+        self.outside_note.setWordWrap(True)
+        self.outside_note.hide()
+        self.override_button = QPushButton("Classify flagged images anyway", self)
+        self.override_button.setObjectName("overrideButton")
+        self.override_button.setToolTip("Show the models' results for the images flagged as outside their "
+                                        "training data (recorded with your name)")
+        self.override_button.clicked.connect(lambda: self.overrideRequested.emit(not self._overridden()))
+        self.override_button.hide()
 
         self.table = QTableWidget(0, 3, self)
         self.table.setObjectName("predictionTable")
@@ -148,6 +159,8 @@ class AIPanel(QWidget):
         for card in self.cards.values():
             rl.addWidget(card)
         rl.addWidget(self.disagree)
+        rl.addWidget(self.outside_note)
+        rl.addWidget(self.override_button)
         per_image = QGroupBox("Per image: p(malignant)", self)
         pl = QVBoxLayout(per_image)
         pl.addWidget(self.table)
@@ -213,6 +226,8 @@ class AIPanel(QWidget):
         for card in self.cards.values():
             card.clear()
         self.disagree.hide()
+        self.outside_note.hide()
+        self.override_button.hide()
         if self.message.property("warn") is not True:
             self.message.hide()
         self.table.setRowCount(len(records))
@@ -294,6 +309,28 @@ class AIPanel(QWidget):
             text = ""
         self.disagree.setText(text)
         self.disagree.setVisible(bool(text))
+        self._show_outside(analysis)
+
+    def _overridden(self) -> bool:
+        return bool(getattr(self.analysis, "overridden", None))
+
+    def _show_outside(self, analysis: Any) -> None:
+        outside = dict(getattr(analysis, "outside", {}) or {})
+        overridden = dict(getattr(analysis, "overridden", {}) or {})
+
+        def nums(ids: Any) -> str:
+            return ", ".join(f"#{self.numbers.get(i, i)}" for i in sorted(ids, key=lambda i: self.numbers.get(i, i)))
+
+        lines = [f"⚠ Image {nums([i])}: {reason}. No result is shown for it and it does not vote."
+                 for i, reason in sorted(outside.items(), key=lambda kv: self.numbers.get(kv[0], kv[0]))]
+        if overridden:
+            lines.append(f"Classified on the reader's override (flagged as outside the training data): "
+                         f"{nums(overridden)} by {', '.join(sorted(set(overridden.values())))}.")
+        self.outside_note.setText("\n".join(lines))
+        self.outside_note.setVisible(bool(lines))
+        self.override_button.setText("Withdraw the override" if overridden and not outside
+                                     else "Classify flagged images anyway")
+        self.override_button.setVisible(bool(outside or overridden))
 
     def _fill_table(self, predictions: dict[tuple[int, str], Any]) -> None:
         disputed = set(getattr(self.analysis, "disagreements", ()) or ())
@@ -301,7 +338,12 @@ class AIPanel(QWidget):
             image_id = self.table.item(row, 0).data(ID_ROLE)
             for col, arch in ((1, "ensemble"), (2, "vgg16")):
                 p = predictions.get((image_id, arch))
-                if p is None:
+                reason = (getattr(self.analysis, "outside", {}) or {}).get(image_id)
+                if p is not None and reason:
+                    item = QTableWidgetItem("outside")
+                    item.setForeground(QBrush(label_colour("outside")))
+                    item.setToolTip(reason[:1].upper() + reason[1:])
+                elif p is None:
                     item = QTableWidgetItem("–")
                 else:
                     unsure = self._unsure(image_id, arch)
@@ -326,12 +368,13 @@ class AIPanel(QWidget):
         """e.g. {image_id: "M 0.82 / B 0.31"} for the thumbnails."""
         if self.analysis is None:
             return {}
+        outside = getattr(self.analysis, "outside", {}) or {}
         out: dict[int, list[str]] = {}
         for arch in ARCH_ORDER:
             for (iid, a), p in self.analysis.predictions.items():
                 if a == arch:
                     out.setdefault(iid, []).append(cell_text(p, self._unsure(iid, a)))
-        return {k: " / ".join(v) for k, v in out.items()}
+        return {k: "outside" if k in outside else " / ".join(v) for k, v in out.items()}
 
     def highlight_image(self, image_id: int) -> None:
         for row in range(self.table.rowCount()):

@@ -128,6 +128,7 @@ class MainWindow(QMainWindow):
         self.ai_panel = AIPanel(self)
         self.ai_panel.analyseRequested.connect(self.analyse)
         self.ai_panel.cancelRequested.connect(self.cancel_analysis)
+        self.ai_panel.overrideRequested.connect(self.override_outside)
         self.ai_panel.imageClicked.connect(self.show_image)
         self.ai_panel.operatingPointChanged.connect(self._operating_point_changed)
         self.ai_panel.cam.changed.connect(self._cam_controls_changed)
@@ -626,7 +627,10 @@ class MainWindow(QMainWindow):
         self.ai_panel.set_running(True, 0, 0)
 
         def run(analyzer: Any, patient_key: str, ctx: workers.TaskContext) -> Any:
-            return analyzer.analyse_patient(patient_key, progress=ctx.progress, cancel=ctx.cancel)
+            from busviewer.ai.results import guard_analysis  # input guard: flags outside the training data
+
+            analysis = analyzer.analyse_patient(patient_key, progress=ctx.progress, cancel=ctx.cancel)
+            return guard_analysis(analyzer.store, analysis)
 
         self._analysis_task = workers.submit(
             run, self.analyzer, key, pool="ai", name="analyse",
@@ -634,6 +638,31 @@ class MainWindow(QMainWindow):
             on_result=lambda a, k=key: self._analysis_done(k, a),
             on_error=lambda e, k=key: self._analysis_error(k, e),
         )
+
+    def override_outside(self, on: bool) -> None:
+        """The reader classifies the images flagged as outside the training data anyway (or withdraws it)."""
+        shown = self.ai_panel.analysis
+        if shown is None or shown.patient_key != self.patient_key:
+            return
+        ids = list(shown.outside if on else shown.overridden)
+
+        def run(store: Any, ctx: workers.TaskContext) -> Any:
+            from busviewer.ai.results import guard_analysis
+            from busviewer.core.store.flags import set_override
+
+            for image_id in ids:
+                set_override(store, image_id, on)
+            return guard_analysis(store, shown)
+
+        workers.submit(run, self.store, name="override",
+                       on_result=lambda a, k=shown.patient_key: self._override_done(k, a),
+                       on_error=lambda e: self.report_error("Override not saved", str(e)))
+
+    def _override_done(self, key: str, analysis: Any) -> None:
+        self.analyses[key] = analysis
+        self.worklist.model.set_verdict(key, verdict_text(dict(analysis.verdicts)))
+        if key == self.patient_key:
+            self._show_analysis(analysis)
 
     def cancel_analysis(self) -> None:
         if self._analysis_task is not None:

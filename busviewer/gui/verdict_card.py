@@ -17,16 +17,20 @@ ARCH_SHORT = {"ensemble": "Ensemble", "vgg16": "VGG-16"}
 MALIGNANT = QColor("#ff8a80")
 BENIGN = QColor("#8fd19e")
 INDETERMINATE = QColor("#e0c060")
+NOT_CLASSIFIED = QColor("#9aa0a6")
 INDETERMINATE_WORD = "indeterminate"
 
 
 def label_colour(label: str) -> QColor:
-    return {"malignant": MALIGNANT, "benign": BENIGN}.get(label, INDETERMINATE)
+    return {"malignant": MALIGNANT, "benign": BENIGN, "outside": NOT_CLASSIFIED,
+            "not classified": NOT_CLASSIFIED}.get(label, INDETERMINATE)
 
 
 def verdict_summary(verdict: Any) -> str:
     """Short text for the worklist column, e.g. "malignant 3/4" or "indeterminate (2 unsure)"."""
     unsure = len(getattr(verdict, "indeterminate_images", ()) or ())
+    if verdict.label == "not classified":
+        return "not classified (outside training data)"
     if verdict.label == INDETERMINATE_WORD:
         return f"indeterminate ({unsure} unsure)" if unsure else "indeterminate"
     total = verdict.benign_votes + verdict.malignant_votes
@@ -91,7 +95,7 @@ class VerdictCard(QFrame):
         self.verdict.setText(v.label.upper())
         colour = label_colour(v.label)
         # only a determinate verdict is bold; an indeterminate one is shown plainly
-        weight = "bold" if v.label != INDETERMINATE_WORD else "normal"
+        weight = "bold" if v.label in ("benign", "malignant") else "normal"
         self.verdict.setStyleSheet(f"color: {colour.name()}; font-weight: {weight};")
         self.title.setText(ARCH_SHORT.get(self.architecture, self.architecture)
                            + (f"  <span style='color:#9aa0a6; font-weight:normal'>{model}</span>" if model else ""))
@@ -108,7 +112,9 @@ class VerdictCard(QFrame):
         if unsure:
             lines.append(f"Indeterminate (not counted in the vote): {names(unsure)}")
         if v.label == INDETERMINATE_WORD:
-            lines.append("Every image is indeterminate: no call; read the images.")
+            lines.append("No image gives a clear call: read the images.")
+        elif v.label == "not classified":
+            lines.append("No image is of the kind the models were trained for.")
         self.detail.setText("\n".join(lines))
         op = getattr(v, "operating_point", operating.DEFAULT_OPERATING_POINT)
         text = operating.describe(op, getattr(v, "threshold", operating.DEFAULT_THRESHOLD))

@@ -54,3 +54,33 @@ def test_panel_shows_indeterminate_instead_of_a_bold_call(qtbot) -> None:  # typ
     assert panel.banner.text().endswith(RESEARCH_NOTICE)
     assert verdict_text(analysis.verdicts).startswith("malignant 1/1 +1?")
     assert verdict_text({"vgg16": analysis.verdicts["vgg16"]}) == "indeterminate (2 unsure)"
+
+
+def test_panel_withholds_output_of_images_outside_the_training_data(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from busviewer.core.input_guard import OUTSIDE_TEXT
+    from busviewer.gui.ai_panel import AIPanel
+
+    panel = AIPanel()
+    qtbot.addWidget(panel)
+    panel.set_operating_point("balanced")
+    panel.set_patient([_record(i) for i in (1, 2)])
+    reason = f"{OUTSIDE_TEXT}: colour Doppler or colour-coded image (9% of the image area is colour)"
+    analysis = _analysis({1: 0.97, 2: 0.1}, {1: 0.96, 2: 0.2}).guarded({1: reason})
+    panel.show_analysis(analysis)
+    assert [panel.table.item(0, c).text() for c in (1, 2)] == ["outside", "outside"]
+    assert panel.table.item(0, 1).toolTip().startswith("Outside the model's training data")
+    assert panel.cards["vgg16"].verdict.text() == "BENIGN" and "0 malignant, 1 benign" in panel.cards["vgg16"].detail.text()
+    assert "Image #1: outside the model's training data: colour Doppler" in panel.outside_note.text()
+    assert panel.image_short_labels()[1] == "outside"
+    assert panel.override_button.isVisibleTo(panel) and panel.override_button.text() == "Classify flagged images anyway"
+    with qtbot.waitSignal(panel.overrideRequested, timeout=2_000) as sig:
+        panel.override_button.click()
+    assert sig.args == [True]
+
+    panel.show_analysis(analysis.guarded({}, {1: "dr-a"}))
+    assert panel.table.item(0, 2).text() == "M 0.97" and panel.cards["vgg16"].verdict.text() == "MALIGNANT"
+    assert "override" in panel.outside_note.text() and "#1 by dr-a" in panel.outside_note.text()
+    assert panel.override_button.text() == "Withdraw the override"
+    with qtbot.waitSignal(panel.overrideRequested, timeout=2_000) as sig:
+        panel.override_button.click()
+    assert sig.args == [False]

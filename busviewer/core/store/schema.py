@@ -210,6 +210,36 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class ImageFlag(Base):
+    """The input guard's finding for an image (checked on the content hash ``image_hash``)
+    and the reader's override, if any (``overridden_by``/``overridden_at``)."""
+
+    __tablename__ = "image_flags"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    image_hash: Mapped[str] = mapped_column(String(64))
+    outside: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    overridden_by: Mapped[str | None] = mapped_column(String(64))
+    overridden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReaderRead(Base):
+    """A blinded first read: the reader's call before the AI result was revealed, and the
+    AI's patient verdict as it was shown at the reveal (``revealed_at`` NULL: not yet)."""
+
+    __tablename__ = "reader_reads"
+    __table_args__ = (UniqueConstraint("patient_id", "reader", name="uq_reader_read_patient_reader"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    reader: Mapped[str] = mapped_column(String(64))
+    call: Mapped[str] = mapped_column(String(16))
+    birads: Mapped[str | None] = mapped_column(String(8))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revealed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ai_label: Mapped[str | None] = mapped_column(String(16))
+    ai_detail: Mapped[dict | None] = mapped_column(JSON)
+
+
 class AuditEntry(Base):
     """Append-only: triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL)."""
 
