@@ -2,8 +2,12 @@
 
 Every file is decoded once to prove it is readable; a bad file is reported with its
 path and the reason and skipped, and the rest of the import goes on (a decoder that
-crashes on a file costs only that file: :mod:`busviewer.core.decode_pool`). Each image is
-added in its own transaction, so an interrupted import leaves only whole images.
+crashes on a file costs only that file: :mod:`busviewer.core.decode_pool`). Decoded images
+are written in batches (:meth:`Store.add_images`: one transaction per batch of up to
+:data:`BATCH_MAX` images or :data:`BATCH_SECONDS` of work), so an interrupted import leaves
+only whole images; a batch the store refuses is written again image by image, so a bad
+image costs only itself and never rolls back the good ones. A cancelled import writes the
+images decoded before the cancel.
 Manifest rows may only point inside the manifest's folder unless ``allow_outside``.
 """
 
@@ -29,6 +33,12 @@ from busviewer.core.store import LABELS, NewImage, Store, StoreError
 from busviewer.core.validate import check_identifier
 
 MANIFEST_COLUMNS = ("image", "label", "patient_id")
+#: Images per store transaction, and the most seconds of decoding before a batch is written
+#: (so a long import shows its patients as it goes).
+BATCH_MAX = 256
+BATCH_SECONDS = 1.0
+#: Files hashed ahead and looked up in the store with one query.
+LOOKUP_AHEAD = 64
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
 
 
@@ -99,24 +109,81 @@ def import_paths(
     report = ImportReport()
     tasks = _collect([Path(p) for p in paths], report.problems, allow_outside)
     cancel = cancel or _Cancel()
+    pending: list[_Pending] = []
+    last_write = time.perf_counter()
+    known: dict[int, tuple[str, tuple[int, str] | None]] = {}  # task index -> (digest, stored (id, patient))
     for i, task in enumerate(tasks):
         if progress:
             progress(ImportProgress(i, len(tasks), task.path))
         if cancel.is_set():  # type: ignore[attr-defined]
             report.cancelled = True
             break
+        if i not in known:  # hash the next files and ask the store about them in one query
+            known.update(_lookup(store, tasks, i, report.problems))
+        digest, stored = known.pop(i, (None, None))
+        if digest is None:
+            continue  # a problem already reported
+        if stored is not None:
+            report.existing += 1
+            report.image_ids.append(stored[0])
+            report.patients.add(stored[1])
+            continue
         try:
-            _import_one(store, task, report, user)
+            new = _prepare(task, digest, report)
         except ImageReadError as exc:
             report.problems.append(ImportProblem(task.path, exc.reason))
-        except StoreError as exc:
-            report.problems.append(ImportProblem(task.path, str(exc)))
+            continue
         except OSError as exc:
             report.problems.append(ImportProblem(task.path, exc.strerror or str(exc)))
+            continue
+        report.image_ids.append(-1)  # filled in when its batch is written
+        pending.append(_Pending(task, new, len(report.image_ids) - 1))
+        if len(pending) >= BATCH_MAX or time.perf_counter() - last_write >= BATCH_SECONDS:
+            _write(store, pending, report, user)
+            pending, last_write = [], time.perf_counter()
+    _write(store, pending, report, user)
+    report.image_ids = [i for i in report.image_ids if i >= 0]
     if progress and not report.cancelled:
         progress(ImportProgress(len(tasks), len(tasks), tasks[-1].path if tasks else Path()))
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+@dataclass(frozen=True)
+class _Pending:
+    task: _Task
+    new: NewImage
+    slot: int  # its index in report.image_ids
+
+
+def _write(store: Store, pending: list[_Pending], report: ImportReport, user: str | None) -> None:
+    """Write a batch in one transaction; if the store refuses it, image by image."""
+    if not pending:
+        return
+    try:
+        results = store.add_images([(p.new, p.task.rois) for p in pending], user=user)
+    except (StoreError, ValueError, KeyError):
+        if len(pending) == 1:
+            results = None
+        else:  # rolled back whole: again one transaction per image, so only the bad one is lost
+            for p in pending:
+                _write(store, [p], report, user)
+            return
+    if results is None:
+        try:
+            results = store.add_images([(pending[0].new, pending[0].task.rois)], user=user)
+        except (StoreError, ValueError, KeyError) as exc:
+            report.problems.append(ImportProblem(pending[0].task.path, str(exc)))
+            return
+    for p, (status, image_id) in zip(pending, results):
+        report.image_ids[p.slot] = image_id
+        report.patients.add(p.new.patient_key)
+        if status == "added":
+            report.added += 1
+        elif status == "relocated":
+            report.relocated += 1
+        else:
+            report.existing += 1
 
 
 def _collect(paths: list[Path], problems: list[ImportProblem], allow_outside: bool = False) -> list[_Task]:
@@ -211,31 +278,37 @@ def _read_manifest(path: Path, problems: list[ImportProblem], allow_outside: boo
     return tasks
 
 
-def _import_one(store: Store, task: _Task, report: ImportReport, user: str | None) -> None:
-    if not task.path.is_file():
-        raise ImageReadError(task.path, "file not found")
-    digest = sha256_file(task.path)
-    existing = store.find_image(digest, task.path.resolve())
-    if existing is not None:
-        report.existing += 1
-        report.image_ids.append(existing)
-        report.patients.add(store.image(existing).patient_key)
-        return
+def _lookup(store: Store, tasks: list[_Task], start: int,
+            problems: list[ImportProblem]) -> dict[int, tuple[str, tuple[int, str] | None]]:
+    """Digest and stored ``(id, patient key)`` (None: not stored) of up to :data:`LOOKUP_AHEAD`
+    files from ``start``; a file that cannot be read is a problem and is left out."""
+    digests: dict[int, str] = {}
+    for j in range(start, min(start + LOOKUP_AHEAD, len(tasks))):
+        path = tasks[j].path
+        try:
+            if not path.is_file():
+                raise ImageReadError(path, "file not found")
+            digests[j] = sha256_file(path)
+        except ImageReadError as exc:
+            problems.append(ImportProblem(path, exc.reason))
+        except OSError as exc:
+            problems.append(ImportProblem(path, exc.strerror or str(exc)))
+    try:
+        found = store.find_images((d, tasks[j].path.resolve()) for j, d in digests.items())
+    except StoreError as exc:
+        for j in digests:
+            problems.append(ImportProblem(tasks[j].path, str(exc)))
+        return {}
+    return {j: (d, found.get((d, tasks[j].path.resolve()))) for j, d in digests.items()}
+
+
+def _prepare(task: _Task, digest: str, report: ImportReport) -> NewImage:
+    """Decode a file: what to store."""
     decoded = read_image(task.path)
     new = _describe(task, decoded, digest)
     for issue in decoded.calibration_issues:
         report.notes.append(ImportProblem(task.path, issue))
-    status, image_id = store.add_image(new, user=user)
-    report.image_ids.append(image_id)
-    report.patients.add(new.patient_key)
-    if status == "added":
-        report.added += 1
-        for frame, x0, y0, x1, y1 in task.rois:
-            store.add_roi(image_id, (x0, y0, x1, y1), frame=frame, user=user)
-    elif status == "relocated":
-        report.relocated += 1
-    else:
-        report.existing += 1
+    return new
 
 
 def _manifest_rois(text: str | None) -> tuple[tuple[int, int, int, int, int], ...]:

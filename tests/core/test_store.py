@@ -118,12 +118,12 @@ def test_training_items_follow_sources_and_rois(store: Store) -> None:
 
 
 def test_failed_write_leaves_no_half_rows(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    import busviewer.core.store.store as mod
+    import busviewer.core.store.bulk as mod
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(mod, "_set_label", boom)
+    monkeypatch.setattr(mod, "set_label", boom)  # the label write fails after the image's rows
     with pytest.raises(RuntimeError):
         store.add_image(_new(1, patient="NEW", label="benign"))
     assert store.counts() == {"patients": 0, "studies": 0, "series": 0, "images": 0, "labels": 0}
