@@ -305,6 +305,44 @@ class TrainingWizard(QWizard):
         box.exec()
         return box.clickedButton() is ok
 
+    def start_summary(self) -> str:
+        """What "Start training" is about to do: model, data, device and a rough time estimate."""
+        from busviewer.gui.wizard_pages import ARCH_TEXT, RECIPE_TEXT
+
+        sp, vp, arch = self.settings_page, self.validation_page, self.model_page.architecture()
+        c = vp.preview_counts or {}
+        part = lambda k: c.get(k, {})  # noqa: E731
+        device = sp.device.currentData() or (self.env.default_device if self.env is not None else "cpu")
+        stages = 3 if arch == "ensemble" and sp._recipe_config().ensemble_schedule != "joint" else 1
+        seconds = wd.estimate_training_seconds(
+            arch, sp.input_size.value(), part("train").get("images", 0), part("val").get("images", 0),
+            sp.epochs.value(), device, stages=stages, folds=vp.folds_value(), max_steps=sp.max_steps.value() or None,
+            batch_size=sp.batch_size.value())
+        minutes = seconds / 60.0
+        when = "less than a minute" if minutes < 1 else f"about {minutes:.0f} minutes" if minutes < 90 else \
+            f"about {minutes / 60:.1f} hours"
+        folds = f", then {vp.folds_value()} cross-validation folds" if vp.folds_value() else ""
+        return (f"Model: {ARCH_TEXT[arch][0]}, {RECIPE_TEXT.get(sp.recipe.currentData(), sp.recipe.currentText())}, "
+                f"up to {sp.epochs.value()} epochs{' per stage' if stages > 1 else ''}{folds}.\n"
+                f"Patients: {part('train').get('patients', '?')} for training ({part('train').get('images', '?')} "
+                f"images), {part('val').get('patients', '?')} for validation, {part('test').get('patients', '?')} "
+                "locked test patients.\n"
+                f"Device: {wd.device_text(self.describe_device(str(device)))}.\n"
+                f"Estimated time: {when} at most (a rough figure from the network's size; early stopping "
+                "usually ends sooner).")
+
+    def confirm_start(self) -> bool:
+        """Ask before a run starts; Cancel (the default button) stays on the settings page."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Start training?",
+                          self.start_summary() + "\n\nThe run can be cancelled at any time and resumed later.",
+                          QMessageBox.StandardButton.NoButton, self)
+        box.setObjectName("startTrainingConfirmation")
+        ok = box.addButton("Start training", QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        return box.clickedButton() is ok
+
     def show_error(self, title: str, text: str) -> None:
         log.warning("%s: %s", title, text)
         self.errors.append((title, text))

@@ -490,6 +490,26 @@ def _where(phase: Any, stage: Any, epoch: Any) -> str:
     return text
 
 
+#: Forward-pass cost per image at 224 px (GFLOP): AlexNet 0.7 + ResNet-18 1.8; VGG-16 15.5.
+FORWARD_GFLOP_224 = {"ensemble": 2.5, "vgg16": 15.5}
+#: What a device sustains in training, in GFLOP/s: deliberately modest (a loaded CPU, no tuning).
+DEVICE_GFLOPS = {"cpu": 40.0, "cuda": 4000.0, "mps": 400.0}
+
+
+def estimate_training_seconds(architecture: str, input_size: int, train_images: int, val_images: int,
+                              epochs: int, device: str, stages: int = 1, folds: int = 0,
+                              max_steps: int | None = None, batch_size: int = 16) -> float:
+    """A rough upper bound of a run's time from the network's size (not a measurement): every
+    stage runs all its epochs (early stopping usually ends sooner); training costs about three
+    forward passes per image, validation one; k folds add k more runs."""
+    per_image = FORWARD_GFLOP_224.get(architecture, 10.0) * (input_size / 224.0) ** 2
+    if max_steps:
+        train_images = min(train_images, max_steps * batch_size)
+    per_epoch = per_image * (3 * train_images + val_images)
+    speed = DEVICE_GFLOPS.get(device.split(":")[0].lower(), DEVICE_GFLOPS["cpu"])
+    return per_epoch * epochs * max(1, stages) * (1 + max(0, folds)) / speed
+
+
 def device_text(description: str) -> str:
     """``cpu (1 threads)`` -> ``CPU (1 thread)``."""
     text = description.replace("(1 threads)", "(1 thread)")
@@ -588,7 +608,7 @@ def fmt_metric(v: Any) -> str:
 
 __all__ = [
     "Candidates", "DataWarning", "FilteredStore", "NearDuplicate", "PatientCount", "RunInfo", "RunSpec", "Summary",
-    "data_warnings", "device_text", "filtered_store_for", "fmt_duration", "fmt_metric", "label_dates",
+    "data_warnings", "device_text", "estimate_training_seconds", "filtered_store_for", "fmt_duration", "fmt_metric", "label_dates",
     "list_resumable_runs", "local_time",
     "load_candidates", "near_duplicates", "new_run_dir", "passed_checks", "prepare_run", "read_run", "summarize",
     "thumbnail_vector",

@@ -48,18 +48,18 @@ if TYPE_CHECKING:
 
 RECIPE_TEXT = {
     "busviewer": "busviewer (recommended without ImageNet weights)",
-    "seed": "Seed papers (Adam 1e-4, crop + flip)",
+    "seed": "Original recipe (Adam 1e-4, crop + flip)",
 }
 ARCH_TEXT = {
     "ensemble": ("Ensemble: AlexNet + ResNet-18",
-                 "Two networks whose features are combined by one classifier (seed paper 001). Trained end to "
-                 "end (busviewer recipe) or in three stages: AlexNet, ResNet-18, then the joint classifier (seed "
-                 "recipe). Used for the Grad-CAM maps of both branches."),
+                 "Two networks whose features are combined by one classifier (the design busviewer started "
+                 "from). Trained end to end (busviewer recipe) or in three stages: AlexNet, ResNet-18, then the "
+                 "joint classifier (original recipe). Used for the Grad-CAM maps of both branches."),
     "vgg16": ("VGG-16",
-              "One deeper network, fine-tuned as a whole (seed paper 000: accuracy 0.92, AUC 0.93 on its data). "
+              "One deeper network, fine-tuned as a whole (its original publication reported accuracy 0.92, AUC 0.93 on its own data). "
               "Slower to train on a CPU."),
 }
-BSE_TOOLTIP = ("B-mode + strain elastography (4 channels, seed paper 001) needs a strain image paired with each "
+BSE_TOOLTIP = ("B-mode + strain elastography (4 channels, as in the original ensemble design) needs a strain image paired with each "
                "B-mode image. busviewer does not store such pairs yet, so only B-mode training is possible.")
 WARN_STYLE = ("QLabel { color: #ffcc80; background: #3a2a14; border: 1px solid #7a5420; border-radius: 3px; "
               "padding: 5px; }")
@@ -173,7 +173,7 @@ class DataPage(QWizardPage):
         kind.addWidget(self.roi_count)
         kind.addStretch(1)
         fl.addLayout(kind, 1, 1)
-        fl.addWidget(dim("Crops around the lesion usually classify better (seed paper 001); every saved ROI is "
+        fl.addWidget(dim("Crops around the lesion usually classify better (as reported for the original ensemble); every saved ROI is "
                          "one training sample.", filters), 2, 0, 1, 2)
         fl.setColumnStretch(1, 1)
 
@@ -353,7 +353,7 @@ class DataPage(QWizardPage):
                 w.deleteLater()
         i = 0
         for i, w in enumerate(warnings):
-            lab = QLabel(("⛔ " if w.blocking else "⚠ ") + w.text, self.warnings_widget)
+            lab = QLabel(("✖ " if w.blocking else "⚠ ") + w.text, self.warnings_widget)
             lab.setWordWrap(True)
             lab.setStyleSheet(BLOCK_STYLE if w.blocking else WARN_STYLE)
             lab.setProperty("kind", w.kind)
@@ -745,13 +745,13 @@ class ValidationPage(QWizardPage):
         locked = w.locked
         busy = w.locked_busy
         if w.locked_error:
-            self.locked_label.setText(f"<span style='color:#ff8a80'>⛔ {html.escape(w.locked_error)}</span><br>"
+            self.locked_label.setText(f"<span style='color:#ff8a80'>✖ {html.escape(w.locked_error)}</span><br>"
                                       "Reset it to create a new one.")
             self.create_row.setVisible(False)
         elif locked is None:
             self.locked_label.setText(
-                "<b>No locked test set yet.</b> Create it once now; training needs it." if not busy else
-                "Working on the locked test set…")
+                "<b>No locked test set yet.</b> Next (“Create locked test set”) makes it once (training needs it) "
+                "and shows its patients here before you go on." if not busy else "Working on the locked test set…")
             self.create_row.setVisible(True)
         else:
             c = locked.counts
@@ -760,12 +760,13 @@ class ValidationPage(QWizardPage):
                 f"<b>{len(locked.patients)} patients</b> ({c.get('benign', '?')} benign, {c.get('malignant', '?')} "
                 f"malignant; {c.get('images', '?')} images), created {html.escape(when)} from the "
                 f"{c.get('candidates', '?')} labelled patients then in the store ({locked.fraction:.0%}, "
-                f"seed {locked.seed}). Kept out of every training run."
+                f"seed {locked.seed}). Kept out of every training run. Reset it only on purpose (below)."
                 + (f"<br><span style='color:#ffcc80'>⚠ It was made for another store ({html.escape(locked.store)}); "
                    "its patients may not exist in this one.</span>"
                    if locked.store and locked.store != str(getattr(w.store, "url", locked.store)) else ""))
             self.create_row.setVisible(False)
         self.create_locked_button.setEnabled(not busy and locked is None and not w.locked_error)
+        self._next_text()
         self.reset_locked_button.setEnabled(not busy and (locked is not None or bool(w.locked_error)))
         self.update_preview()
 
@@ -785,7 +786,7 @@ class ValidationPage(QWizardPage):
         try:
             plan = plan_with_locked_test(samples, w.locked, self.val_fraction_value(), 0, w.settings_page.seed.value())
         except ValueError as exc:
-            self.preview_label.setText(f"<span style='color:#ff8a80'>⛔ {html.escape(str(exc))}</span>")
+            self.preview_label.setText(f"<span style='color:#ff8a80'>✖ {html.escape(str(exc))}</span>")
             self.completeChanged.emit()
             return
         c = plan.counts
@@ -799,7 +800,7 @@ class ValidationPage(QWizardPage):
             lines.append(f"<span style='color:#ffcc80'>{absent} locked patient(s) are not in the selected data and "
                          "are not tested this time (they are still never trained on).</span>")
         if c["test"]["patients"] == 0:
-            lines.append("<span style='color:#ff8a80'>⛔ None of the locked test patients is in the selected data: "
+            lines.append("<span style='color:#ff8a80'>✖ None of the locked test patients is in the selected data: "
                          "the new model could not be tested.</span>")
         elif min(c["test"].get("benign", 0), c["test"].get("malignant", 0)) == 0:
             lines.append("<span style='color:#ffcc80'>The test patients have images of one class only: the AUC "
@@ -808,7 +809,7 @@ class ValidationPage(QWizardPage):
             k = self.folds.value()
             n_rest = c["train"]["patients"] + c["val"]["patients"]
             if n_rest < k:
-                lines.append(f"<span style='color:#ff8a80'>⛔ {n_rest} patients cannot make {k} folds.</span>")
+                lines.append(f"<span style='color:#ff8a80'>✖ {n_rest} patients cannot make {k} folds.</span>")
                 self.preview_label.setText("<br>".join(lines))
                 self.completeChanged.emit()
                 return
@@ -819,7 +820,24 @@ class ValidationPage(QWizardPage):
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:
-        return self.wiz.locked is not None and self.preview_ok and not self.wiz.locked_busy
+        w = self.wiz
+        if w.locked_busy:
+            return False
+        if w.locked is None:  # Next creates it (and stays here to show it)
+            return not w.locked_error and w.data_page.summary is not None
+        return self.preview_ok
+
+    def validatePage(self) -> bool:
+        """Without a locked test set, Next creates it and stays on this page so its counts are seen."""
+        if self.wiz.locked is None:
+            self.wiz.create_locked_test()
+            return False
+        return True
+
+    def _next_text(self) -> None:
+        w = self.wiz
+        self.setButtonText(QWizard.WizardButton.NextButton,
+                           "Create locked test set" if w.locked is None and not w.locked_error else "Next >")
 
 
 # ======================================================================= 4 settings
@@ -831,7 +849,7 @@ class SettingsPage(QWizardPage):
         self.wiz = wiz
         self.setTitle("Step 4 of 6 · Training settings")
         self.setSubTitle("The busviewer recipe is what measured best here without ImageNet weights (docs/RESULTS.md); "
-                         "the seed recipe reproduces the papers (Adam, learning rate 0.0001, early stopping). "
+                         "the original recipe repeats the published training (Adam, learning rate 0.0001, early stopping). "
                          "Pressing “Start training” begins step 5.")
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "Start training")
@@ -869,14 +887,14 @@ class SettingsPage(QWizardPage):
         self.lr.setRange(0.000001, 0.1)
         self.lr.setSingleStep(0.00005)
         self.lr.setValue(float(d["lr"]))
-        self.lr.setToolTip("Peak learning rate; 0.0001 (1e-4) with Adam in the seed papers, 0.001 with AdamW, "
+        self.lr.setToolTip("Peak learning rate; 0.0001 (1e-4) with Adam in the original recipe, 0.001 with AdamW, "
                            "warm-up and cosine decay in the busviewer recipe.")
         self.input_size = QSpinBox(main)
         self.input_size.setRange(32, 1024)
         self.input_size.setSingleStep(32)
         self.input_size.setValue(int(d["input_size"]))
         self.input_size.setSuffix(" px")
-        self.input_size.setToolTip("Images are resized to a square of this size (224 in the seed papers). "
+        self.input_size.setToolTip("Images are resized to a square of this size (224 in the original recipe). "
                                    "Smaller trains faster on a CPU.")
         form.addRow("Maximum epochs per stage:", self.epochs)
         form.addRow("Early stopping after:", self.patience)
@@ -1102,7 +1120,7 @@ class SettingsPage(QWizardPage):
             self.wiz.show_error("Invalid model name",
                                 f"“{name}” cannot be used: use letters, digits, '.', '_' or '-' (no spaces).")
             return False
-        return True
+        return self.wiz.confirm_start()
 
 
 __all__ = ["DataPage", "ModelPage", "SettingsPage", "ValidationPage"]

@@ -105,3 +105,26 @@ def close_window(window: QWidget) -> None:
     window.close()
     window.deleteLater()
     QApplication.processEvents()
+
+
+def answer_dialog(button_text: str, found: list | None = None, timeout: float = 10.0) -> None:  # type: ignore[type-arg]
+    """Click ``button_text`` in the next modal message box (call before what opens it).
+    The box's text is appended to ``found`` when given."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    deadline = time.monotonic() + timeout
+
+    def look() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            if found is not None:
+                found.append(box.text())
+            button = next((b for b in box.buttons() if b.text().replace("&", "") == button_text), None)
+            assert button is not None, f"no {button_text!r} button in {box.text()!r}"
+            button.click()
+            return
+        if time.monotonic() < deadline:
+            QTimer.singleShot(20, look)
+
+    QTimer.singleShot(20, look)

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUSI = Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared" / "data" / "busi"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gui_helpers import answer_dialog  # noqa: E402
 from make_screenshots import ensure_models, pump, settle  # noqa: E402
 
 
@@ -91,6 +92,7 @@ def main(out_dir: str) -> int:
     fast(wiz.settings_page)
     epochs = []
     wiz.runEvent.connect(lambda e: epochs.append(e) if isinstance(e, ev.EpochDone) else None)
+    answer_dialog("Start training")  # the confirmation with the estimate
     wiz.button(QWizard.WizardButton.CommitButton).click()
     pump(lambda: len(epochs) >= 4 or wiz.run_page.state in ("finished", "failed"), 900, "some epochs")
     shot(wiz, out, "5_run", wait=0.2)
@@ -127,6 +129,7 @@ def main(out_dir: str) -> int:
     wiz2.settings_page.input_size.setValue(32)
     wiz2.settings_page.vgg_frozen.setValue(4)
     wiz2.runEvent.connect(lambda e: wiz2.cancel_run() if isinstance(e, ev.StepDone) and e.step >= 2 else None)
+    answer_dialog("Start training")
     wiz2.button(QWizard.WizardButton.CommitButton).click()
     pump(lambda: wiz2.run_page.state in ("cancelled", "finished", "failed"), 900, "the cancel")
     shot(wiz2, out, "5_run_cancelled")

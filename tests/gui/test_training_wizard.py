@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from gui_helpers import link_models
+from gui_helpers import answer_dialog, link_models
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
@@ -131,6 +131,7 @@ def walk_to_training(wiz, qtbot, locked_fraction: int = 25) -> None:  # type: ig
     press(qtbot, wiz)
     assert wiz.currentId() == PAGE_SETTINGS
     fast_settings(wiz.settings_page)
+    answer_dialog("Start training")  # the confirmation with the estimate
     press(qtbot, wiz, QWizard.WizardButton.CommitButton)
     assert wiz.currentId() == PAGE_RUN
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from gui_helpers import link_models
+from gui_helpers import answer_dialog, link_models
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWizard
 from test_training_wizard import balanced, import_into, press, write_dataset
@@ -78,6 +78,7 @@ def train_once(ws, qtbot) -> SimpleNamespace:  # type: ignore[no-untyped-def]
         sp.vgg_frozen.setValue(4)
         sp.device.setCurrentIndex(sp.device.findData("cpu"))
         sp.max_steps.setValue(1)
+        answer_dialog("Start training")  # the confirmation with the estimate
         press(qtbot, wiz, QWizard.WizardButton.CommitButton)
         assert wiz.currentId() == PAGE_RUN
         rp = wiz.run_page
