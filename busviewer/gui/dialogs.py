@@ -37,6 +37,8 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("G", "Grad-CAM overlay on/off"),
     ("F", "Fit the image to the view"),
     ("1", "Show the image 1:1 (one image pixel per screen pixel)"),
+    ("C", "Compare two images side by side (1x2); the right one is chosen above it"),
+    ("Right / middle drag", "Window/level on the image (left-right: window, up-down: level)"),
     ("Space", "Play / pause a cine loop"),
     ("Ctrl+F", "Search the worklist"),
     ("Ctrl+O", "Import files"),

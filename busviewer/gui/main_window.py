@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from busviewer.core.store import ImageRecord, Store, StoreError
 from busviewer.gui import workers
 from busviewer.gui.ai_panel import ARCH_SHORT, ARCH_TITLES, AIPanel
+from busviewer.gui.compare import CompareLayout
 from busviewer.gui.dialogs import ProgressDialog, ShortcutsDialog, message_box, show_about
 from busviewer.gui.label_panel import LabelPanel
 from busviewer.gui.notice import StatusNotice
@@ -186,6 +187,7 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([430, 770, 400])
         self.splitter.setChildrenCollapsible(False)
         self.setCentralWidget(self.splitter)
+        self.compare = CompareLayout(self)  # the 1x2 layout (View > Compare two images)
         self.resize(1600, 960)
 
     def _build_menus(self) -> None:
@@ -225,7 +227,12 @@ class MainWindow(QMainWindow):
         view.addAction("Fit image", self.viewer.fit)
         view.addAction("Image 1:1", self.viewer.one_to_one)
         view.addAction("Reset window/level", self.viewer.reset_levels)
-        view.addAction("Clear caliper", self.viewer.clear_caliper)
+        view.addAction("Clear calipers", self.viewer.clear_caliper)
+        view.addSeparator()
+        self.act_compare = view.addAction("Compare two images (1x2)")
+        self.act_compare.setCheckable(True)
+        self.act_compare.setShortcut(QKeySequence("C"))
+        self.act_compare.toggled.connect(self.compare.set_on)
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction("Keyboard shortcuts", self.show_shortcuts).setShortcut(QKeySequence("F1"))

@@ -172,6 +172,8 @@ class ImageViewer(QWidget):
         for name, w, lv in WL_PRESETS:
             self.preset.addItem(f"{name} (W {w} L {lv})", (w, lv))
         self.preset.activated.connect(self._preset_chosen)
+        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset.setMinimumContentsLength(7)  # the list opens wide enough for the names
         reset = QPushButton("Reset W/L", self)
         reset.setToolTip("Back to the stored grey levels")
         reset.clicked.connect(self.reset_levels)

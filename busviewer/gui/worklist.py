@@ -313,7 +313,10 @@ class WorklistWidget(QWidget):
         for col in range(len(COLUMNS)):
             texts = [str(self.proxy.index(r, col).data() or "") for r in range(min(self.proxy.rowCount(), 500))]
             content = max((fm.horizontalAdvance(t) for t in texts), default=0)
-            widths[col] = max(content + pad, header.sectionSizeFromContents(col).width())
+            title = header.fontMetrics().horizontalAdvance(COLUMNS[col]) + 16
+            if header.isSortIndicatorShown() and header.sortIndicatorSection() == col:
+                title += 14  # room for the sort arrow
+            widths[col] = max(content + pad, title)
         room = self.table.viewport().width() - sum(w for c, w in widths.items() if c != COL_PATIENT)
         widths[COL_PATIENT] = max(widths[COL_PATIENT], room)
         self._fitting = True

@@ -175,3 +175,24 @@ def test_window_level_is_per_image_and_resets_on_patient_change(window, qtbot) -
     assert tuple(w.viewer.image_item.levels) == (0.5, 255.5)
     _show(w, qtbot, "PAT-A", 0)
     assert w.viewer.window_level() == (255, 128)  # a new reading of the patient starts clean
+
+
+def test_one_by_two_layout_compares_two_images(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    w = window
+    _show(w, qtbot, "PAT-A", 0)
+    assert not w.compare.is_on()
+    w.act_compare.trigger()  # View > Compare two images (C)
+    pane = w.compare.pane
+    assert pane.isVisible() and w.viewer.isVisible()
+    qtbot.waitUntil(lambda: pane.viewer.image is not None, timeout=20_000)
+    assert pane.image_id == w.records[1].id and pane.viewer.info.full_text().startswith("#2 a2.png")
+    assert abs(pane.viewer.width() - w.viewer.width()) < 40  # two halves
+    pane.viewer.set_window_level(90, 100)
+    assert w.viewer.window_level() == (255, 128)  # each side its own W/L
+    pane.chooser.activated.emit(0)
+    qtbot.waitUntil(lambda: pane.image_id == w.records[0].id and pane.viewer.image is not None, timeout=20_000)
+    _show(w, qtbot, "PAT-B", 0)
+    assert pane.chooser.count() == 1 and pane.viewer.image is None and "one image" in pane.viewer.message.text()
+    assert pane.viewer.window_level() == (255, 128)
+    w.act_compare.trigger()
+    assert not w.compare.is_on()
