@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,7 @@ def _call(analysis: Any, image_id: int, arch: str, p: Any) -> str:
 
 
 def _summary(flow: _Flow, store: Store, summary: Any, images: list, numbers: dict[int, int], analysis: Any) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     flow.text(f"Patient {summary.patient_key}", size=18, weight="bold", gap=0.2)
     flow.text(f"{summary.name + '; ' if summary.name else ''}report generated {stamp}", size=9)
     flow.text(RESEARCH_NOTICE, size=10, color="#a00000", weight="bold")

@@ -68,7 +68,7 @@ def test_report_text_stays_on_the_page_and_carries_the_reading(tmp_path: Path, b
     for n, (text, boxes, (w, h)) in enumerate(pages):
         assert boxes, f"page {n + 1} has no text"
         for left, bottom, right, top in boxes:
-            assert 0 <= left and right <= w and 0 <= bottom and top <= h, (n + 1, (left, bottom, right, top), (w, h))
+            assert left >= 0 and right <= w and bottom >= 0 and top <= h, (n + 1, (left, bottom, right, top), (w, h))
         assert "Research use only" in text
     summary = pages[0][0].replace("\r\n", "\n")
     flat = " ".join(summary.split())

@@ -16,8 +16,10 @@ Images outside the training data (input guard, :mod:`busviewer.core.input_guard`
 their model output is withheld (``outside``: image id -> reason); they neither vote nor
 count as a disagreement, unless the reader overrode the flag (``overridden``: image id
 -> reader), in which case they are summarised like any other image. A patient with no
-image left to vote is ``"not classified"`` (all outside) or ``"indeterminate"``. :meth:`PatientAnalysis.at` re-summarises at another operating point without
-running any model, so the reader can switch points on results already shown.
+image left to vote is ``"not classified"`` (all outside) or ``"indeterminate"``.
+
+:meth:`PatientAnalysis.at` re-summarises at another operating point without running any
+model, so the reader can switch points on results already shown.
 """
 
 from __future__ import annotations
@@ -232,5 +234,6 @@ def guard_analysis(store: Any, analysis: PatientAnalysis) -> PatientAnalysis:
     return analysis.guarded(outside, overridden)
 
 
-__all__ = ["INDETERMINATE", "NOT_CLASSIFIED", "guard_analysis", "guard_findings", "ImagePrediction", "ModelVerdict", "image_numbers", "PatientAnalysis", "stored_analysis", "summarise",
+__all__ = ["INDETERMINATE", "NOT_CLASSIFIED", "ImagePrediction", "ModelVerdict", "PatientAnalysis", "guard_analysis",
+           "guard_findings", "image_numbers", "stored_analysis", "summarise",
            "thresholds_by_sha"]

@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from busviewer.ai.results import image_numbers
+from busviewer.core.notice import RESEARCH_NOTICE
 from busviewer.core.operating import (
     DEFAULT_OPERATING_POINT,
     OPERATING_POINTS,
@@ -24,8 +26,6 @@ from busviewer.core.operating import (
     describe_band,
     indeterminate_band,
 )
-from busviewer.ai.results import image_numbers
-from busviewer.core.notice import RESEARCH_NOTICE
 from busviewer.core.store import Store
 
 
@@ -140,6 +140,10 @@ def _call(analysis, image_id: int, arch: str, p) -> str:  # type: ignore[no-unty
     return "indeterminate" if analysis.is_indeterminate(image_id, arch) else p.label
 
 
+def _cell(analysis, image_id: int, arch: str, p) -> str:  # type: ignore[no-untyped-def]
+    return f"{_call(analysis, image_id, arch, p)[:5]} {p.malignant_probability:.3f}"
+
+
 def _print_patient(key: str, analysis, images) -> None:  # type: ignore[no-untyped-def]
     print(f"patient {key}")
     archs = list(analysis.verdicts)
@@ -149,8 +153,7 @@ def _print_patient(key: str, analysis, images) -> None:  # type: ignore[no-untyp
         preds = analysis.for_image(iid)
         number = numbers.get(iid, iid)
         cells = " ".join(
-            f"{(_call(analysis, iid, a, preds[a])[:5] + ' ' + format(preds[a].malignant_probability, '.3f')) if a in preds else '-':>20}"
-            for a in archs
+            f"{_cell(analysis, iid, a, preds[a]) if a in preds else '-':>20}" for a in archs
         )
         flag = "  models disagree" if iid in analysis.disagreements else ""
         if iid in analysis.outside:

@@ -121,7 +121,8 @@ def describe(operating_point: str, threshold: float | None) -> str:
 
 
 __all__ = [
-    "DEFAULT_BAND_MARGIN", "DEFAULT_OPERATING_POINT", "DEFAULT_THRESHOLD", "HELP", "OPERATING_POINTS", "TITLES", "card_temperature",
-    "card_thresholds", "check_operating_point", "describe", "describe_band", "has_operating_points", "indeterminate_band",
+    "DEFAULT_BAND_MARGIN", "DEFAULT_OPERATING_POINT", "DEFAULT_THRESHOLD", "HELP", "OPERATING_POINTS", "TITLES",
+    "card_temperature", "card_thresholds", "check_operating_point", "describe", "describe_band", "has_operating_points",
+    "indeterminate_band",
     "is_indeterminate", "threshold_for",
 ]

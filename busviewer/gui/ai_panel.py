@@ -12,6 +12,7 @@ threshold are in force.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,10 +44,12 @@ from busviewer.gui.verdict_card import (  # noqa: F401  (ARCH_*, verdict_summary
     VerdictCard,
     cell_text,
     label_colour,
+    outside_lines,
     verdict_summary,
 )
+from busviewer.services import guidance
 
-NO_MODEL_MESSAGE = "No active model — train one (Model > Train...) or import one (Model > Import model...)"
+NO_MODEL_MESSAGE = guidance.NO_MODEL
 ARCH_ORDER = ("ensemble", "vgg16")
 SETTINGS_AUTO = "ai/auto_analyse"
 SETTINGS_OPERATING_POINT = "ai/operating_point"
@@ -82,6 +85,11 @@ class AIPanel(QWidget):
         self.message.setObjectName("aiMessage")
         self.message.setWordWrap(True)
         self.message.hide()
+        self.situation = guidance.Situation()
+        self.guide = QLabel("", self)
+        self.guide.setObjectName("nextStep")
+        self.guide.setWordWrap(True)
+        self.guide.hide()
 
         self.analyse_button = QPushButton("Analyse patient (A)", self)
         self.analyse_button.setToolTip("Classify every image of this patient with the active models")
@@ -176,6 +184,7 @@ class AIPanel(QWidget):
         lay.addWidget(self.banner)
         lay.addWidget(self.models_label)
         lay.addWidget(self.message)
+        lay.addWidget(self.guide)
         lay.addLayout(controls)
         lay.addLayout(point_row)
         lay.addLayout(prog)
@@ -192,8 +201,19 @@ class AIPanel(QWidget):
         self.message.hide()
         self.set_models_ready(False)
 
-    def set_models(self, cards: dict[str, Any], device: str) -> None:
-        parts = [f"{ARCH_SHORT.get(a, a)}: {c.name} v{c.version}" for a, c in sorted(cards.items(), key=lambda kv: _order(kv[0]))]
+    def _situation(self, **changes: Any) -> None:
+        """Update what the panel knows of the workstation and the next-step hint."""
+        self.situation = dataclasses.replace(self.situation, **changes)
+        text = guidance.next_step(self.situation)
+        self.guide.setText(text)
+        self.guide.setVisible(bool(text))
+
+    def set_store_empty(self, empty: bool) -> None:
+        self._situation(store_empty=empty)
+
+    def set_models(self, cards: dict[str, Any], device: str, shipped: Sequence[str] = ()) -> None:
+        parts = [f"{ARCH_SHORT.get(a, a)}: {c.name} v{c.version}"
+                 for a, c in sorted(cards.items(), key=lambda kv: _order(kv[0]))]
         missing = [ARCH_SHORT.get(a, a) for a in ARCH_ORDER if a not in cards]
         text = "Models: " + " · ".join(parts) + f" · {device}"
         if missing:
@@ -201,11 +221,17 @@ class AIPanel(QWidget):
         self.models_label.setText(text)
         self.message.hide()
         self.set_models_ready(True)
+        self._situation(models="ready", shipped_active=tuple(shipped))
 
-    def set_no_model(self, detail: str = "") -> None:
+    def set_no_model(self, detail: str = "", installed: int | None = None) -> None:
+        """No active model; ``installed`` model versions exist (None: as last told)."""
+        n = self.situation.installed if installed is None else installed
         self.models_label.setText("Models: none active")
-        self.show_message(NO_MODEL_MESSAGE + (f"\n{detail}" if detail and detail != NO_MODEL_MESSAGE else ""), warn=True)
+        main = guidance.no_model_text(n)
+        self.show_message(main + (f"\n{detail}" if detail and detail not in (NO_MODEL_MESSAGE, main) else ""),
+                          warn=True)
         self.set_models_ready(False)
+        self._situation(models="none", installed=n, shipped_active=())
 
     def set_models_ready(self, ready: bool) -> None:
         self.models_ready = ready
@@ -221,6 +247,7 @@ class AIPanel(QWidget):
     # --------------------------------------------------------------- patient
     def set_patient(self, records: Sequence[ImageRecord]) -> None:
         self.records = list(records)
+        self._situation(patient_open=True, store_empty=False)
         self.numbers = {r.id: i for i, r in enumerate(records, start=1)}
         self.analysis = None
         for card in self.cards.values():
@@ -317,15 +344,7 @@ class AIPanel(QWidget):
     def _show_outside(self, analysis: Any) -> None:
         outside = dict(getattr(analysis, "outside", {}) or {})
         overridden = dict(getattr(analysis, "overridden", {}) or {})
-
-        def nums(ids: Any) -> str:
-            return ", ".join(f"#{self.numbers.get(i, i)}" for i in sorted(ids, key=lambda i: self.numbers.get(i, i)))
-
-        lines = [f"⚠ Image {nums([i])}: {reason}. No result is shown for it and it does not vote."
-                 for i, reason in sorted(outside.items(), key=lambda kv: self.numbers.get(kv[0], kv[0]))]
-        if overridden:
-            lines.append(f"Classified on the reader's override (flagged as outside the training data): "
-                         f"{nums(overridden)} by {', '.join(sorted(set(overridden.values())))}.")
+        lines = outside_lines(outside, overridden, self.numbers)
         self.outside_note.setText("\n".join(lines))
         self.outside_note.setVisible(bool(lines))
         self.override_button.setText("Withdraw the override" if overridden and not outside

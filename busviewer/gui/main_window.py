@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
     modelsLoaded = Signal(object)
     analysisFinished = Signal(object)
     analysisFailed = Signal(str)
+    infoShown = Signal(str, str)
     camShown = Signal(int, str)
     roiClassified = Signal(int, object)
     importFinished = Signal(object)
@@ -281,6 +282,7 @@ class MainWindow(QMainWindow):
 
     def _worklist_loaded(self, patients: list[Any]) -> None:
         self.worklist.set_patients(patients, keep=self.patient_key)
+        self.ai_panel.set_store_empty(not patients)
         if self.patient_key is None:
             self.viewer.show_message(
                 "Open a patient from the worklist" if patients else
@@ -308,7 +310,7 @@ class MainWindow(QMainWindow):
         if res.no_model is not None or not res.cards:
             self.models_state = "none"
             self.model_status.setText(f"AI: no active model · {res.device}")
-            self.ai_panel.set_no_model()
+            self.ai_panel.set_no_model(installed=len(res.entries))
             self.rois.sync()
             self.modelsLoaded.emit({})
             self._pending_analysis = False
@@ -318,7 +320,8 @@ class MainWindow(QMainWindow):
         self.model_status.setText(f"AI: {names} · {res.device}")
         self.model_status.setToolTip("\n".join(f"{ARCH_TITLES.get(a, a)}: {c.name} v{c.version}"
                                                for a, c in sorted(res.cards.items())))
-        self.ai_panel.set_models(res.cards, res.device)
+        self.ai_panel.set_models(res.cards, res.device, shipped=[
+            e.architecture for e in res.entries if e.active and getattr(e, "location", "") == "shipped"])
         self.rois.sync()
         self.modelsLoaded.emit(res.cards)
         if self._pending_analysis or (self.patient_key and self.ai_panel.auto_analyse()
@@ -867,8 +870,10 @@ class MainWindow(QMainWindow):
 
     # ============================================================ export report
     def export_report_dialog(self) -> None:
-        if self.patient_key is None:
-            self.report_error("No patient open", "Open a patient from the worklist first.")
+        if self.patient_key is None:  # nothing to do yet: a note, not an error
+            from busviewer.services.guidance import nothing_to_export
+
+            self.inform("Nothing to export yet", nothing_to_export(self.worklist.model.rowCount() == 0))
             return
         last = QSettings().value("paths/export", str(Path.home()))
         path, _ = QFileDialog.getSaveFileName(
@@ -984,6 +989,13 @@ class MainWindow(QMainWindow):
         self.viewer.set_mode(MODE_NAVIGATE)
         if self.focusWidget() is self.worklist.search:
             self.worklist.table.setFocus()
+
+    def inform(self, title: str, text: str) -> None:
+        """A friendly note for "nothing to do yet" (not an error; not in ``errors``)."""
+        self.statusBar().showMessage(text, 10000)
+        if not self._shutting_down:
+            message_box(self, title, text, icon=QMessageBox.Icon.Information)
+        self.infoShown.emit(title, text)
 
     def report_error(self, title: str, text: str, detail: str = "",
                      icon: QMessageBox.Icon = QMessageBox.Icon.Critical) -> None:

@@ -45,6 +45,20 @@ def cell_text(p: Any, unsure: bool) -> str:
     return f"{mark} {p.malignant_probability:.2f}"
 
 
+def outside_lines(outside: dict[int, str], overridden: dict[int, str], numbers: dict[int, int]) -> list[str]:
+    """The AI panel's note on images outside the training data (and overrides)."""
+
+    def nums(ids: Any) -> str:
+        return ", ".join(f"#{numbers.get(i, i)}" for i in sorted(ids, key=lambda i: numbers.get(i, i)))
+
+    lines = [f"⚠ Image {nums([i])}: {reason}. No result is shown for it and it does not vote."
+             for i, reason in sorted(outside.items(), key=lambda kv: numbers.get(kv[0], kv[0]))]
+    if overridden:
+        lines.append(f"Classified on the reader's override (flagged as outside the training data): "
+                     f"{nums(overridden)} by {', '.join(sorted(set(overridden.values())))}.")
+    return lines
+
+
 class VerdictCard(QFrame):
     """One model's patient-level vote."""
 

@@ -69,7 +69,8 @@ def test_panel_withholds_output_of_images_outside_the_training_data(qtbot) -> No
     panel.show_analysis(analysis)
     assert [panel.table.item(0, c).text() for c in (1, 2)] == ["outside", "outside"]
     assert panel.table.item(0, 1).toolTip().startswith("Outside the model's training data")
-    assert panel.cards["vgg16"].verdict.text() == "BENIGN" and "0 malignant, 1 benign" in panel.cards["vgg16"].detail.text()
+    vgg = panel.cards["vgg16"]
+    assert vgg.verdict.text() == "BENIGN" and "0 malignant, 1 benign" in vgg.detail.text()
     assert "Image #1: outside the model's training data: colour Doppler" in panel.outside_note.text()
     assert panel.image_short_labels()[1] == "outside"
     assert panel.override_button.isVisibleTo(panel) and panel.override_button.text() == "Classify flagged images anyway"
