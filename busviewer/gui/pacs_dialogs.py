@@ -312,8 +312,11 @@ class PacsActions:
     def send_dialog(self, node: str | None = None) -> workers.Task | None:
         w = self.window
         s = self.settings()
-        if s is None or w.patient_key is None or not s.nodes:
-            w.report_error("Send results to PACS", "Open an analysed patient and add a PACS node first.")
+        if s is not None and (w.patient_key is None or not s.nodes):  # nothing to do yet: a note, not an error
+            w.inform("Nothing to send yet", "Open an analysed patient first." if s.nodes else
+                     "Add a PACS node first (File > PACS nodes…), then open an analysed patient.")
+            return None
+        if s is None:
             return None
         if node is None:
             from PySide6.QtWidgets import QInputDialog
@@ -341,7 +344,7 @@ class PacsActions:
         w = self.window
         patients = [w.patient_key] if w.patient_key else []
         if not patients:
-            w.report_error("Export de-identified", "Open the patient to export first.")
+            w.inform("Nothing to export yet", "Open the patient to export first (from the worklist).")
             return None
         if out is None:
             folder = QFileDialog.getExistingDirectory(w, "Export de-identified into")

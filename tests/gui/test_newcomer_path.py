@@ -68,6 +68,12 @@ def test_installed_but_inactive_models_point_to_manage_models(qtbot, styled_app,
     assert boxes and all(b.icon() == QMessageBox.Icon.Information for b in boxes)
     for b in boxes:
         b.close()
+    # the same for the de-identified export with nothing open
+    with qtbot.waitSignal(w.infoShown, timeout=5_000) as sig:
+        assert w.pacs.deid_dialog() is None
+    assert sig.args[0] == "Nothing to export yet" and errors == []
+    for b in _boxes():
+        b.close()
     close_window(w)
     store.close()
 
