@@ -34,7 +34,7 @@ from busviewer.training.calibration import (
     fit_temperature,
     reliability_bins,
 )
-from busviewer.training.metrics import auc_score, evaluate_predictions, patient_level
+from busviewer.training.metrics import Labels, Probs, auc_score, evaluate_predictions, patient_level
 
 METHOD = "temperature scaling (Guo et al., ICML 2017), NLL on the validation images"
 _KEEP = ("sensitivity", "specificity", "accuracy")
@@ -62,7 +62,7 @@ def _test_report(cal: dict[str, Any], thresholds: dict[str, float], y: Sequence[
 
 
 def calibration_report(
-    val_y: Sequence[int], val_p: Sequence[float], test_y: Sequence[int] = (), test_p: Sequence[float] = (),
+    val_y: Labels, val_p: Probs, test_y: Labels = (), test_p: Probs = (),
     test_patients: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Fit on the validation predictions, report on the test predictions (module docstring)."""
@@ -92,22 +92,22 @@ def calibration_report(
 
 
 def phase_calibration(model: Any, cfg: Any, val_samples: Sequence[Any], test_samples: Sequence[Any],
-                      test_probs: Sequence[float] | None, device: Any, cache: Any, amp_dtype: Any = None,
+                      test_probs: Probs | None, device: Any, cache: Any, amp_dtype: Any = None,
                       check_cancel: Callable[[], None] | None = None) -> dict[str, Any]:
     """Predict the validation samples with the phase's model and report (see the module docstring)."""
     from busviewer.training.evaluate import predict_samples
 
     val_p = predict_samples(model, val_samples, cfg.input_size, cfg.mean, cfg.std, device, cfg.eval_batch_size,
                             cache, amp_dtype, check_cancel) if val_samples else np.zeros(0)
-    has_test = bool(test_samples) and test_probs is not None
+    if not test_samples or test_probs is None:
+        test_samples, test_probs = (), ()
     return calibration_report(
         [s.label for s in val_samples], val_p,
-        [s.label for s in test_samples] if has_test else (), test_probs if has_test else (),
-        [s.patient for s in test_samples] if has_test else (),
+        [s.label for s in test_samples], test_probs, [s.patient for s in test_samples],
     )
 
 
-def card_calibration(card: Any, samples: Sequence[Any], probs: Sequence[float]) -> dict[str, Any]:
+def card_calibration(card: Any, samples: Sequence[Any], probs: Probs) -> dict[str, Any]:
     """``busviewer evaluate``: the card's temperature and operating points (T = 1 and 0.5
     for an older card) applied to a registered model's predictions of ``samples``."""
     from busviewer.core.operating import card_temperature, card_thresholds, has_operating_points

@@ -35,13 +35,13 @@ then meet both constraints on the validation data. Fitting needs both classes; o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from busviewer.core.operating import OPERATING_POINTS
+from busviewer.training.metrics import Labels, Probs
 
 TARGET = 0.95
 ECE_BINS = 10
@@ -49,7 +49,7 @@ T_BOUNDS = (0.05, 20.0)
 _EPS = 1e-7
 
 
-def _as_arrays(y_true: Sequence[int], prob: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _as_arrays(y_true: Labels, prob: Probs) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true, dtype=int).ravel()
     p = np.asarray(prob, dtype=float).ravel()
     if y.shape != p.shape:
@@ -61,13 +61,13 @@ def _as_arrays(y_true: Sequence[int], prob: Sequence[float]) -> tuple[np.ndarray
     return y, p
 
 
-def logit(prob: Sequence[float] | np.ndarray) -> np.ndarray:
+def logit(prob: Probs) -> np.ndarray:
     """``log(p / (1 - p))`` with p clipped to ``[1e-7, 1 - 1e-7]`` (finite for saturated outputs)."""
     p = np.clip(np.asarray(prob, dtype=float), _EPS, 1 - _EPS)
     return np.log(p) - np.log1p(-p)
 
 
-def apply_temperature(prob: Sequence[float] | np.ndarray, temperature: float) -> np.ndarray:
+def apply_temperature(prob: Probs, temperature: float) -> np.ndarray:
     """Calibrated malignant probabilities ``sigmoid(logit(p) / T)``; ``T = 1`` returns ``p`` unchanged."""
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite number > 0 (got {temperature!r})")
@@ -78,7 +78,7 @@ def apply_temperature(prob: Sequence[float] | np.ndarray, temperature: float) ->
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # a sigmoid that never overflows
 
 
-def nll(y_true: Sequence[int], prob: Sequence[float]) -> float:
+def nll(y_true: Labels, prob: Probs) -> float:
     """Mean negative log-likelihood (binary cross-entropy) of malignant probabilities."""
     y, p = _as_arrays(y_true, prob)
     if not y.size:
@@ -98,7 +98,7 @@ class TemperatureFit:
     note: str = ""
 
 
-def fit_temperature(y_true: Sequence[int], prob: Sequence[float],
+def fit_temperature(y_true: Labels, prob: Probs,
                     bounds: tuple[float, float] = T_BOUNDS) -> TemperatureFit:
     """Fit ``T`` minimising the NLL of ``sigmoid(logit(p) / T)`` (bounded search on ``log T``).
 
@@ -134,7 +134,7 @@ def fit_temperature(y_true: Sequence[int], prob: Sequence[float],
     return TemperatureFit(t, before, after, n, note)
 
 
-def reliability_bins(y_true: Sequence[int], prob: Sequence[float], bins: int = ECE_BINS) -> list[dict[str, Any]]:
+def reliability_bins(y_true: Labels, prob: Probs, bins: int = ECE_BINS) -> list[dict[str, Any]]:
     """Reliability-diagram data: per equal-width bin of the malignant probability, its
     edges, the count, the mean predicted probability and the observed fraction malignant
     (both None for an empty bin). The last bin includes 1.0."""
@@ -154,7 +154,7 @@ def reliability_bins(y_true: Sequence[int], prob: Sequence[float], bins: int = E
     return out
 
 
-def expected_calibration_error(y_true: Sequence[int], prob: Sequence[float], bins: int = ECE_BINS) -> float | None:
+def expected_calibration_error(y_true: Labels, prob: Probs, bins: int = ECE_BINS) -> float | None:
     """ECE of the malignant probability (see the module docstring); None without predictions."""
     rows = reliability_bins(y_true, prob, bins)
     n = sum(r["count"] for r in rows)
@@ -188,14 +188,14 @@ def _sens_spec(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray) -> tuple[np
     return tp / pos.size, (neg.size - fp) / neg.size
 
 
-def candidate_thresholds(prob: Sequence[float] | np.ndarray) -> np.ndarray:
+def candidate_thresholds(prob: Probs) -> np.ndarray:
     """The distinct scores (ascending) plus one just above the largest, capped at 1.0."""
     p = np.unique(np.asarray(prob, dtype=float))
     above = min(1.0, float(np.nextafter(p[-1], np.inf))) if p.size else 1.0
     return np.unique(np.append(p, above))
 
 
-def fit_operating_points(y_true: Sequence[int], prob: Sequence[float],
+def fit_operating_points(y_true: Labels, prob: Probs,
                          target: float = TARGET) -> dict[str, OperatingPoint]:
     """``high_sensitivity``, ``balanced`` and ``high_specificity`` on (calibrated, image-wise)
     validation probabilities; see the module docstring for the rules and tie handling."""
@@ -223,7 +223,7 @@ def fit_operating_points(y_true: Sequence[int], prob: Sequence[float],
     }
 
 
-def sens_spec_at(y_true: Sequence[int], prob: Sequence[float], threshold: float) -> tuple[float | None, float | None]:
+def sens_spec_at(y_true: Labels, prob: Probs, threshold: float) -> tuple[float | None, float | None]:
     """Sensitivity and specificity of ``p >= threshold`` (None where a class is absent)."""
     y, p = _as_arrays(y_true, prob)
     call = p >= threshold

@@ -87,15 +87,17 @@ def localisation_report(
     (with masks) if given, else ``box_params`` or the default."""
     from busviewer.ai.gradcam import DEFAULT_CAM_LAYER
 
-    kw = dict(cache=cache, device=device, layer=layer, check_cancel=check_cancel)
+    def cams_of(samples: Sequence[Sample]) -> list[np.ndarray]:
+        return sample_cams(model, card, samples, cache=cache, device=device, layer=layer, check_cancel=check_cancel)
+
     params, chosen_on = box_params or DEFAULT_BOX_PARAMS, None
     if val_samples:
         vs, vmasks, _ = masked(val_samples, masks_dir)
         if vs:
-            params, _table = choose_box_params(sample_cams(model, card, vs, **kw), vmasks)
+            params, _table = choose_box_params(cams_of(vs), vmasks)
             chosen_on = len(vs)
     ts, masks, skipped = masked(test_samples, masks_dir)
-    cams = sample_cams(model, card, ts, **kw) if ts else []
+    cams = cams_of(ts) if ts else []
     scores = [score_image(c, m, params, s.key) for c, m, s in zip(cams, masks, ts)]
     summary = summarise(scores) | {
         "skipped_no_mask": skipped,
@@ -140,7 +142,7 @@ class MaskRunHooks:
         return crop_samples(sset, o.crops_dir, o.crop_margin) if o.crops_dir else sset
 
     def phase(self, model: nn.Module, cfg: Any, val: Sequence[Sample], test: Sequence[Sample], phase_dir: Path,
-              cache: ImageCache, device: torch.device, check_cancel: Callable[[], None]) -> dict[str, Any] | None:
+              cache: ImageCache, device: torch.device, check_cancel: Callable[[], None] | None) -> dict[str, Any] | None:
         """Localisation of one phase's model on its test samples (box chosen on ``val``)."""
         if not self.options.masks_dir or not test:
             return None
@@ -180,6 +182,8 @@ def evaluate_localisation(
     parameters chosen on ``val_samples`` if given, else the card's (or the default)."""
     from busviewer.ai.roi_suggest import box_params_for
 
+    if not options.masks_dir:
+        raise ValueError("measuring the localisation needs a folder of lesion masks (masks_dir)")
     summary, rows = localisation_report(
         model, card, samples, options.masks_dir, val_samples=val_samples, box_params=box_params_for(card),
         layer=options.cam_layer, device=device, check_cancel=check_cancel,

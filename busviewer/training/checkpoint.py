@@ -76,7 +76,9 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"cuda.{i}"] = s
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    if not isinstance(np_state, tuple):  # legacy=True gives the MT19937 tuple unless another bit generator is in use
+        raise RuntimeError(f"numpy's global random state is not MT19937: {np_state.get('bit_generator')}")
     tensors["numpy"] = torch.from_numpy(np.asarray(np_state[1], dtype=np.uint32).astype(np.int64))
     py_state = random.getstate()
     meta = {
@@ -133,7 +135,7 @@ def save_checkpoint(
     # Tensors sharing storage (tied weights) must be stored separately.
     seen: set[tuple[int, int]] = set()
     for k, v in list(tensors.items()):
-        key = (v.untyped_storage().data_ptr(), v.storage_offset())
+        key = (v.untyped_storage().data_ptr(), int(v.storage_offset()))
         if v.numel() and key in seen:
             tensors[k] = v.clone()
         seen.add(key)

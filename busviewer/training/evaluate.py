@@ -5,23 +5,28 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from busviewer.training.augment import eval_transform
 from busviewer.training.data import CLASSES, ImageCache, ImageDataset, Sample
 from busviewer.training.metrics import evaluate_predictions
 
 
+def torch_dataset(dataset: ImageDataset) -> Dataset[tuple[Any, int, int]]:
+    """``dataset`` typed as the map-style torch dataset it is by protocol (data.py does not import torch)."""
+    return cast("Dataset[tuple[Any, int, int]]", dataset)
+
+
 def make_loader(
     dataset: ImageDataset, batch_size: int, num_workers: int = 0, sampler: Any = None, device: torch.device | None = None
 ) -> DataLoader:
     return DataLoader(
-        dataset,
+        torch_dataset(dataset),
         batch_size=batch_size,
         sampler=sampler,
         shuffle=False,

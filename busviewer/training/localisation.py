@@ -211,6 +211,7 @@ def format_localisation(loc: dict[str, Any], title: str = "") -> str:
     lines = [title] if title else []
     lines.append(f"  pointing game {f(loc.get('pointing_game'))} · energy inside lesion {f(loc.get('energy_inside'))}"
                  f" (mask area {f(loc.get('mask_area_share'))}, ratio {f(loc.get('energy_to_area'))})")
-    lines.append(f"  CAM box: IoU {f(loc.get('box_iou'))} · contains the lesion centre {f(loc.get('box_contains_centre'))}"
+    lines.append(f"  CAM box: IoU {f(loc.get('box_iou'))}"
+                 f" · contains the lesion centre {f(loc.get('box_contains_centre'))}"
                  f" · box area {f(loc.get('box_area_share'))} · peaks near the border {f(loc.get('peak_near_border'))}")
     return "\n".join(lines)

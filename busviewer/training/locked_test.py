@@ -32,7 +32,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,7 @@ def reset_locked_test(path: str | Path | None = None) -> Path | None:
     p = Path(path) if path is not None else locked_test_path()
     if not p.is_file():
         return None
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     archive = p.with_name(f"{p.stem}.reset-{stamp}{p.suffix}")
     os.replace(p, archive)
     return archive
@@ -228,7 +228,7 @@ def create_locked_test(
     }
     locked = LockedTestSet(
         patients=tuple(patients),
-        created=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        created=datetime.now(UTC).replace(microsecond=0).isoformat(),
         seed=int(seed),
         fraction=float(fraction),
         counts=counts,

@@ -6,17 +6,18 @@ head; stage 2 freezes both branches and trains the joint 4608 -> 2 head; VGG-16 
 single stage). Every stage uses Adam and cross-entropy, runs at most ``epochs`` epochs
 and stops when the validation loss has not improved for ``patience`` epochs; the best
 epoch's weights are then restored. With class balancing the validation loss carries the
-same class weights as the training loss (see :attr:`PhaseTrainer.val_class_weight`). After every epoch a checkpoint (model, best weights,
-optimizer, RNG, epoch/stage/early-stopping state) is written, so that a cancelled or
-crashed phase continues exactly where it stopped. The cancel flag is checked before
-every step (and every validation batch).
+same class weights as the training loss (see :attr:`PhaseTrainer.val_class_weight`).
+After every epoch a checkpoint (model, best weights, optimizer, RNG,
+epoch/stage/early-stopping state) is written, so that a cancelled or crashed phase
+continues exactly where it stopped. The cancel flag is checked before every step (and
+every validation batch).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from busviewer.training import distributed as ddp
 from busviewer.training.checkpoint import Checkpoint, load_checkpoint, restore_rng, save_checkpoint
 from busviewer.training.config import TrainConfig
 from busviewer.training.data import ImageDataset, class_weights, sample_weights
-from busviewer.training.evaluate import make_loader, predict_loader
+from busviewer.training.evaluate import make_loader, predict_loader, torch_dataset
 from busviewer.training.events import (
     EpochDone,
     EpochStarted,
@@ -265,7 +266,7 @@ class DistributedWeightedSampler(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[int]:
         g = torch.Generator()
         g.manual_seed(self.seed * 1_000_003 + self.epoch)
         total = self.num_samples * self.num_replicas
@@ -345,7 +346,7 @@ class PhaseTrainer:
         seed = self.seed * 101 + stage_index
         if self.cfg.balance == "sampler":
             return DistributedWeightedSampler(sample_weights(self.train_ds.labels), seed, w, r)
-        return DistributedSampler(self.train_ds, num_replicas=w, rank=r, shuffle=True, seed=seed, drop_last=False)
+        return DistributedSampler(torch_dataset(self.train_ds), num_replicas=w, rank=r, shuffle=True, seed=seed, drop_last=False)
 
     def _criterion(self) -> nn.Module:
         ls = self.cfg.label_smoothing
@@ -440,9 +441,9 @@ class PhaseTrainer:
             plan.init()
         ema = None
         if cfg.ema > 0:
-            resumed = ck is not None and start_epoch > 0
-            ema = WeightEMA(plan.state_module, cfg.ema, ck.ema if resumed else None,
-                            start_epoch * self.steps_per_epoch if resumed else 0)
+            resumed = ck if start_epoch > 0 else None
+            ema = WeightEMA(plan.state_module, cfg.ema, resumed.ema if resumed is not None else None,
+                            start_epoch * self.steps_per_epoch if resumed is not None else 0)
         self.tracker.advance(start_epoch * self.steps_per_epoch)
 
         fwd: nn.Module = plan.forward

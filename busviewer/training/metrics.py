@@ -18,16 +18,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from busviewer.ai.voting import BENIGN, MALIGNANT, patient_recognition_rate, patient_verdict
 
+Labels: TypeAlias = Sequence[int] | np.ndarray
+"""Class labels, 0 benign / 1 malignant: a sequence or an array."""
+Probs: TypeAlias = Sequence[float] | np.ndarray
+"""Malignant probabilities: a sequence or an array."""
+
 SCALAR_KEYS = ("accuracy", "precision", "sensitivity", "specificity", "f1", "auc")
 
 
-def confusion(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[int, int, int, int]:
+def confusion(y_true: Labels, y_pred: Labels) -> tuple[int, int, int, int]:
     """``(tn, fp, fn, tp)`` with malignant (1) as positive."""
     t = np.asarray(y_true, dtype=int)
     p = np.asarray(y_pred, dtype=int)
@@ -42,7 +47,7 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else 0.0
 
 
-def roc_points(y_true: Sequence[int], prob: Sequence[float]) -> dict[str, list[float]] | None:
+def roc_points(y_true: Labels, prob: Probs) -> dict[str, list[float]] | None:
     """ROC curve (fpr, tpr, thresholds); ``None`` with a single class."""
     from sklearn.metrics import roc_curve
 
@@ -54,7 +59,7 @@ def roc_points(y_true: Sequence[int], prob: Sequence[float]) -> dict[str, list[f
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": thr.tolist()}
 
 
-def auc_score(y_true: Sequence[int], prob: Sequence[float]) -> float | None:
+def auc_score(y_true: Labels, prob: Probs) -> float | None:
     from sklearn.metrics import roc_auc_score
 
     t = np.asarray(y_true, dtype=int)
@@ -64,7 +69,7 @@ def auc_score(y_true: Sequence[int], prob: Sequence[float]) -> float | None:
 
 
 def metrics_from_predictions(
-    y_true: Sequence[int], y_pred: Sequence[int], prob: Sequence[float] | None = None, roc: bool = True
+    y_true: Labels, y_pred: Labels, prob: Probs | None = None, roc: bool = True
 ) -> dict[str, Any]:
     tn, fp, fn, tp = confusion(y_true, y_pred)
     n = tn + fp + fn + tp
@@ -88,7 +93,7 @@ def metrics_from_predictions(
 
 
 def binary_metrics(
-    y_true: Sequence[int], prob: Sequence[float], threshold: float = 0.5, roc: bool = True
+    y_true: Labels, prob: Probs, threshold: float = 0.5, roc: bool = True
 ) -> dict[str, Any]:
     """Metrics of malignant probabilities ``prob``; predicted malignant if ``prob >= threshold``."""
     p = np.asarray(prob, dtype=float)
@@ -112,7 +117,7 @@ def majority_vote(image_predictions: Sequence[int]) -> int:
     return int(verdict.label == MALIGNANT)
 
 
-def recognition_rate(patients: Sequence[str], y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+def recognition_rate(patients: Sequence[str], y_true: Labels, y_pred: Labels) -> float:
     """Global patient recognition rate (seed 001, eq. 2): mean over patients of the
     fraction of the patient's images classified correctly."""
     correct = _group(patients, [int(a == b) for a, b in zip(y_true, y_pred, strict=True)])
@@ -122,7 +127,7 @@ def recognition_rate(patients: Sequence[str], y_true: Sequence[int], y_pred: Seq
 
 
 def patient_level(
-    patients: Sequence[str], y_true: Sequence[int], prob: Sequence[float], threshold: float = 0.5
+    patients: Sequence[str], y_true: Labels, prob: Probs, threshold: float = 0.5
 ) -> tuple[list[str], list[int], list[int], list[float]]:
     """Per patient (sorted ids): truth (any malignant), vote verdict, mean probability."""
     preds = [int(p >= threshold) for p in prob]
@@ -139,7 +144,7 @@ def patient_level(
 
 
 def patient_metrics(
-    patients: Sequence[str], y_true: Sequence[int], prob: Sequence[float], threshold: float = 0.5, roc: bool = True
+    patients: Sequence[str], y_true: Labels, prob: Probs, threshold: float = 0.5, roc: bool = True
 ) -> dict[str, Any]:
     """Patient-wise metrics: majority-vote verdicts, AUC of the mean probability."""
     _, truth, verdict, mean_prob = patient_level(patients, y_true, prob, threshold)
@@ -147,7 +152,7 @@ def patient_metrics(
 
 
 def evaluate_predictions(
-    patients: Sequence[str], y_true: Sequence[int], prob: Sequence[float], threshold: float = 0.5
+    patients: Sequence[str], y_true: Labels, prob: Probs, threshold: float = 0.5
 ) -> dict[str, Any]:
     """The full report: ``image``, ``patient`` metrics and ``recognition_rate``."""
     preds = [int(p >= threshold) for p in prob]

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def _figure(width: float = 5.0, height: float = 4.6):  # type: ignore[no-untyped-def]
+def _figure(width: float = 5.0, height: float = 4.6) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -22,12 +25,12 @@ def _figure(width: float = 5.0, height: float = 4.6):  # type: ignore[no-untyped
 
 def plot_roc(path: str | Path, curves: dict[str, dict[str, Any] | None], title: str = "ROC") -> Path | None:
     """``curves``: label -> ``{"fpr": [...], "tpr": [...], "auc": float|None}`` (None entries skipped)."""
-    curves = {k: v for k, v in curves.items() if v and v.get("fpr")}
-    if not curves:
+    shown = {k: v for k, v in curves.items() if v and v.get("fpr")}
+    if not shown:
         return None
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
-    for label, c in curves.items():
+    for label, c in shown.items():
         auc = c.get("auc")
         ax.plot(c["fpr"], c["tpr"], lw=1.6, label=f"{label} (AUC {auc:.3f})" if auc is not None else label)
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
@@ -81,21 +84,21 @@ def plot_reliability(path: str | Path, curves: dict[str, Sequence[dict[str, Any]
     """Reliability diagram: ``curves`` maps a label (e.g. "before (ECE 0.18)") to reliability
     bins (:func:`busviewer.training.calibration.reliability_bins`); observed fraction
     malignant against mean predicted probability per non-empty bin, with the bin counts."""
-    curves = {k: v for k, v in curves.items() if v and any(b["count"] for b in v)}
-    if not curves:
+    shown = {k: v for k, v in curves.items() if v and any(b["count"] for b in v)}
+    if not shown:
         return None
     fig = _figure(width=5.0, height=5.4)
     ax = fig.add_axes((0.14, 0.33, 0.8, 0.58))
     hist = fig.add_axes((0.14, 0.09, 0.8, 0.15), sharex=ax)
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey", label="perfectly calibrated")
-    width = 1.0 / len(next(iter(curves.values())))
-    for i, (label, bins) in enumerate(curves.items()):
+    width = 1.0 / len(next(iter(shown.values())))
+    for i, (label, bins) in enumerate(shown.items()):
         used = [b for b in bins if b["count"]]
         ax.plot([b["mean_predicted"] for b in used], [b["fraction_malignant"] for b in used], marker="o", ms=4,
                 lw=1.6, label=label)
-        offset = (i - (len(curves) - 1) / 2) * width / (len(curves) + 1)
+        offset = (i - (len(shown) - 1) / 2) * width / (len(shown) + 1)
         hist.bar([(b["lower"] + b["upper"]) / 2 + offset for b in bins], [b["count"] for b in bins],
-                 width=width / (len(curves) + 1), alpha=0.7)
+                 width=width / (len(shown) + 1), alpha=0.7)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_ylabel("observed fraction malignant")

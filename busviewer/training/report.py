@@ -61,7 +61,8 @@ def write_plots(
     )
     if p:
         written.append(p)
-    test = (calibration or {}).get("test") or {}
+    calibration = calibration or {}
+    test = calibration.get("test") or {}
     if test.get("reliability"):
         rel = test["reliability"]
         p = plot_reliability(

@@ -160,7 +160,8 @@ class _Run:
         masks: MaskOptions | None = None,
     ):
         self.cfg, self.cancel, self.resume = cfg, cancel, resume
-        self.mask_options, self.masks = masks, None  # lesion masks: crops and localisation (cam_eval)
+        self.mask_options = masks
+        self.masks: MaskRunHooks | None = None  # lesion masks: crops and localisation (cam_eval)
         self.registry, self.store, self.dist = registry, store, dist
         self.user_progress = progress
         self.emit: ProgressCallback = lambda ev: None
@@ -307,11 +308,12 @@ class _Run:
                 if (phase_dir / FINAL_WEIGHTS).is_file():
                     model.load_state_dict(load_weights(phase_dir / FINAL_WEIGHTS))
                     model.eval()
+                    result["_model"] = model
                 elif not (self.run_dir / "registered.json").is_file():
                     raise FileNotFoundError(f"{phase_dir / FINAL_WEIGHTS} is missing; the run cannot be registered")
                 else:  # registered earlier; the weights live in the registry
-                    model = None
-                result["_model"], result["_init"], result["_parent"] = model, init, parent
+                    result["_model"] = None
+                result["_init"], result["_parent"] = init, parent
             tracker.advance(result.get("planned_steps", 0))
             self.emit(PhaseDone(name, scalars(result.get("test") or {}), resumed=True))
             return result
@@ -422,9 +424,9 @@ class _Run:
     # ------------------------------------------------------------------ main
     def execute(self) -> RunResult:
         self._prepare_run_dir()
+        assert self.run_dir is not None
         self.masks = MaskRunHooks.for_run(self.mask_options, self.run_dir, self.resume, self.dist.is_main)
         cfg = self.cfg
-        assert self.run_dir is not None
         self.device = _choose_device(cfg.device, self.dist)
         self.amp_dtype = amp_dtype_for(self.device, cfg.amp)
         if cfg.amp in ("fp16", "bf16") and self.amp_dtype is None:
@@ -560,7 +562,9 @@ def resume_training(
     bad = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
     if bad:
         raise ValueError(f"cannot change {bad} when resuming (only {RESUME_OVERRIDABLE})")
-    cfg = dataclasses.replace(stored, run_dir=str(run_dir), **({"device": device} if device else {}), **overrides)
+    if device:
+        overrides["device"] = device
+    cfg = dataclasses.replace(stored, run_dir=str(run_dir), **overrides)
     return run_training(cfg, progress, cancel, resume=True, registry=registry, store=store)
 
 
