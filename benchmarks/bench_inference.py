@@ -88,9 +88,11 @@ PEAK = "peak: 2048^3 fp32 matmul"
 _MM = 2048
 
 
-def matmul() -> Callable[[], Any]:
+def matmul(device: torch.device = torch.device("cpu")) -> Callable[[], Any]:
     """The peak-FLOP/s probe: a large fp32 matmul (2 * 2048^3 FLOP per call)."""
-    a, b = torch.randn(_MM, _MM), torch.randn(_MM, _MM)
+    a, b = torch.randn(_MM, _MM, device=device), torch.randn(_MM, _MM, device=device)
+    if device.type == "cuda":
+        return lambda: (torch.mm(a, b), torch.cuda.synchronize(device))
     return lambda: torch.mm(a, b)
 
 
@@ -214,9 +216,10 @@ def bench_model(arch: str, model: torch.nn.Module, card: ModelCard, images: list
 
 
 def bench_patient(models: dict[str, tuple[torch.nn.Module, ModelCard]], images: list[np.ndarray], repeats: int,
-                  batch: int, log: Callable[[str], None]) -> dict[str, Stat]:
-    """A patient: both models' predictions + Grad-CAM of every image; before vs one pass."""
-    preds = {arch: Predictor(m, c, "cpu") for arch, (m, c) in models.items()}
+                  batch: int, log: Callable[[str], None], device: str = "cpu") -> dict[str, Stat]:
+    """A patient: both models' predictions + Grad-CAM of every image; before vs one pass.
+    (Results come back to the CPU, which waits for a GPU to finish.)"""
+    preds = {arch: Predictor(m, c, device) for arch, (m, c) in models.items()}
 
     def before() -> None:  # predict, then Grad-CAM forward + backward (as before issue 11)
         for p in preds.values():
@@ -247,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="interleaved repeats per figure (>= 5)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (inductor)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]: cuda times only the patient")
     args = ap.parse_args(argv)
     if args.repeats < 5:
         ap.error("--repeats must be >= 5")
@@ -265,10 +269,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\n[{which}] no models found; skipped")
             continue
         print(f"\n===== {which} models =====")
-        for arch, (model, card) in models.items():
-            bench_model(arch, model, card, images[:args.images], args.repeats, args.batch_size,
-                        args.naive_images, args.compile, print)
-        bench_patient(models, images[:args.patient_images], args.repeats, args.batch_size, print)
+        if args.device == "cpu":
+            for arch, (model, card) in models.items():
+                bench_model(arch, model, card, images[:args.images], args.repeats, args.batch_size,
+                            args.naive_images, args.compile, print)
+        else:
+            print(f"device {args.device}: {torch.cuda.get_device_name(torch.device(args.device))}")
+        bench_patient(models, images[:args.patient_images], args.repeats, args.batch_size, print, args.device)
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     print(f"\n(benchmark wall time {time.perf_counter() - t0:.0f} s; load average at end {load[0]:.1f})")
     return 0
