@@ -1,8 +1,9 @@
 """Import speed: the BUSI manifest and the 120-frame YBR JPEG cine file.
 
-Prints wall time (best of 3) for a full import into a fresh store, and, as the baseline
-measured in the same run, the time to only hash and decode the same files (no store).
-The ratio is the store's overhead.
+Prints the wall time of a full import into a fresh store and, as the baseline, the time
+to only hash and decode the same files (no store): each the median (min-max) of
+``--repeats`` (>= 5) runs, baseline and import interleaved in every round so that load
+from other processes hits both alike. The ratio of the medians is the store's overhead.
 
 Then the cost of decoder isolation (``busviewer.core.decode_pool``): per image, decoding
 in this process vs in a warm decoder process (best of 3; the decoder's one-off start is
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -31,33 +33,42 @@ from busviewer.core.importer import import_paths  # noqa: E402
 from busviewer.core.store import Store  # noqa: E402
 
 
-REPEATS = 3  # best of: the first pass also pays for cold file caches and lazy imports
+REPEATS = 3  # best of, for the isolation figures
 
 
 def _decode_only(files: list[Path]) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        for f in files:
-            sha256_file(f)
-            read_image(f)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    t0 = time.perf_counter()
+    for f in files:
+        sha256_file(f)
+        read_image(f)
+    return time.perf_counter() - t0
 
 
 def _import(paths: list[Path]) -> tuple[float, int]:
-    best, added = float("inf"), 0
-    for _ in range(REPEATS):
-        with tempfile.TemporaryDirectory() as tmp:
-            store = Store(Path(tmp) / "bench.sqlite")
-            t0 = time.perf_counter()
-            report = import_paths(store, paths)
-            best = min(best, time.perf_counter() - t0)
-            store.close()
-        if report.problems:
-            raise SystemExit(f"import problems: {report.problems[:3]}")
-        added = report.added
-    return best, added
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "bench.sqlite")  # opening (schema creation) is not timed
+        t0 = time.perf_counter()
+        report = import_paths(store, paths)
+        took = time.perf_counter() - t0
+        store.close()
+    if report.problems:
+        raise SystemExit(f"import problems: {report.problems[:3]}")
+    return took, report.added
+
+
+def interleaved(files: list[Path], paths: list[Path], repeats: int) -> tuple[list[float], list[float], int]:
+    """Decode-only and import times, alternating, after one warm-up of each (file cache, imports)."""
+    _decode_only(files)
+    _, added = _import(paths)
+    base, full = [], []
+    for _ in range(repeats):
+        base.append(_decode_only(files))
+        full.append(_import(paths)[0])
+    return base, full, added
+
+
+def _stat(v: list[float]) -> str:
+    return f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
 
 
 def _best_per_image(read, files: list[Path]) -> float:  # type: ignore[no-untyped-def]
@@ -88,14 +99,18 @@ def isolation_cost(sets: list[tuple[str, list[Path]]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--busi", type=Path, default=Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared/data/busi")))
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (>= 5)")
+    parser.add_argument("--no-isolation", action="store_true", help="skip the decoder-isolation figures")
     args = parser.parse_args()
+    if args.repeats < 5:
+        parser.error("--repeats must be >= 5")
+    print(f"load average at start {os.getloadavg()[0]:.1f}; median (min-max) of {args.repeats} interleaved rounds")
     rows = []
     manifest = args.busi / "manifest.csv"
     if manifest.is_file():
         with manifest.open() as fh:
             files = [args.busi / r["image"] for r in csv.DictReader(fh)]
-        base = _decode_only(files)
-        took, n = _import([manifest])
+        base, took, n = interleaved(files, [manifest], args.repeats)
         rows.append(("BUSI manifest", n, took, base))
     else:
         print(f"BUSI not found at {args.busi}; skipped", file=sys.stderr)
@@ -103,14 +118,17 @@ def main() -> int:
         import data_store
 
         cine = Path(data_store.__file__).parent / "data" / "color3d_jpeg_baseline.dcm"
-        base = _decode_only([cine])
-        took, n = _import([cine])
+        base, took, n = interleaved([cine], [cine], args.repeats)
         rows.append(("120-frame YBR_FULL_422 JPEG", n, took, base))
     except ImportError:
         print("pydicom-data not installed; 120-frame file skipped", file=sys.stderr)
-    print(f"{'input':<30} {'images':>6} {'import s':>9} {'ms/image':>9} {'decode-only s':>14} {'import/decode':>14}")
+    print(f"{'input':<30} {'images':>6} {'import s':>18} {'ms/image':>9} {'decode-only s':>18} {'import/decode':>14}")
     for name, n, took, base in rows:
-        print(f"{name:<30} {n:>6} {took:>9.2f} {1000 * took / max(n, 1):>9.1f} {base:>14.2f} {took / base:>14.2f}")
+        med = statistics.median(took)
+        print(f"{name:<30} {n:>6} {_stat(took):>18} {1000 * med / max(n, 1):>9.1f} {_stat(base):>18} "
+              f"{med / statistics.median(base):>14.2f}")
+    if args.no_isolation:
+        return 0
     sets: list[tuple[str, list[Path]]] = []
     try:
         import data_store
