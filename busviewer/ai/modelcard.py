@@ -141,6 +141,24 @@ class ModelCard:
         """The threshold of one operating point (ValueError for an unknown name)."""
         return threshold_for(self, operating_point)
 
+    def test_metrics(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(image-wise, patient-wise)`` test metrics (training writes ``metrics.test.image``
+        and ``.patient``; older cards may hold flat image metrics); empty dicts when none."""
+        m = self.metrics if isinstance(self.metrics, dict) else {}
+        test = m.get("test")
+        if isinstance(test, dict):
+            image, patient = test.get("image"), test.get("patient")
+            return (dict(image) if isinstance(image, dict) else {}), (dict(patient) if isinstance(patient, dict) else {})
+        flat = {k: v for k, v in m.items() if not isinstance(v, dict)}
+        patient = m.get("patient")
+        return flat, (dict(patient) if isinstance(patient, dict) else {})
+
+    def test_metric(self, key: str, level: str = "image") -> float | None:
+        """One recorded test metric (``level`` "image" or "patient"), or None."""
+        image, patient = self.test_metrics()
+        value = (patient if level == "patient" else image).get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
     def class_index(self, label: str | int) -> int:
         """Index of a class given by name or index; ValueError if unknown."""
         if isinstance(label, int) and not isinstance(label, bool):

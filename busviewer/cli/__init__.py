@@ -25,7 +25,7 @@ from busviewer.core.notice import RESEARCH_NOTICE
 from busviewer.core.validate import MAX_DB_ID, check_birads, check_identifier
 
 #: Modules under busviewer.cli that add subcommands.
-COMMAND_MODULES = ("data", "review", "models", "predict", "train", "store", "share", "pacs", "read")
+COMMAND_MODULES = ("data", "review", "models", "predict", "train", "trainprep", "store", "share", "pacs", "read")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,4 +1,5 @@
-"""``busviewer models list|show|import|export|activate|use-default|delete|ship``."""
+"""``busviewer models list|show|import|export|activate|rollback|use-default|delete|ship``: thin
+wrappers of :mod:`busviewer.services.models` (the same audited use cases as Model > Manage models)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ ARCHITECTURES = ("ensemble", "vgg16")  # busviewer.ai.networks.ARCHITECTURES, wi
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="the model registry: list, show, import, export, activate, use-default, "
-                                      "delete, ship")
+    p = sub.add_parser("models", help="the model registry: list, show, import, export, activate, rollback, "
+                                      "use-default, delete, ship")
     msub = p.add_subparsers(dest="models_command", required=True)
     a = msub.add_parser("list", help="model versions with their metrics; * marks the active ones")
     a.set_defaults(handler=cmd_list)
@@ -30,7 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(handler=cmd_export)
     a = msub.add_parser("activate", help="make a model version the active one of its architecture")
     a.add_argument("model", metavar="NAME[:VERSION]")
+    a.add_argument("--yes", action="store_true",
+                   help="activate even if its recorded test figures are poor or come from a tiny test set")
     a.set_defaults(handler=cmd_activate)
+    a = msub.add_parser("rollback", help="activate again the model that was active before the current one")
+    a.add_argument("architecture", choices=ARCHITECTURES)
+    a.set_defaults(handler=cmd_rollback)
     a = msub.add_parser("use-default", help="go back to the shipped default model (of one or every architecture)")
     a.add_argument("architecture", nargs="?", choices=ARCHITECTURES, help="default: every architecture")
     a.set_defaults(handler=cmd_use_default)
@@ -63,22 +69,32 @@ def _registry():  # type: ignore[no-untyped-def]
     return ModelRegistry()
 
 
+def _store():  # type: ignore[no-untyped-def]
+    """The store for the audit log (None, with a warning, if it cannot be opened: the model
+    change itself does not need it)."""
+    try:
+        from busviewer.core.store import Store
+
+        return Store()
+    except Exception as exc:  # noqa: BLE001 - any store problem only costs the audit entry
+        print(f"warning: the audit log cannot be written ({exc})", file=sys.stderr)
+        return None
+
+
 def _run(fn) -> int:  # type: ignore[no-untyped-def]
     from busviewer.ai.modelcard import ModelCardError
     from busviewer.ai.registry import RegistryError
 
     try:
         return fn()
-    except (RegistryError, ModelCardError, OSError) as exc:
+    except (RegistryError, ModelCardError, OSError, LookupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
 
 def _metric(card, key: str, level: str = "image") -> str:  # type: ignore[no-untyped-def]
-    """A test-set metric from the card (training writes ``metrics.test.image|patient``)."""
-    scope = (card.metrics or {}).get("test", {}).get(level, {})
-    value = scope.get(key) if isinstance(scope, dict) else None
-    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+    value = card.test_metric(key, level)
+    return "-" if value is None else f"{value:.3f}"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -107,12 +123,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     def go() -> int:
-        reg = _registry()
-        entry = reg.import_model(args.path)
-        print(f"imported {entry.ref} ({entry.architecture})")
+        from busviewer.services import models as svc
+
+        change = svc.import_model(_registry(), _store(), args.path, activate_it=args.activate)
+        print(f"imported {change.entry.ref} ({change.entry.architecture})")
         if args.activate:
-            reg.activate(entry.name, entry.version)
-            print(f"{entry.ref} is now the active {entry.architecture} model")
+            print(change.describe())
         return 0
 
     return _run(go)
@@ -120,10 +136,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     def go() -> int:
-        reg = _registry()
-        entry = reg.get(args.model)
-        weights, card = reg.export(entry.name, entry.version, args.dest)
-        print(f"exported {entry.ref} to {weights} and {card}")
+        from busviewer.services import models as svc
+
+        weights, card = svc.export_model(_registry(), _store(), args.model, args.dest)
+        print(f"exported {args.model} to {weights} and {card}")
         return 0
 
     return _run(go)
@@ -131,16 +147,25 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_activate(args: argparse.Namespace) -> int:
     def go() -> int:
+        from busviewer.services import models as svc
+
         reg = _registry()
         entry = reg.get(args.model)
-        reg.activate(entry.name, entry.version)
-        try:
-            from busviewer.core.store import Store
+        question = svc.activation_question(entry.card)
+        if question is not None and not args.yes:
+            print(f"not activated: {question.splitlines()[0]} Pass --yes to activate it anyway.", file=sys.stderr)
+            return 1
+        print(svc.activate(reg, _store(), entry.name, entry.version).describe())
+        return 0
 
-            Store().log("activate", "model", None, entry.architecture, None, entry.ref)
-        except Exception as exc:  # the activation itself succeeded
-            print(f"warning: activation not written to the audit log ({exc})", file=sys.stderr)
-        print(f"{entry.ref} is now the active {entry.architecture} model")
+    return _run(go)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    def go() -> int:
+        from busviewer.services import models as svc
+
+        print(svc.roll_back(_registry(), _store(), args.architecture).describe("is again the active"))
         return 0
 
     return _run(go)
@@ -148,31 +173,20 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 def cmd_use_default(args: argparse.Namespace) -> int:
     def go() -> int:
-        reg = _registry()
+        from busviewer.services import models as svc
+
+        reg, store = _registry(), _store()
         archs = [args.architecture] if args.architecture else list(ARCHITECTURES)
         done = 0
         for arch in archs:
             if reg.shipped_default(arch) is None:
                 print(f"{'error' if args.architecture else 'note'}: no shipped {arch} model", file=sys.stderr)
                 continue
-            before = reg.active(arch)
-            entry = reg.use_default(arch)
-            _audit("use_default_model", arch, before.ref if before else None, entry.ref)
-            print(f"{entry.ref} (shipped) is now the active {arch} model"
-                  + (f" (was {before.ref})" if before and before.ref != entry.ref else ""))
+            print(svc.use_default(reg, store, arch).describe("(shipped) is now the active"))
             done += 1
         return 0 if done else 1
 
     return _run(go)
-
-
-def _audit(action: str, architecture: str, old: str | None, new: str | None) -> None:
-    try:
-        from busviewer.core.store import Store
-
-        Store().log(action, "model", None, architecture, old, new)
-    except Exception as exc:  # the change itself succeeded
-        print(f"warning: not written to the audit log ({exc})", file=sys.stderr)
 
 
 def cmd_ship(args: argparse.Namespace) -> int:
@@ -216,13 +230,14 @@ def _ship_command(args: argparse.Namespace) -> str:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     def go() -> int:
-        reg = _registry()
-        entry = reg.get(args.model)
+        from busviewer.services import models as svc
+
         if ":" not in args.model:
             print("error: name the version to delete (NAME:VERSION)", file=sys.stderr)
             return 1
-        reg.delete(entry.name, entry.version)
-        print(f"deleted {entry.ref}")
+        reg = _registry()
+        entry = reg.get(args.model)
+        print(f"deleted {svc.delete_model(reg, _store(), entry.name, entry.version)}")
         return 0
 
     return _run(go)

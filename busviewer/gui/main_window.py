@@ -53,6 +53,7 @@ from busviewer.gui.tasks import (
 from busviewer.gui.thumbnails import Thumbnail, ThumbnailStrip, make_thumbnail
 from busviewer.gui.viewer import ImageViewer
 from busviewer.gui.worklist import WorklistWidget
+from busviewer.services import models as model_service
 
 log = logging.getLogger(__name__)
 
@@ -349,8 +350,8 @@ class MainWindow(QMainWindow):
             if not entries:
                 menu.addAction("(no model of this kind)").setEnabled(False)
             for e in entries:
-                acc = e.card.metrics.get("accuracy") if isinstance(e.card.metrics, dict) else None
-                text = f"{e.card.name} v{e.card.version}" + (f"  (acc {acc:.3f})" if isinstance(acc, float) else "")
+                auc = e.card.test_metric("auc")
+                text = f"{e.card.name} v{e.card.version}" + (f"  (test AUC {auc:.3f})" if auc is not None else "")
                 text += "  [shipped]" if getattr(e, "location", "") == "shipped" else ""
                 act = QAction(text, menu)
                 act.setCheckable(True)
@@ -359,14 +360,25 @@ class MainWindow(QMainWindow):
                 group.addAction(act)
                 menu.addAction(act)
 
-    def activate_model(self, name: str, version: int) -> None:
+    def activate_model(self, name: str, version: int, confirm: bool | None = None) -> None:
+        """Model menu: activate ``name`` v``version`` (audited); a model with poor or thin
+        recorded test figures only after a confirmation (``confirm``: the answer)."""
         if self.registry is None:
             return
+        entry = next((e for e in self.model_entries if e.card.name == name and e.card.version == version), None)
+        question = model_service.activation_question(entry.card) if entry is not None else None
+        if question is not None:
+            if confirm is None:
+                box = QMessageBox(QMessageBox.Icon.Warning, "Activate this model?", question,
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+                box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+                confirm = box.exec() == QMessageBox.StandardButton.Yes
+            if not confirm:
+                self._fill_model_menus()  # the menu's check mark goes back to the active model
+                return
 
         def task(registry: Any, store: Store) -> Any:
-            from busviewer.gui.model_manager import activate_with_audit  # audits the previous model too
-
-            return activate_with_audit(registry, store, name, version)[0]
+            return model_service.activate(registry, store, name, version).entry
 
         def done(_entry: Any) -> None:
             self.models_changed()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,78 +41,18 @@ from PySide6.QtWidgets import (
 
 from busviewer.gui import workers
 from busviewer.gui.dialogs import message_box
-from busviewer.gui.shipped_models import shipping_summary, use_default_with_audit
-from busviewer.gui.wizard_data import local_time
+from busviewer.gui.shipped_models import shipping_summary
+from busviewer.services import models as model_service
+from busviewer.services.models import activation_history, rollback_target, split_ref
+from busviewer.services.training_runs import local_time
 
 log = logging.getLogger(__name__)
 
 ARCH_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
 ARCH_SHORT = {"ensemble": "ensemble", "vgg16": "VGG-16"}
-ACTIVATION_ACTIONS = ("activate_model", "promote_model", "use_default_model")
 
 
 # ------------------------------------------------------------- headless helpers
-def activate_with_audit(registry: Any, store: Any, name: str, version: int,
-                        action: str = "activate_model") -> tuple[Any, str | None]:
-    """Activate ``name:version`` and audit it with the previously active model.
-
-    Returns ``(entry, previous ref)``. Runs in a worker (the registry verifies the weights)."""
-    probe = registry.get(name, version)
-    before = registry.active(probe.architecture)
-    entry = registry.activate(name, version)
-    prev = before.ref if before is not None else None
-    if store is not None:
-        store.log(action, "model", None, entry.architecture, prev, entry.ref)
-    return entry, prev
-
-
-def activation_stack(audit: Sequence[Any], architecture: str) -> list[str]:
-    """The activation history of ``architecture`` from audit records, oldest first; roll
-    backs pop the version they step back from."""
-    stack: list[str] = []
-    for a in audit:
-        if getattr(a, "entity", "model") != "model" or a.field != architecture or not a.new_value:
-            continue
-        if a.action in ACTIVATION_ACTIONS:
-            if not stack and a.old_value and a.old_value != a.new_value:
-                stack.append(a.old_value)
-            if not stack or stack[-1] != a.new_value:
-                stack.append(a.new_value)
-        elif a.action == "rollback_model":
-            if stack and stack[-1] == a.old_value:
-                stack.pop()
-            if not stack or stack[-1] != a.new_value:
-                stack.append(a.new_value)
-    return stack
-
-
-def rollback_target(stack: Sequence[str], current: str | None, available: set[str]) -> str | None:
-    """The version that was active before ``current`` (skipping deleted ones)."""
-    if not stack:
-        return None
-    idx = len(stack) - 1 - list(reversed(stack)).index(current) if current in stack else len(stack)
-    for ref in reversed(stack[:idx]):
-        if ref != current and ref in available:
-            return ref
-    return None
-
-
-def split_ref(ref: str) -> tuple[str, int]:
-    name, _, v = ref.rpartition(":")
-    return name, int(v)
-
-
-def card_test_metrics(card: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(image-wise, patient-wise)`` test metrics of a card (trained cards keep them under
-    ``test``; older cards may hold flat image metrics)."""
-    m = card.metrics if isinstance(getattr(card, "metrics", None), dict) else {}
-    test = m.get("test") if isinstance(m.get("test"), dict) else None
-    if test is not None:
-        return dict(test.get("image") or {}), dict(test.get("patient") or {})
-    flat = {k: v for k, v in m.items() if not isinstance(v, dict)}
-    return flat, dict(m.get("patient") or {}) if isinstance(m.get("patient"), dict) else {}
-
-
 def _num(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else ("n/a" if v is None else str(v))
 
@@ -168,7 +108,7 @@ def card_html(entry: Any) -> str:
     if t.get("device"):
         rows.append(("Trained on", e(f"{t.get('device')}" + (f", {t.get('wall_s'):.0f} s"
                                                                if isinstance(t.get("wall_s"), (int, float)) else ""))))
-    img, pat = card_test_metrics(c)
+    img, pat = c.test_metrics()
     out = ["<table cellspacing='2' cellpadding='2'>"]
     out += [f"<tr><td valign='top'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows]
     out.append("</table>")
@@ -206,7 +146,7 @@ def task_list(registry: Any, factory: Callable[[], Any] | None, store: Any) -> L
     reg = registry if registry is not None else (factory() if factory else _default_registry())
     entries = list(reg.list())
     audit = store.audit_log(entity="model") if store is not None else []
-    stacks = {arch: activation_stack(audit, arch) for arch in ARCH_TITLES}
+    stacks = {arch: activation_history(audit, arch) for arch in ARCH_TITLES}
     defaults = {arch: d.ref for arch in ARCH_TITLES if (d := reg.shipped_default(arch)) is not None}
     return Listing(reg, entries, stacks, defaults)
 
@@ -329,7 +269,7 @@ class ModelManagerDialog(QDialog):
         row_to_select = 0
         for r, e in enumerate(self.entries):
             c = e.card
-            img, _pat = card_test_metrics(c)
+            img, _pat = c.test_metrics()
             origin = "shipped" if e.location == "shipped" else ("trained here" if c.training.get("run_dir")
                                                                   else "added here")
             values = [f"{c.name} v{c.version}", ARCH_SHORT.get(c.architecture, c.architecture),
@@ -473,13 +413,22 @@ class ModelManagerDialog(QDialog):
 
         return self._submit(fn, *args, pool=pool, name=what, on_result=ok, on_error=bad)
 
-    def activate_selected(self) -> workers.Task | None:
+    def activate_selected(self, confirm: bool | None = None) -> workers.Task | None:
+        """Activate the selected version; one with poor or thin recorded test figures only
+        after a confirmation (``confirm``: the answer, for scripts and tests)."""
         e = self.selected()
         if e is None or e.active or self.registry is None:
             return None
+        question = model_service.activation_question(e.card)
+        if question is not None:
+            if confirm is None:
+                confirm = self._confirm("Activate this model?", question)
+            if not confirm:
+                self.status.setText(f"{e.name} v{e.version} not activated.")
+                return None
 
         def run(registry: Any, store: Any, name: str, version: int) -> str:
-            entry, prev = activate_with_audit(registry, store, name, version)
+            entry, prev = model_service.activate(registry, store, name, version)
             return f"{entry.name} v{entry.version} is now the active {ARCH_SHORT.get(entry.architecture)} model" + (
                 f" (was {prev})" if prev else "")
 
@@ -499,7 +448,8 @@ class ModelManagerDialog(QDialog):
         name, version = split_ref(target)
 
         def run(registry: Any, store: Any) -> str:
-            entry, prev = activate_with_audit(registry, store, name, version, action="rollback_model")
+            entry, prev = model_service.activate(registry, store, name, version,
+                                                 action=model_service.AuditAction.ROLLBACK_MODEL)
             return f"Rolled back: {entry.name} v{entry.version} is the active {ARCH_SHORT.get(entry.architecture)} " \
                    f"model again (instead of {prev})"
 
@@ -519,7 +469,7 @@ class ModelManagerDialog(QDialog):
             return None
 
         def run(registry: Any, store: Any) -> str:
-            entry, prev = use_default_with_audit(registry, store, architecture)
+            entry, prev = model_service.use_default(registry, store, architecture)
             return (f"{entry.name} v{entry.version}, shipped with busviewer, is the active "
                     f"{ARCH_SHORT.get(architecture)} model again" + (f" (instead of {prev})" if prev else ""))
 
@@ -538,14 +488,11 @@ class ModelManagerDialog(QDialog):
         if not confirm:
             return None
 
-        def run(registry: Any, store: Any, name: str, version: int, arch: str) -> str:
-            registry.delete(name, version)
-            if store is not None:
-                store.log("delete_model", "model", None, arch, f"{name}:{version}", None)
-            return f"Deleted {name} v{version}"
+        def run(registry: Any, store: Any, name: str, version: int) -> str:
+            return f"Deleted {model_service.delete_model(registry, store, name, version)}"
 
         return self._run_action(f"Deleting {e.name} v{e.version}", run, self.registry, self.store, e.name,
-                                e.version, e.architecture, changes_active=False)
+                                e.version, changes_active=False)
 
     def import_dialog(self) -> None:
         last = QSettings().value("paths/model_import", str(Path.home()))
@@ -560,10 +507,7 @@ class ModelManagerDialog(QDialog):
 
         def run(registry: Any, factory: Callable[[], Any] | None, store: Any, p: Path) -> Any:
             reg = registry if registry is not None else (factory() if factory else _default_registry())
-            entry = reg.import_model(p)
-            if store is not None:
-                store.log("import_model", "model", None, entry.architecture, str(p), entry.ref)
-            return entry
+            return model_service.import_model(reg, store, p).entry
 
         self.busy = True
         self._update_buttons()
@@ -604,9 +548,9 @@ class ModelManagerDialog(QDialog):
         if e is None or self.registry is None:
             return None
 
-        def run(registry: Any, name: str, version: int, dest: Path, ow: bool) -> Any:
+        def run(registry: Any, store: Any, name: str, version: int, dest: Path, ow: bool) -> Any:
             try:
-                return registry.export(name, version, dest, overwrite=ow)
+                return model_service.export_model(registry, store, name, dest, version=version, overwrite=ow)
             except FileExistsError as exc:
                 return exc
 
@@ -632,7 +576,7 @@ class ModelManagerDialog(QDialog):
         self.busy = True
         self._update_buttons()
         self.status.setText(f"Exporting {e.name} v{e.version}…")
-        return self._submit(run, self.registry, e.name, e.version, folder, overwrite, name="export model",
+        return self._submit(run, self.registry, self.store, e.name, e.version, folder, overwrite, name="export model",
                             on_result=ok, on_error=bad)
 
     # ---------------------------------------------------------------- helpers
@@ -670,5 +614,4 @@ def open_manager(store: Any, parent: QWidget | None = None, **kwargs: Any) -> Mo
     return dlg
 
 
-__all__ = ["ModelManagerDialog", "activate_with_audit", "activation_stack", "card_html", "open_manager",
-           "card_test_metrics", "rollback_target"]
+__all__ = ["ModelManagerDialog", "card_html", "open_manager", "split_ref"]

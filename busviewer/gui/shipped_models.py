@@ -1,20 +1,9 @@
-"""Shipped default models in the GUI: going back to the default (audited) and a one-line
-summary of how a shipped model is stored. Headless helpers: no Qt, the registry runs them in
-workers."""
+"""Shipped default models in the GUI: a one-line summary of how a shipped model is stored
+(going back to the default is :func:`busviewer.services.models.use_default`)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-
-def use_default_with_audit(registry: Any, store: Any, architecture: str) -> tuple[Any, str | None]:
-    """Go back to the shipped default of ``architecture`` and audit it; ``(entry, previous ref)``."""
-    before = registry.active(architecture)
-    entry = registry.use_default(architecture)
-    prev = before.ref if before is not None else None
-    if store is not None:
-        store.log("use_default_model", "model", None, architecture, prev, entry.ref)
-    return entry, prev
 
 
 def shipping_summary(card: Any) -> str:
@@ -36,4 +25,4 @@ def shipping_summary(card: Any) -> str:
     return text
 
 
-__all__ = ["shipping_summary", "use_default_with_audit"]
+__all__ = ["shipping_summary"]

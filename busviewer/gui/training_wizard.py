@@ -31,12 +31,15 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMessageBox, QWidget, QWizard
 
-from busviewer.gui import wizard_data as wd
 from busviewer.gui import workers
 from busviewer.gui.dialogs import message_box
-from busviewer.gui.model_manager import activate_with_audit, split_ref
 from busviewer.gui.wizard_pages import DataPage, ModelPage, SettingsPage, ValidationPage
 from busviewer.gui.wizard_run import ResultsPage, RunPage
+from busviewer.services import locked_tests
+from busviewer.services import models as model_service
+from busviewer.services import training_data as wd
+from busviewer.services import training_runs as runs
+from busviewer.services.models import split_ref
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class Env:
     devices: list[str]
     default_device: str
     device_names: dict[str, str] = field(default_factory=dict)
-    resumable: list[wd.RunInfo] = field(default_factory=list)
+    resumable: list[runs.RunInfo] = field(default_factory=list)
     locked: Any = None
     locked_error: str = ""
 
@@ -86,15 +89,6 @@ def imagenet_status() -> dict[str, tuple[bool, str]]:
     return out
 
 
-def _load_locked() -> tuple[Any, str]:
-    from busviewer.training.locked_test import LockedTestError, load_locked_test
-
-    try:
-        return load_locked_test(), ""
-    except LockedTestError as exc:
-        return None, f"The locked test set file is damaged and was not used: {exc}"
-
-
 def task_env(registry: Any, factory: Callable[[], Any] | None) -> Env:
     from busviewer.ai.device import available_devices, choose_device, describe_device
     from busviewer.ai.networks import ARCHITECTURES
@@ -115,8 +109,8 @@ def task_env(registry: Any, factory: Callable[[], Any] | None) -> Env:
             names[d] = describe_device(d)
         except Exception:  # noqa: BLE001 - cosmetic
             names[d] = d
-    locked, err = _load_locked()
-    return Env(reg, active, imagenet_status(), devices, default, names, wd.list_resumable_runs(), locked, err)
+    locked, err = locked_tests.load()
+    return Env(reg, active, imagenet_status(), devices, default, names, runs.list_resumable_runs(), locked, err)
 
 
 class _Forward:
@@ -155,7 +149,7 @@ def _outcome(result: Any) -> dict[str, Any]:
     }
 
 
-def task_train(spec: wd.RunSpec, store: Any, registry: Any, factory: Callable[[], Any] | None,
+def task_train(spec: runs.RunSpec, store: Any, registry: Any, factory: Callable[[], Any] | None,
                ctx: workers.TaskContext) -> dict[str, Any]:
     from busviewer.gui.tasks import _limit_torch_threads
     from busviewer.training.config import TrainConfig
@@ -164,7 +158,7 @@ def task_train(spec: wd.RunSpec, store: Any, registry: Any, factory: Callable[[]
     _limit_torch_threads()
     TrainConfig.from_dict({**spec.config, "data": "store"})  # invalid settings fail before a run folder exists
     reg = _registry(registry, factory)
-    cfg_kw, fstore, _counts = wd.prepare_run(spec, store)
+    cfg_kw, fstore, _counts = runs.prepare_run(spec, store)
     cfg = TrainConfig.from_dict(cfg_kw)
     result = run_training(cfg, _Forward(ctx), ctx.cancel, registry=reg, store=fstore)
     return _outcome(result)
@@ -177,7 +171,7 @@ def task_resume(run_dir: Path, store: Any, registry: Any, factory: Callable[[], 
 
     _limit_torch_threads()
     reg = _registry(registry, factory)
-    fstore = wd.filtered_store_for(store, Path(run_dir))
+    fstore = runs.filtered_store_for(store, Path(run_dir))
     result = resume_training(run_dir, _Forward(ctx), ctx.cancel, registry=reg, store=fstore)
     return _outcome(result)
 
@@ -200,7 +194,7 @@ def task_compare(registry: Any, factory: Callable[[], Any] | None, store: Any, r
         active.ref, "store", split_file=split_file, part="test", normal=cfg.get("normal", "drop"),
         label_sources=cfg.get("label_sources"), use_rois=bool(cfg.get("use_rois")), device=cfg.get("device"),
         batch_size=int(cfg.get("eval_batch_size") or 64), threshold=float(cfg.get("threshold", 0.5)),
-        registry=reg, store=wd.filtered_store_for(store, Path(run_dir)), cancel=ctx.cancel,
+        registry=reg, store=runs.filtered_store_for(store, Path(run_dir)), cancel=ctx.cancel,
     )
     out.update(model=active.ref, report=report)
     try:  # was the active model trained on any of these test patients?
@@ -314,7 +308,7 @@ class TrainingWizard(QWizard):
         part = lambda k: c.get(k, {})  # noqa: E731
         device = sp.device.currentData() or (self.env.default_device if self.env is not None else "cpu")
         stages = 3 if arch == "ensemble" and sp._recipe_config().ensemble_schedule != "joint" else 1
-        seconds = wd.estimate_training_seconds(
+        seconds = runs.estimate_training_seconds(
             arch, sp.input_size.value(), part("train").get("images", 0), part("val").get("images", 0),
             sp.epochs.value(), device, stages=stages, folds=vp.folds_value(), max_steps=sp.max_steps.value() or None,
             batch_size=sp.batch_size.value())
@@ -327,7 +321,7 @@ class TrainingWizard(QWizard):
                 f"Patients: {part('train').get('patients', '?')} for training ({part('train').get('images', '?')} "
                 f"images), {part('val').get('patients', '?')} for validation, {part('test').get('patients', '?')} "
                 "locked test patients.\n"
-                f"Device: {wd.device_text(self.describe_device(str(device)))}.\n"
+                f"Device: {runs.device_text(self.describe_device(str(device)))}.\n"
                 f"Estimated time: {when} at most (a rough figure from the network's size; early stopping "
                 "usually ends sooner).")
 
@@ -377,7 +371,7 @@ class TrainingWizard(QWizard):
         self.envReady.emit(env)
 
     def refresh_resumable(self) -> None:
-        self.submit(wd.list_resumable_runs, name="resumable runs", on_result=self.data_page.set_resumable)
+        self.submit(runs.list_resumable_runs, name="resumable runs", on_result=self.data_page.set_resumable)
 
     # ------------------------------------------------------------ data checks
     def start_near_duplicate_scan(self) -> workers.Task:
@@ -423,16 +417,7 @@ class TrainingWizard(QWizard):
         fraction, seed = vp.locked_fraction.value() / 100.0, vp.locked_seed.value()
 
         def run(store: Any, fraction: float, seed: int) -> Any:
-            from busviewer.training.data import samples_from_items
-            from busviewer.training.locked_test import create_locked_test
-
-            items = store.training_items(label_sources=None, use_rois=False, classes=wd.CLASSES)
-            samples = samples_from_items(items).samples
-            locked = create_locked_test(samples, fraction, seed, store=str(getattr(store, "url", "")))
-            store.log("create_locked_test", "locked_test", None, "patients", None,
-                      json.dumps({"created": locked.created, "seed": locked.seed, "fraction": locked.fraction,
-                                  "counts": locked.counts, "patients": list(locked.patients)}))
-            return locked
+            return locked_tests.create(store, fraction, seed)
 
         self.locked_busy = True
         self.lockedChanged.emit()
@@ -467,17 +452,7 @@ class TrainingWizard(QWizard):
             return None
 
         def run(store: Any) -> Any:
-            from busviewer.training.locked_test import LockedTestError, load_locked_test, reset_locked_test
-
-            try:
-                old = load_locked_test()
-                desc = json.dumps(old.to_dict()) if old is not None else None
-            except LockedTestError as exc:
-                desc = f"damaged file: {exc}"
-            archive = reset_locked_test()
-            store.log("reset_locked_test", "locked_test", None, "patients", desc,
-                      f"archived as {archive}" if archive else None)
-            return archive
+            return locked_tests.reset(store)
 
         self.locked_busy = True
         self.lockedChanged.emit()
@@ -495,7 +470,7 @@ class TrainingWizard(QWizard):
         return self.submit(run, self.store, name="reset locked test set", on_result=done, on_error=failed)
 
     # --------------------------------------------------------------- training
-    def build_spec(self) -> wd.RunSpec:
+    def build_spec(self) -> runs.RunSpec:
         dp, mp, vp, sp = self.data_page, self.model_page, self.validation_page, self.settings_page
         cfg = sp.config_values()
         init = mp.init_choice()
@@ -506,7 +481,7 @@ class TrainingWizard(QWizard):
             pretrained=init == "imagenet", init_from=active.ref if (init == "active" and active) else None,
             val_fraction=vp.val_fraction_value(), folds=vp.folds_value(), register=True,
         )
-        return wd.RunSpec(config=cfg, since=dp.since(), excluded=sorted(dp.excluded), locked=self.locked,
+        return runs.RunSpec(config=cfg, since=dp.since(), excluded=sorted(dp.excluded), locked=self.locked,
                           val_fraction=vp.val_fraction_value(), folds=vp.folds_value(), seed=int(cfg["seed"]),
                           store_url=str(getattr(self.store, "url", "")))
 
@@ -624,7 +599,7 @@ class TrainingWizard(QWizard):
         arch = out.get("architecture")
 
         def run(registry: Any, factory: Callable[[], Any] | None, store: Any) -> Any:
-            return activate_with_audit(_registry(registry, factory), store, name, version, action="promote_model")
+            return model_service.promote(_registry(registry, factory), store, name, version)
 
         def done(res: Any) -> None:
             entry, prev = res
@@ -649,7 +624,6 @@ class TrainingWizard(QWizard):
         if not ref:
             return None
         name, version = split_ref(ref)
-        arch = out.get("architecture")
         if confirm is None:
             confirm = self.confirm("Discard the new model?",
                                    f"Delete {name} v{version} from this computer? The run folder with its metrics "
@@ -658,10 +632,7 @@ class TrainingWizard(QWizard):
             return None
 
         def run(registry: Any, factory: Callable[[], Any] | None, store: Any) -> str:
-            reg = _registry(registry, factory)
-            reg.delete(name, version)
-            store.log("discard_model", "model", None, arch, ref, None)
-            return ref
+            return model_service.delete_model(_registry(registry, factory), store, name, version)
 
         def done(_ref: Any) -> None:
             self.results_page.set_decision("discarded", f"{name} v{version} was deleted; the active model is "

@@ -1,6 +1,6 @@
 """Pages 1-4 of the training wizard: data, model, validation (locked test set), settings.
 
-Each page only wires widgets to :mod:`busviewer.gui.wizard_data` and
+Each page only wires widgets to :mod:`busviewer.services.training_data` and
 :mod:`busviewer.training.locked_test`; store queries, image decoding and everything that
 imports torch run in workers started through the wizard (:meth:`TrainingWizard.submit`).
 """
@@ -41,7 +41,8 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from busviewer.gui import wizard_data as wd
+from busviewer.services import training_data as wd
+from busviewer.services import training_runs as runs
 
 if TYPE_CHECKING:
     from busviewer.gui.training_wizard import TrainingWizard
@@ -277,7 +278,7 @@ class DataPage(QWizardPage):
     def isComplete(self) -> bool:
         return self.summary is not None and not any(w.blocking for w in self.warnings)
 
-    def set_resumable(self, runs: list[wd.RunInfo]) -> None:
+    def set_resumable(self, runs: list[runs.RunInfo]) -> None:
         self.resume_combo.clear()
         for r in runs:
             self.resume_combo.addItem(r.describe(), str(r.run_dir))
@@ -755,7 +756,7 @@ class ValidationPage(QWizardPage):
             self.create_row.setVisible(True)
         else:
             c = locked.counts
-            when = wd.local_time(locked.created)
+            when = runs.local_time(locked.created)
             self.locked_label.setText(
                 f"<b>{len(locked.patients)} patients</b> ({c.get('benign', '?')} benign, {c.get('malignant', '?')} "
                 f"malignant; {c.get('images', '?')} images), created {html.escape(when)} from the "
@@ -1024,7 +1025,7 @@ class SettingsPage(QWizardPage):
         current = self.device.currentData()
         self.device.blockSignals(True)
         self.device.clear()
-        self.device.addItem(f"Automatic: {wd.device_text(default_text)}", None)
+        self.device.addItem(f"Automatic: {runs.device_text(default_text)}", None)
         for dev in devices:
             self.device.addItem(dev.upper() if dev == "cpu" else dev, dev)
         idx = self.device.findData(current)

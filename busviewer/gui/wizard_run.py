@@ -4,7 +4,7 @@ promote or discard).
 
 The numbers on the results page are the pipeline's ``metrics.json`` of the run (new model)
 and ``evaluate_model`` on the same ``split.json`` test part (active model); they are
-formatted with :func:`busviewer.gui.wizard_data.fmt_metric` and kept unrounded in each
+formatted with :func:`busviewer.services.training_runs.fmt_metric` and kept unrounded in each
 table item's ``Qt.UserRole``.
 """
 
@@ -34,9 +34,10 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from busviewer.gui import wizard_data as wd
 from busviewer.gui.notice import NoticeBanner
 from busviewer.gui.reliability_plot import ReliabilityPlot
+from busviewer.services import training_data as wd
+from busviewer.services import training_runs as runs
 from busviewer.training import events as ev
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ class RunPage(QWizardPage):
             self.set_state("running")
             self.headline.setText(("Resumed: " if e.resumed else "Training ") +
                                   ("the ensemble (AlexNet + ResNet-18)" if e.architecture == "ensemble" else "VGG-16"))
-            self.device_label.setText(f"Device: {wd.device_text(self.wiz.describe_device(e.device))}")
+            self.device_label.setText(f"Device: {runs.device_text(self.wiz.describe_device(e.device))}")
             self._say(f"Run folder: {e.run_dir}")
         elif isinstance(e, ev.DataLoaded):
             sc = e.split_counts
@@ -293,7 +294,7 @@ class RunPage(QWizardPage):
                 h["auc"].append(auc)
                 self.auc_curve.setData(h["auc_x"], h["auc"])
             self._say(f"{_tag(e.phase, e.stage)}epoch {e.epoch}: training loss {e.train_loss:.4f}, validation loss "
-                      f"{e.val_loss:.4f}, AUC {wd.fmt_metric(auc)} ({e.epoch_s:.0f} s)"
+                      f"{e.val_loss:.4f}, AUC {runs.fmt_metric(auc)} ({e.epoch_s:.0f} s)"
                       + ("  ← best so far" if e.best else ""))
         elif isinstance(e, ev.StageDone):
             how = "stopped early" if e.stopped_early else "reached the maximum epochs"
@@ -301,8 +302,8 @@ class RunPage(QWizardPage):
                       f"best epoch {e.best_epoch} kept")
         elif isinstance(e, ev.PhaseDone):
             img = e.metrics.get("image", {}) if isinstance(e.metrics, dict) else {}
-            self._say(f"{_tag(e.phase)}test patients: AUC {wd.fmt_metric(img.get('auc'))}, sensitivity "
-                      f"{wd.fmt_metric(img.get('sensitivity'))}, specificity {wd.fmt_metric(img.get('specificity'))}"
+            self._say(f"{_tag(e.phase)}test patients: AUC {runs.fmt_metric(img.get('auc'))}, sensitivity "
+                      f"{runs.fmt_metric(img.get('sensitivity'))}, specificity {runs.fmt_metric(img.get('specificity'))}"
                       + (" (finished earlier)" if e.resumed else ""))
         elif isinstance(e, ev.Notice):
             self._say(f"{e.level}: {e.text}")
@@ -364,7 +365,7 @@ class RunPage(QWizardPage):
 
 # ======================================================================== 6 results
 def _item(value: Any, text: str | None = None) -> QTableWidgetItem:
-    item = QTableWidgetItem(wd.fmt_metric(value) if text is None else text)
+    item = QTableWidgetItem(runs.fmt_metric(value) if text is None else text)
     item.setData(Qt.ItemDataRole.UserRole, value)
     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return item
@@ -527,7 +528,7 @@ class ResultsPage(QWizardPage):
         extras = []
         rr = test.get("recognition_rate") if isinstance(test, dict) else None
         if rr is not None:
-            extras.append(f"Patient recognition rate (seed 001): {wd.fmt_metric(rr)}")
+            extras.append(f"Patient recognition rate (seed 001): {runs.fmt_metric(rr)}")
         cv = metrics.get("cv")
         if isinstance(cv, dict):
             auc = ((cv.get("mean_sd") or {}).get("image") or {}).get("auc") or {}
@@ -621,7 +622,7 @@ class ResultsPage(QWizardPage):
                 curve.setData(roc["fpr"], roc["tpr"])
                 active = str((self.comparison or {}).get("model", "")).replace(":", " v")
                 label = "new model" if which == "new" else f"active {active}"
-                self.roc_legend.addItem(curve, f"{label}: AUC {wd.fmt_metric(img.get('auc'))}")
+                self.roc_legend.addItem(curve, f"{label}: AUC {runs.fmt_metric(img.get('auc'))}")
             else:
                 curve.setData([], [])
 

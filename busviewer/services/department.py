@@ -29,9 +29,10 @@ from busviewer.ai.modelcard import ModelCard, ModelCardError
 from busviewer.ai.registry import ModelEntry, ModelRegistry
 from busviewer.core import paths
 from busviewer.core.fileio import atomic_write_text
-from busviewer.core.store import Store
+from busviewer.core.store import AuditAction, Store
 from busviewer.core.store import shared as sh
 from busviewer.core.store.errors import StoreError
+from busviewer.services import models as model_service
 from busviewer.training.locked_test import (
     LockedTestError,
     LockedTestSet,
@@ -127,9 +128,7 @@ def pull_model(store: Store, registry: ModelRegistry, ref: str) -> ModelEntry:
 def activate_model(store: Store, registry: ModelRegistry, ref: str) -> ModelEntry:
     """Pull a published model if needed, activate it (verified again) and audit it."""
     entry = pull_model(store, registry, ref)
-    entry = registry.activate(entry.name, entry.version)
-    store.log("activate", "model", None, entry.architecture, None, entry.ref)
-    return entry
+    return model_service.activate(registry, store, entry.name, entry.version).entry
 
 
 # ------------------------------------------------------------------ locked test set
@@ -168,7 +167,7 @@ def pull_locked_test(store: Store, path: Path | None = None, replace: bool = Fal
     archive = reset_locked_test(path) if replace else None
     save_locked_test(dept, path)
     if archive is not None:
-        store.log("replace_locked_test", "locked_test", None, "file", str(archive), dept.created)
+        store.log(AuditAction.REPLACE_LOCKED_TEST, "locked_test", None, "file", str(archive), dept.created)
     return dept
 
 

@@ -39,7 +39,6 @@ registers nothing. See :mod:`busviewer.training.distributed` for torchrun.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -636,21 +635,6 @@ def evaluate_model(
         write_predictions(out / "predictions.csv", samples, probs.tolist(), threshold)
         write_plots(out, report, [], title=entry.ref, calibration=report["calibration"])
     return report
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m busviewer.training.run train|evaluate ...`` (same as ``busviewer train``)."""
-    from busviewer.cli import train as cli_train
-
-    parser = argparse.ArgumentParser(prog="python -m busviewer.training.run")
-    sub = parser.add_subparsers(dest="command", required=True)
-    cli_train.register(sub)
-    args = parser.parse_args(argv)
-    return int(args.handler(args) or 0)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 __all__ = [

@@ -94,7 +94,7 @@ def test_import_export_activate_delete(mm, qtbot) -> None:  # type: ignore[no-un
         dlg.import_file(out / "other-ens-v1.json")
     assert dlg.table.rowCount() == 3 and dlg.selected().ref == "other-ens:1"
     assert dlg.delete_button.isEnabled() and dlg.activate_button.isEnabled()
-    assert [a.action for a in mm.store.audit_log(entity="model")] == ["import_model"]
+    assert [a.action for a in mm.store.audit_log(entity="model")] == ["export_model", "import_model"]
 
     with qtbot.waitSignal(dlg.modelsChanged, timeout=60_000), qtbot.waitSignal(dlg.refreshed, timeout=60_000):
         qtbot.mouseClick(dlg.activate_button, Qt.MouseButton.LeftButton)
@@ -131,7 +131,11 @@ def test_main_window_menu_opens_wizard_and_manager(mm, qtbot) -> None:  # type: 
     from busviewer.ai.integrity import seal
     from busviewer.ai.modelcard import ModelCard
 
-    card = ModelCard.from_json((mm.models / "test-ensemble-v1.json").read_text()).with_updates(name="second-ens")
+    # trained cards keep their test figures under metrics.test (the Model menu used to read a
+    # key training never writes); an AUC of 0.60 asks for confirmation before activation
+    poor = {"test": {"image": {"auc": 0.6, "n": 80}, "patient": {"auc": 0.6, "n": 40}}}
+    card = ModelCard.from_json((mm.models / "test-ensemble-v1.json").read_text()).with_updates(name="second-ens",
+                                                                                              metrics=poor)
     os.link(mm.models / "test-ensemble-v1.safetensors", mm.models / "second-ens-v1.safetensors")
     (mm.models / "second-ens-v1.json").write_text(seal(card).to_json(), encoding="utf-8")
 
@@ -153,8 +157,9 @@ def test_main_window_menu_opens_wizard_and_manager(mm, qtbot) -> None:  # type: 
     assert isinstance(dlg, ModelManagerDialog) and dlg.registry is window.registry
     qtbot.waitUntil(lambda: dlg.table.rowCount() == 3 and not dlg.busy, timeout=30_000)
     dlg.select("second-ens:1")
+    assert dlg.activate_selected(confirm=False) is None and "not activated" in dlg.status.text()
     with qtbot.waitSignal(window.modelsLoaded, timeout=120_000):
-        dlg.activate_selected()
+        dlg.activate_selected(confirm=True)
     qtbot.waitUntil(lambda: window.models_state == "ready", timeout=60_000)
 
     def checked() -> list[str]:
@@ -162,6 +167,7 @@ def test_main_window_menu_opens_wizard_and_manager(mm, qtbot) -> None:  # type: 
 
     # modelsLoaded may come from a load that started before the activation: wait for the menu
     qtbot.waitUntil(lambda: bool(checked()) and checked()[0].startswith("second-ens v1"), timeout=60_000)
+    assert "test AUC 0.600" in checked()[0]
     dlg.close()
     window.shutdown()
     window.close()

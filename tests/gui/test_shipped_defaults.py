@@ -67,9 +67,10 @@ def site(shipped_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_use_shipped_default_in_the_model_manager(site, qtbot, styled_app) -> None:  # type: ignore[no-untyped-def]
-    from busviewer.gui.model_manager import ModelManagerDialog, activate_with_audit
+    from busviewer.gui.model_manager import ModelManagerDialog
+    from busviewer.services.models import activate
 
-    activate_with_audit(site.factory(), site.store, "site-vgg", 1)
+    activate(site.factory(), site.store, "site-vgg", 1)
     dlg = ModelManagerDialog(site.store, registry_factory=site.factory)
     qtbot.addWidget(dlg)
     with qtbot.waitSignal(dlg.refreshed, timeout=30_000):

@@ -154,7 +154,7 @@ def assert_locked_respected(run_dir: Path, locked, present: set[str]) -> None:  
 def test_train_promote_and_roll_back(ws, qtbot) -> None:  # type: ignore[no-untyped-def]
     from busviewer.gui.model_manager import ModelManagerDialog
     from busviewer.gui.training_wizard import PAGE_RESULTS
-    from busviewer.gui.wizard_data import fmt_metric
+    from busviewer.services.training_runs import fmt_metric
     from busviewer.training.locked_test import load_locked_test
 
     wiz = open_wizard(ws, qtbot)
@@ -243,7 +243,7 @@ def test_train_promote_and_roll_back(ws, qtbot) -> None:  # type: ignore[no-unty
 
 def test_cancel_then_resume_in_a_new_wizard(ws, qtbot) -> None:  # type: ignore[no-untyped-def]
     from busviewer.gui.training_wizard import PAGE_RUN, TrainingWizard
-    from busviewer.gui.wizard_data import list_resumable_runs
+    from busviewer.services.training_runs import list_resumable_runs
     from busviewer.training import events as ev
     from busviewer.training.locked_test import load_locked_test
 

@@ -12,7 +12,8 @@ from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QAbstractButton, QLabel, QWidget, QWizard
 from test_training_wizard import open_wizard, press, ws  # noqa: F401 - ws is the fixture
 
-from busviewer.gui import wizard_data as wd
+from busviewer.services import training_data as wd
+from busviewer.services import training_runs as runs
 
 
 def _texts(root: QWidget) -> list[tuple[QWidget, str]]:
@@ -61,7 +62,7 @@ def test_locked_set_on_next_and_confirmation_before_a_run(ws, qtbot) -> None:  #
     assert "Estimated time: " in text and "Device: CPU" in text
     assert "VGG-16" in text and "up to 3 epochs" in text and "for training" in text
     c = vp.preview_counts
-    minutes = wd.estimate_training_seconds("vgg16", 64, c["train"]["images"], c["val"]["images"], 3, "cpu") / 60
+    minutes = runs.estimate_training_seconds("vgg16", 64, c["train"]["images"], c["val"]["images"], 3, "cpu") / 60
     assert ("less than a minute" if minutes < 1 else f"about {minutes:.0f} minutes") in text
     # plain words, and glyphs the fonts have (⛔ renders as an empty box with DejaVu/Liberation)
     assert "Seed papers" not in RECIPE_TEXT.values()
@@ -85,7 +86,7 @@ def test_blocking_warnings_use_a_glyph_the_font_has(ws, qtbot) -> None:  # type:
 
 
 def test_estimate_grows_with_the_work() -> None:
-    base = wd.estimate_training_seconds("ensemble", 128, 200, 40, 10, "cpu")
-    assert wd.estimate_training_seconds("vgg16", 128, 200, 40, 10, "cpu") > 5 * base
-    assert wd.estimate_training_seconds("ensemble", 128, 200, 40, 10, "cpu", stages=3, folds=4) == pytest.approx(15 * base)
-    assert wd.estimate_training_seconds("ensemble", 128, 200, 40, 10, "cuda:0") < base / 50
+    base = runs.estimate_training_seconds("ensemble", 128, 200, 40, 10, "cpu")
+    assert runs.estimate_training_seconds("vgg16", 128, 200, 40, 10, "cpu") > 5 * base
+    assert runs.estimate_training_seconds("ensemble", 128, 200, 40, 10, "cpu", stages=3, folds=4) == pytest.approx(15 * base)
+    assert runs.estimate_training_seconds("ensemble", 128, 200, 40, 10, "cuda:0") < base / 50

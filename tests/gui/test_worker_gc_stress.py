@@ -94,7 +94,7 @@ def train_once(ws, qtbot) -> SimpleNamespace:  # type: ignore[no-untyped-def]
 def test_training_path_under_forced_worker_gc(  # type: ignore[no-untyped-def]
         tiny, qtbot, forced_worker_gc, finalisation_recorder) -> None:
     from busviewer.gui import gcpolicy
-    from busviewer.gui.model_manager import split_ref
+    from busviewer.services.models import split_ref
 
     rec = finalisation_recorder
     off0, fin0, gui_gc0 = len(rec.off_gui), rec.finalised, gcpolicy.collections()

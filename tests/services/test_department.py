@@ -71,7 +71,7 @@ def test_model_trained_on_one_workstation_is_activated_on_another(workstations, 
         assert active.active and active.card.sha256 == trained.card.sha256 and reg_b.active("ensemble") == active
         assert reg_a.active("ensemble") is None  # activation is per workstation
         last = a.audit_log("model")[-1]
-        assert (last.action, last.user, last.new_value) == ("activate", "dr_b", "ens:1")
+        assert (last.action, last.user, last.new_value) == ("activate_model", "dr_b", "ens:1")
     finally:
         shutil.rmtree(tmp_path / "a-models", ignore_errors=True)
         shutil.rmtree(tmp_path / "b-models", ignore_errors=True)

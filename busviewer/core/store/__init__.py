@@ -1,5 +1,6 @@
 """The study store (SQLAlchemy 2 on SQLite; a SQLAlchemy URL selects another database)."""
 
+from busviewer.core.store.actions import AuditAction
 from busviewer.core.store.records import (
     LABEL_SOURCES,
     LABELS,
@@ -16,7 +17,7 @@ from busviewer.core.store.records import (
 from busviewer.core.store.store import Store, StoreError, current_user
 
 __all__ = [
-    "LABELS", "LABEL_SOURCES", "AuditRecord", "ImageRecord", "LabelRecord", "NewImage",
+    "LABELS", "LABEL_SOURCES", "AuditAction", "AuditRecord", "ImageRecord", "LabelRecord", "NewImage",
     "PatientSummary", "PredictionRecord", "RoiRecord", "StudyRecord", "Store", "StoreError",
     "TrainingItem", "current_user",
 ]

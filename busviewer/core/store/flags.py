@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from busviewer.core.input_guard import GuardResult, assess_file
 from busviewer.core.store import schema as t
+from busviewer.core.store.actions import AuditAction
 from busviewer.core.store.labels import audit
 from busviewer.core.store.records import ImageRecord
 from busviewer.core.store.schema import utcnow
@@ -68,7 +69,7 @@ def set_override(store, image_id: int, on: bool = True, user: str | None = None)
             raise KeyError(f"image {image_id} has not been checked by the input guard yet; analyse it first")
         old = row.overridden_by
         row.overridden_by, row.overridden_at = (who, utcnow()) if on else (None, None)
-        audit(s, who, "update", "image_flag", image_id, "override", old, row.overridden_by)
+        audit(s, who, AuditAction.OVERRIDE_IMAGE_FLAG, "image_flag", image_id, "override", old, row.overridden_by)
         return ImageFlag(image_id, row.image_hash, row.outside, row.reason, row.overridden_by, row.overridden_at)
 
 

@@ -18,15 +18,17 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from busviewer.core.store import schema as t
+from busviewer.core.store.actions import AuditAction, checked
 from busviewer.core.store.errors import StaleEditError
 from busviewer.core.store.records import LABEL_SOURCES, LABELS, SOURCE_PRIORITY, LabelRecord
 
 _RELOAD = "nothing was saved. Reload it and apply your change again."
 
 
-def audit(s: Session, user: str, action: str, entity: str, entity_id: int | None, field: str | None,
-          old: str | None, new: str | None) -> t.AuditEntry:
-    entry = t.AuditEntry(user=user, action=action, entity=entity, entity_id=entity_id, field=field,
+def audit(s: Session, user: str, action: str | AuditAction, entity: str, entity_id: int | None,
+          field: str | None, old: str | None, new: str | None) -> t.AuditEntry:
+    """Add an audit entry; ``action`` must be one of :class:`AuditAction` (ValueError)."""
+    entry = t.AuditEntry(user=user, action=checked(action), entity=entity, entity_id=entity_id, field=field,
                          old_value=old, new_value=new)
     s.add(entry)
     return entry

@@ -22,6 +22,7 @@ from busviewer.core.store import backup as _backup
 from busviewer.core.store import bulk as _bulk
 from busviewer.core.store import migrate as _migrate
 from busviewer.core.store import schema as t
+from busviewer.core.store.actions import AuditAction
 from busviewer.core.store.bulk import RoiSpec
 from busviewer.core.store.engine import default_backup_dir, display_url, make_engine, sqlite_file, store_name, store_url
 from busviewer.core.store.errors import StaleEditError, StoreError, StoreTooNewError
@@ -434,9 +435,10 @@ class Store:
                 out |= {sha: dict(card) for sha, card in s.execute(q) if sha and isinstance(card, dict)}
         return out
 
-    def log(self, action: str, entity: str, entity_id: int | None = None, field: str | None = None,
+    def log(self, action: str | AuditAction, entity: str, entity_id: int | None = None, field: str | None = None,
             old: str | None = None, new: str | None = None, user: str | None = None) -> None:
-        """Append a free audit entry (e.g. model activation)."""
+        """Append a free audit entry (e.g. model activation); ``action`` is one of
+        :class:`~busviewer.core.store.actions.AuditAction` (ValueError otherwise)."""
         with self._tx() as s:
             _audit(s, user or self.user, action, entity, entity_id, field, old, new)
 
