@@ -229,10 +229,6 @@ class ImageCache:
                 self._data[key] = arr
         return arr
 
-    def warm(self, samples: Iterable[Sample]) -> None:
-        for s in samples:
-            self.get(s)
-
     def __len__(self) -> int:
         return len(self._data)
 
