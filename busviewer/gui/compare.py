@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from busviewer.gui import workers
@@ -29,6 +29,7 @@ class ComparePane(QWidget):
         self.chooser.activated.connect(lambda i: self.show_image(self.chooser.itemData(i)))
         self.viewer = ImageViewer(self)
         self.viewer.setObjectName("compareViewer")
+        self.viewer.set_compact(True)  # no Draw ROI either: ROIs are drawn on the main (left) viewer
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(QLabel("Right:", self))
@@ -109,6 +110,8 @@ class CompareLayout:
         self.pane = ComparePane(window, self.splitter)
         self.splitter.addWidget(self.pane)
         self.splitter.setChildrenCollapsible(False)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
         self.pane.setVisible(False)
         window.patientOpened.connect(self._patient_opened)
 
@@ -120,13 +123,18 @@ class CompareLayout:
         if on == self.is_on():
             return
         self.pane.setVisible(on)
+        self.window.viewer.set_compact(on)
         if on:
-            half = max(200, self.splitter.width() // 2)
-            self.splitter.setSizes([half, half])
+            QTimer.singleShot(0, self._halves)  # once the splitter has taken the shown pane in
             self._patient_opened(self.window.patient_key)
         else:
             self.pane.viewer.clear()
             self.pane.image_id = None
+
+    def _halves(self) -> None:
+        if self.is_on():
+            half = max(200, self.splitter.width() // 2)
+            self.splitter.setSizes([half, half])
 
     def toggle(self) -> None:
         self.set_on(not self.is_on())

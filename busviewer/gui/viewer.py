@@ -148,16 +148,18 @@ class ImageViewer(QWidget):
         self.message.setText("Open a patient from the worklist")
 
         # tool bar
-        self.fit_button = QPushButton("Fit", self)
+        self.fit_button = QToolButton(self)
+        self.fit_button.setText("Fit")
         self.fit_button.setToolTip("Fit the image to the view (F)")
         self.fit_button.clicked.connect(self.fit)
-        self.one_button = QPushButton("1:1", self)
+        self.one_button = QToolButton(self)
+        self.one_button.setText("1:1")
         self.one_button.setToolTip("One image pixel per screen pixel (1)")
         self.one_button.clicked.connect(self.one_to_one)
         self.zoom_label = QLabel("", self)
         self.zoom_label.setObjectName("dimLabel")
         self.zoom_label.setToolTip("Zoom: screen pixels per image pixel (wheel zooms, left drag pans)")
-        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("Zoom 1600%") + 6)
+        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("Zoom 999%") + 4)
         wl_tip = " for display only; or drag with the right or middle mouse button on the image"
         self.window_slider = self._slider(1, 255, 255, "Window (contrast)" + wl_tip + " (left/right)")
         self.level_slider = self._slider(0, 255, 128, "Level (brightness)" + wl_tip + " (up/down)")
@@ -173,8 +175,9 @@ class ImageViewer(QWidget):
             self.preset.addItem(f"{name} (W {w} L {lv})", (w, lv))
         self.preset.activated.connect(self._preset_chosen)
         self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.preset.setMinimumContentsLength(7)  # the list opens wide enough for the names
-        reset = QPushButton("Reset W/L", self)
+        self.preset.setMinimumContentsLength(5)  # the list opens wide enough for the names
+        self.reset_button = reset = QToolButton(self)
+        reset.setText("Reset W/L")
         reset.setToolTip("Back to the stored grey levels")
         reset.clicked.connect(self.reset_levels)
         self.caliper_button = QToolButton(self)
@@ -194,10 +197,9 @@ class ImageViewer(QWidget):
         for w in (self.fit_button, self.one_button, self.zoom_label):
             tools.addWidget(w)
         tools.addSpacing(6)
-        tools.addWidget(QLabel("W", self))
-        tools.addWidget(self.window_slider, 1)
-        tools.addWidget(QLabel("L", self))
-        tools.addWidget(self.level_slider, 1)
+        self._sliders = (QLabel("W", self), self.window_slider, QLabel("L", self), self.level_slider)
+        for w, stretch in zip(self._sliders, (0, 1, 0, 1), strict=True):
+            tools.addWidget(w, stretch)
         tools.addWidget(self.wl_label)
         tools.addWidget(self.preset)
         tools.addWidget(reset)
@@ -245,6 +247,11 @@ class ImageViewer(QWidget):
         lay.addWidget(self.cine_bar)
         lay.addLayout(info)
         self._apply_levels()
+
+    def set_compact(self, on: bool) -> None:
+        """Narrow tool bar for the 1x2 layout: W/L by drag and presets (values in their tooltip)."""
+        for w in (*self._sliders, self.reset_button, self.wl_label, self.roi_button):  # the ROI panel has Draw ROI too
+            w.setVisible(not on)
 
     def _slider(self, lo: int, hi: int, value: int, tip: str) -> QSlider:
         s = QSlider(Qt.Orientation.Horizontal, self)
@@ -388,6 +395,7 @@ class ImageViewer(QWidget):
     def _apply_levels(self, *_: Any) -> None:
         wl = self.window_level()
         self.wl_label.setText(f"W {wl[0]} L {wl[1]}")
+        self.preset.setToolTip(f"Window/level presets (display only); now W {wl[0]} L {wl[1]}")
         if self._key is not None:
             self._wl_by_key[self._key] = wl
         if self.image_item.image is not None:

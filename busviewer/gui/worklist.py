@@ -317,7 +317,12 @@ class WorklistWidget(QWidget):
             if header.isSortIndicatorShown() and header.sortIndicatorSection() == col:
                 title += 14  # room for the sort arrow
             widths[col] = max(content + pad, title)
-        room = self.table.viewport().width() - sum(w for c, w in widths.items() if c != COL_PATIENT)
+        table = self.table
+        rows_high = self.proxy.rowCount() * table.verticalHeader().defaultSectionSize()
+        vbar = table.verticalScrollBar()
+        bar = max(vbar.sizeHint().width(), vbar.width() if vbar.isVisible() else 0)
+        bar = bar if rows_high > table.viewport().height() else 0
+        room = table.contentsRect().width() - bar - 4 - sum(w for c, w in widths.items() if c != COL_PATIENT)
         widths[COL_PATIENT] = max(widths[COL_PATIENT], room)
         self._fitting = True
         try:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from make_screenshots import BUSI, pump, settle
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWizard
 
 
@@ -70,6 +70,8 @@ def main(out: Path) -> None:
         shutil.rmtree(home)
     home.mkdir(parents=True)
     out.mkdir(parents=True, exist_ok=True)
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)  # a fresh window layout, not the user's
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(home / "settings"))
     app = QApplication.instance() or QApplication(sys.argv)
     apply_style(app)
     store = build_store(home)
@@ -93,6 +95,13 @@ def main(out: Path) -> None:
     w.grab().save(str(out / "1_window_wl_calipers.png"))
     v.grab().save(str(out / "2_viewer_wl_calipers.png"))
     w.worklist.grab().save(str(out / "3_worklist.png"))
+    w.act_compare.trigger()  # the 1x2 layout: both views of the lesion
+    pump(lambda: w.compare.pane.viewer.image is not None, 60, "the right image")
+    w.compare.pane.chooser.activated.emit(0)
+    pump(lambda: w.compare.pane.image_id == w.records[0].id and w.compare.pane.viewer.image is not None, 60, "#1")
+    settle(0.5)
+    w.grab().save(str(out / "3b_window_1x2.png"))
+    w.act_compare.trigger()
     w.open_patient("BUSI-P0001")
     pump(lambda: w._displayed_id is not None, 60, "a BUSI image")
     settle(0.4)

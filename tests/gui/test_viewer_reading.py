@@ -186,7 +186,7 @@ def test_one_by_two_layout_compares_two_images(window, qtbot) -> None:  # type: 
     assert pane.isVisible() and w.viewer.isVisible()
     qtbot.waitUntil(lambda: pane.viewer.image is not None, timeout=20_000)
     assert pane.image_id == w.records[1].id and pane.viewer.info.full_text().startswith("#2 a2.png")
-    assert abs(pane.viewer.width() - w.viewer.width()) < 40  # two halves
+    qtbot.waitUntil(lambda: abs(pane.viewer.width() - w.viewer.width()) < 40, timeout=2_000)  # two halves
     pane.viewer.set_window_level(90, 100)
     assert w.viewer.window_level() == (255, 128)  # each side its own W/L
     pane.chooser.activated.emit(0)
