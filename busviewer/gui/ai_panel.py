@@ -191,6 +191,8 @@ class AIPanel(QWidget):
         lay.addWidget(results)
         lay.addWidget(per_image)
         lay.addWidget(cam_box)
+        self.result_boxes = (results, per_image, cam_box)  # hidden during a blinded first read
+        self.blinded = False
         lay.addStretch(1)
         self.set_models_ready(False)
 
@@ -383,9 +385,15 @@ class AIPanel(QWidget):
         check = getattr(self.analysis, "is_indeterminate", None)
         return bool(check(image_id, arch)) if check is not None else False
 
+    def set_blinded(self, hidden: bool) -> None:
+        """Hide the AI result until the reader's first read is recorded (see gui/blinded_read.py)."""
+        self.blinded = hidden
+        for box in self.result_boxes:
+            box.setVisible(not hidden)
+
     def image_short_labels(self) -> dict[int, str]:
-        """e.g. {image_id: "M 0.82 / B 0.31"} for the thumbnails."""
-        if self.analysis is None:
+        """e.g. {image_id: "M 0.82 / B 0.31"} for the thumbnails (none while blinded)."""
+        if self.analysis is None or self.blinded:
             return {}
         outside = getattr(self.analysis, "outside", {}) or {}
         out: dict[int, list[str]] = {}

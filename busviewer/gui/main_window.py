@@ -236,6 +236,9 @@ class MainWindow(QMainWindow):
         self.act_compare.setShortcut(QKeySequence("C"))
         self.act_compare.toggled.connect(self.compare.set_on)
 
+        from busviewer.gui.blinded_read import install_blinded_reading  # blinded first read, Reader vs AI
+
+        install_blinded_reading(self, bar.addMenu("&Reading"))
         help_menu = bar.addMenu("&Help")
         help_menu.addAction("Keyboard shortcuts", self.show_shortcuts).setShortcut(QKeySequence("F1"))
         help_menu.addAction("About busviewer", lambda: show_about(self))
