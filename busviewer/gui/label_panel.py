@@ -205,7 +205,8 @@ class LabelEditor(QGroupBox):
         if label is None or (self.image_id is None and self.patient_key is None):
             return False
         source = "biopsy" if self.biopsy.isChecked() else "reader"
-        target: dict[str, Any] = {"image_id": self.image_id} if self.image_id is not None else {"patient_key": self.patient_key}
+        target: dict[str, Any] = ({"image_id": self.image_id} if self.image_id is not None
+                                  else {"patient_key": self.patient_key})
         try:
             if source == "reader" and "biopsy" in self.labels:
                 self.store.clear_label(source="biopsy", **target)

@@ -267,7 +267,8 @@ class RoiPanel(QWidget):
         if res:
             if "error" in res:
                 return text + f"\n   {res['error']}"
-            parts = [f"{ARCH_SHORT.get(arch, arch)} {p.label} {p.malignant_probability:.2f}" for arch, p in sorted(res.items())]
+            parts = [f"{ARCH_SHORT.get(arch, arch)} {p.label} {p.malignant_probability:.2f}"
+                     for arch, p in sorted(res.items())]
             text += "\n   " + "  ·  ".join(parts) + "  (p malignant)"
         return text
 

@@ -216,7 +216,8 @@ class ImageViewer(QWidget):
         self.frame_slider.setRange(0, 0)
         self.frame_slider.valueChanged.connect(self.set_frame)
         self.frame_label = QLabel("", self)
-        self.frame_label.setMinimumWidth(self.frame_label.fontMetrics().horizontalAdvance("frame 999/999 · 99.9 fps") + 6)
+        widest = self.frame_label.fontMetrics().horizontalAdvance("frame 999/999 · 99.9 fps")
+        self.frame_label.setMinimumWidth(widest + 6)
         self.cine_bar = QWidget(self)
         cine = QHBoxLayout(self.cine_bar)
         cine.setContentsMargins(0, 0, 0, 0)
@@ -354,8 +355,8 @@ class ImageViewer(QWidget):
         parts = [self._title, f"{w}×{h} px"]
         if n > 1:
             parts.append(f"{n} frames")
-        cal = "calibrated" if (any(region_at([r], *region_centre(r)) for r in self._regions) or self._spacing) else "not calibrated"
-        parts.append(cal)
+        calibrated = any(region_at([r], *region_centre(r)) for r in self._regions) or bool(self._spacing)
+        parts.append("calibrated" if calibrated else "not calibrated")
         self.info.set_full_text(" · ".join(p for p in parts if p))
 
     # ----------------------------------------------------------------- cine
@@ -567,7 +568,8 @@ class ImageViewer(QWidget):
         text = f"x {ix}  y {iy}  ·  {value}"
         region = region_at(self._regions, x, y)
         if region is not None:
-            text += f"  ·  {float(_get(region, 'physical_delta_x')) * 1000:.0f}×{float(_get(region, 'physical_delta_y')) * 1000:.0f} µm/px"
+            dx, dy = (float(_get(region, k)) * 1000 for k in ("physical_delta_x", "physical_delta_y"))
+            text += f"  ·  {dx:.0f}×{dy:.0f} µm/px"
         elif self._spacing:
             text += f"  ·  {self._spacing[1] * 1000:.0f}×{self._spacing[0] * 1000:.0f} µm/px"
         return text

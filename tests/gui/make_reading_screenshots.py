@@ -30,7 +30,8 @@ def build_store(home: Path):  # type: ignore[no-untyped-def]
     from busviewer.core.importer import import_paths
     from busviewer.core.store import Store
 
-    rows = list(csv.DictReader(open(BUSI / "manifest.csv", encoding="utf-8")))
+    with open(BUSI / "manifest.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
     keep: dict[str, list[dict]] = {}
     for label in ("benign", "malignant"):
         for r in rows:

@@ -10,8 +10,8 @@ from gui_helpers import key, png
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
-from busviewer.core.importer import import_paths
 from busviewer.core.imageio import read_image_here
+from busviewer.core.importer import import_paths
 from busviewer.core.store import Store
 from busviewer.gui.label_panel import LabelPanel
 from busviewer.gui.roi import RoiPanel
