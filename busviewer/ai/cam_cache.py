@@ -13,6 +13,7 @@ temporary file renamed into place); an unreadable file is a miss and is removed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -60,10 +61,8 @@ class CamCache:
         if arr.ndim != 2 or arr.dtype != np.float32 or not np.isfinite(arr).all():
             path.unlink(missing_ok=True)
             return None
-        try:
+        with contextlib.suppress(OSError):
             os.utime(path)  # least-recently-used order
-        except OSError:
-            pass
         return arr
 
     def put_many(self, items: Iterable[tuple[str, str, int, str, np.ndarray]]) -> int:
@@ -101,7 +100,7 @@ class CamCache:
         return sum(size for _, _, size in self._files())
 
     def _files(self) -> list[tuple[float, Path, int]]:
-        out = []
+        out: list[tuple[float, Path, int]] = []
         if not self.root.is_dir():
             return out
         for sub in os.scandir(self.root):

@@ -85,6 +85,17 @@ def _load_pretrained(module: nn.Module, weights: tvm.WeightsEnum, name: str) -> 
     return True
 
 
+def _geometry(conv: nn.Conv2d) -> tuple[tuple[int, int], tuple[int, int], str | tuple[int, int]]:
+    """``(kernel_size, stride, padding)`` of a 2-D convolution as 2-tuples (torch types
+    the attributes as ``tuple[int, ...]``, its constructor wants pairs)."""
+    kh, kw = conv.kernel_size
+    sh, sw = conv.stride
+    if isinstance(conv.padding, str):
+        return (kh, kw), (sh, sw), conv.padding
+    ph, pw = conv.padding
+    return (kh, kw), (sh, sw), (ph, pw)
+
+
 def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     """Return ``conv`` with ``in_channels`` inputs, keeping the learned RGB filters.
 
@@ -94,12 +105,13 @@ def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     """
     if in_channels == conv.in_channels:
         return conv
+    kernel_size, stride, padding = _geometry(conv)
     new = nn.Conv2d(
         in_channels,
         conv.out_channels,
-        kernel_size=conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
         bias=conv.bias is not None,
     )
     with torch.no_grad():
@@ -107,7 +119,7 @@ def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
         if in_channels == 4 and w.shape[1] == 3:
             new.weight[:, 0:1] = w.sum(dim=1, keepdim=True) * 0.5
             new.weight[:, 1:4] = w * 0.5
-        if conv.bias is not None:
+        if conv.bias is not None and new.bias is not None:
             new.bias.copy_(conv.bias)
     return new
 
@@ -145,7 +157,7 @@ def _with_batch_norm(features: nn.Sequential) -> nn.Sequential:
     layers: list[nn.Module] = []
     for m in features:
         if isinstance(m, nn.Conv2d):
-            layers.append(nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, bias=False))
+            layers.append(nn.Conv2d(m.in_channels, m.out_channels, *_geometry(m), bias=False))
             layers.append(nn.BatchNorm2d(m.out_channels))
         else:
             layers.append(m)

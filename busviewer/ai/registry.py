@@ -64,6 +64,7 @@ _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 _INT_DTYPES = {"I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"}
 
 Location = Literal["shipped", "user"]
+_Rows = list[tuple[ModelCard, Path, Path, Location]]  # (card, weights, card file, where); `list` is a method below
 
 
 class RegistryError(Exception):
@@ -380,7 +381,7 @@ class ModelRegistry:
 
         self.user_dir = Path(user_dir) if user_dir is not None else paths.user_models_dir()
         if shipped_dir is None:  # BUSVIEWER_SHIPPED_MODELS: another installation's shipped folder
-            shipped_dir = os.environ.get(SHIPPED_ENV) or paths.SHIPPED_MODELS_DIR
+            shipped_dir = Path(os.environ.get(SHIPPED_ENV) or paths.SHIPPED_MODELS_DIR)
         self.shipped_dir = Path(shipped_dir)
         self.user_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -436,15 +437,16 @@ class ModelRegistry:
     def list(self) -> list[ModelEntry]:
         """All complete model versions, sorted by architecture, name, version."""
         with self._lock:
-            rows: list[tuple[ModelCard, Path, Path, Location]] = []
+            rows: _Rows = []
             seen: set[str] = set()
-            for location, directory in (("shipped", self.shipped_dir), ("user", self.user_dir)):
-                for card, weights, card_path in self._scan(directory, location):  # type: ignore[arg-type]
+            places: tuple[tuple[Location, Path], ...] = (("shipped", self.shipped_dir), ("user", self.user_dir))
+            for location, directory in places:
+                for card, weights, card_path in self._scan(directory, location):
                     if card.ref in seen:
                         log.warning("ignoring %s: %s is also a shipped model", card_path, card.ref)
                         continue
                     seen.add(card.ref)
-                    rows.append((card, weights, card_path, location))  # type: ignore[arg-type]
+                    rows.append((card, weights, card_path, location))
             active = self._resolve_active(rows)
             entries = [ModelEntry(card, w, c, loc, active.get(card.architecture) == card.ref)
                        for card, w, c, loc in rows]
@@ -452,14 +454,14 @@ class ModelRegistry:
             return entries
 
     @staticmethod
-    def _newest_shipped(rows: list[tuple[ModelCard, Path, Path, Location]], architecture: str) -> str | None:
+    def _newest_shipped(rows: _Rows, architecture: str) -> str | None:
         shipped = [r[0] for r in rows if r[3] == "shipped" and r[0].architecture == architecture]
         if not shipped:
             return None
         best = max(shipped, key=lambda c: (c.created, c.version, c.name))
         return best.ref
 
-    def _resolve_active(self, rows: list[tuple[ModelCard, Path, Path, Location]]) -> dict[str, str]:
+    def _resolve_active(self, rows: _Rows) -> dict[str, str]:
         chosen = self._active_refs()
         by_ref = {r[0].ref: r[0] for r in rows}
         out: dict[str, str] = {}

@@ -129,10 +129,10 @@ def suggest_roi(analyzer: Any, image_id: int, frame: int = 0, architecture: str 
         analyzer.load_models()  # raises NoActiveModel when none is active
     cards = analyzer.cards
     arch = architecture or default_architecture(cards, prefer)
-    if arch not in cards:
+    if arch is None or arch not in cards:
         from busviewer.ai.analysis import NoActiveModel
 
-        raise NoActiveModel(f"no active {arch} model")
+        raise NoActiveModel(f"no active {arch} model" if arch else "no active model")
     card = cards[arch]
     heatmap = analyzer.gradcam(image_id, arch, frame)
     params = box_params_for(card)

@@ -262,7 +262,8 @@ def index_sha256(shards: list[Shard] | list[dict[str, Any]]) -> str:
 # ------------------------------------------------------------------ reading
 def is_sharded(card: ModelCard) -> bool:
     """True if ``card`` describes sharded weights (a shipped model)."""
-    return isinstance(getattr(card, "shipping", None), dict) and "shards" in card.shipping
+    shipping = getattr(card, "shipping", None)
+    return isinstance(shipping, dict) and "shards" in shipping
 
 
 def card_shards(card: ModelCard, where: Path) -> list[Shard]:

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,8 @@ def read_check_images(manifest: Path, classes: Sequence[str],
         raise ShipError(f"{manifest}: cannot read the check-data manifest ({exc.strerror or exc})") from exc
     if not rows or "image" not in rows[0] or "label" not in rows[0]:
         raise ShipError(f"{manifest}: expected a CSV with columns image,label[,patient_id]")
-    images, skipped = [], {}
+    images: list[CheckImage] = []
+    skipped: dict[str, int] = {}
     for r in rows:
         label = (r.get("label") or "").strip()
         if label not in classes:
@@ -333,7 +334,7 @@ def ship_model(registry: Any, ref: str, options: ShipOptions, progress: Progress
             "shards": [s.to_dict() for s in shards],
             "max_shard_bytes": options.max_shard_bytes,
             "command": options.command,
-            "shipped": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            "shipped": datetime.now(UTC).replace(microsecond=0).isoformat(),
             "source": {"ref": entry.ref, "sha256": src.sha256, "location": entry.location},
             "compression": {
                 "requested": options.quantize, "used": mode, "large_linear_min": options.large_linear_min,
