@@ -283,14 +283,15 @@ def decode_frames(ds: Dataset) -> DicomPixels:
     preferred = _PREFERRED_PLUGIN.get(str(tsyntax))
     if preferred in decoder.available_plugins and _int(ds, "BitsStored", 8) <= 8:
         try:  # much faster than the default (GDCM) for long JPEG cine loops
-            arr, meta = decoder.as_array(ds, as_rgb=False, decoding_plugin=preferred)
+            # pydicom 3.0 annotates **kwargs as DecodeOptions instead of Unpack[DecodeOptions]
+            arr, meta = decoder.as_array(ds, as_rgb=False, decoding_plugin=preferred)  # type: ignore[arg-type]
         except MemoryError:
             raise
         except Exception:  # noqa: BLE001 - fall back to trying every plugin
             arr = None
     if arr is None:
         try:
-            arr, meta = decoder.as_array(ds, as_rgb=False)
+            arr, meta = decoder.as_array(ds, as_rgb=False)  # type: ignore[arg-type]  # as above
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - plugin errors vary; keep their text
@@ -391,7 +392,7 @@ def _apply_palette(arr: np.ndarray, ds: Dataset) -> np.ndarray:
         raise DicomDecodeError("PALETTE COLOR image without a palette (no Red Palette Color LUT Descriptor)")
     n_entries = int(desc[0]) or 65536
     first = int(desc[1])
-    index_dtype = np.uint8 if first + n_entries <= 256 and arr.dtype.itemsize == 1 else np.uint16
+    index_dtype: type[np.integer] = np.uint8 if first + n_entries <= 256 and arr.dtype.itemsize == 1 else np.uint16
     if first < 0 or first + n_entries > 65536:
         index_dtype = np.int32
     try:

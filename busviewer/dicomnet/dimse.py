@@ -32,7 +32,13 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from busviewer.dicomnet.errors import PeerError, RetrieveIncomplete
 from busviewer.dicomnet.nodes import LocalAE, RemoteNode
-from busviewer.dicomnet.storage import IMAGE_STORAGE, IMAGE_TRANSFER_SYNTAXES, OTHER_STORAGE, ReceivedFile, write_received
+from busviewer.dicomnet.storage import (
+    IMAGE_STORAGE,
+    IMAGE_TRANSFER_SYNTAXES,
+    OTHER_STORAGE,
+    ReceivedFile,
+    write_received,
+)
 
 #: A-ASSOCIATE-RJ reasons (PS3.8 9.3.4), by (source, diagnostic).
 _REJECT_REASONS = {
@@ -82,7 +88,7 @@ class StoreReport:
 def _reject_text(assoc: Association, local: LocalAE, node: RemoteNode) -> str:
     rsp = getattr(assoc.acceptor, "primitive", None)
     source, diag = getattr(rsp, "result_source", None), getattr(rsp, "diagnostic", None)
-    template = _REJECT_REASONS.get((source, diag))
+    template = _REJECT_REASONS.get((source, diag)) if source is not None and diag is not None else None
     if template:
         return "association rejected: " + template.format(calling=local.ae_title, called=node.ae_title)
     return f"association rejected ({getattr(rsp, 'reason_str', 'no reason given')})"
@@ -95,7 +101,7 @@ def _unreachable_text(node: RemoteNode) -> str:
             return f"no answer to the association request within {node.timeout_s:g} s (timeout)"
     except ConnectionRefusedError:
         return "connection refused (nothing listens on that port; is the PACS running?)"
-    except socket.timeout:
+    except TimeoutError:
         return f"no connection within {min(node.timeout_s, 10):g} s (host unreachable or firewalled)"
     except socket.gaierror as exc:
         return f"unknown host {node.host!r} ({exc.strerror})"
@@ -273,7 +279,7 @@ def _follow(assoc: Association, node: RemoteNode, responses: Iterator[tuple[Any,
     """Drain C-GET/C-MOVE responses; returns (completed, failed) or raises RetrieveIncomplete."""
     completed = failed = 0
     expected: int | None = None
-    for status, ident in responses:
+    for status, _ident in responses:
         if cancel is not None and cancel.is_set():
             assoc.abort()
             raise RetrieveIncomplete(node.describe(), f"{what} cancelled", received(), expected)

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.uid import (
+    JPEG2000,
     UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
@@ -169,10 +169,13 @@ class StorageServer:
             ae.require_called_aet = True
             ae.add_supported_context("1.2.840.10008.1.1")  # Verification
             for cx in AllStoragePresentationContexts:
-                ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-            handlers = [(evt.EVT_C_STORE, self._handle_store), (evt.EVT_C_ECHO, lambda _e: 0x0000)]
+                if cx.abstract_syntax is not None:  # always set in pynetdicom's list
+                    ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
             try:
-                self._server = ae.start_server((self.host, int(self.local.port)), block=False, evt_handlers=handlers)
+                self._server = ae.start_server(
+                    (self.host, int(self.local.port)), block=False,
+                    evt_handlers=[(evt.EVT_C_STORE, self._handle_store), (evt.EVT_C_ECHO, lambda _e: 0x0000)],
+                )
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot listen on port {self.local.port} "
                                          f"({exc.strerror or exc}; is another listener running?)") from exc

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import DA, TM
 
 from busviewer.core import paths
 from busviewer.core.imageio import ImageReadError, read_image
@@ -106,7 +108,11 @@ def build_sc(ref: Dataset, frame: np.ndarray, cam: np.ndarray, model_text: str, 
         patient_orientation=("A", "F"), transfer_syntax_uid=ExplicitVRLittleEndian,
     )
     # highdicom wants an orientation; an ultrasound frame has none that is known: Type 2, empty
-    sc.PatientOrientation = ref.get("PatientOrientation", "") or ""
+    orientation = ref.get("PatientOrientation")
+    if isinstance(orientation, MultiValue):
+        sc.PatientOrientation = list(orientation)
+    else:
+        sc.PatientOrientation = [orientation] if orientation else []
     sc.Laterality = ref.get("Laterality", "") or ""  # breasts are paired: Type 2C, empty when unknown
     sc.SeriesDescription = "busviewer Grad-CAM overlays (research use only)"
     sc.ImageType = ["DERIVED", "SECONDARY"]
@@ -118,7 +124,7 @@ def build_sc(ref: Dataset, frame: np.ndarray, cam: np.ndarray, model_text: str, 
     src.ReferencedSOPInstanceUID = ref.SOPInstanceUID
     sc.SourceImageSequence = [src]
     now = datetime.now()
-    sc.ContentDate, sc.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    sc.ContentDate, sc.ContentTime = DA(now.strftime("%Y%m%d")), TM(now.strftime("%H%M%S"))
     return sc
 
 

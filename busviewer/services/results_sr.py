@@ -23,12 +23,13 @@ Content tree (codes ``99BUSV`` are busviewer's private coding scheme; DCM where 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import highdicom as hd
 from highdicom.sr import (
     CodedConcept,
     ContainerContentItem,
+    ContentItem,
     ContentSequence,
     ImageContentItem,
     NumContentItem,
@@ -84,14 +85,17 @@ def _image_ref(ds: Dataset) -> ImageContentItem:
                             referenced_sop_instance_uid=ds.SOPInstanceUID, relationship_type=INFERRED_FROM)
 
 
-def _with_children(item: Dataset, children: Sequence[Dataset]) -> Dataset:
+_Item = TypeVar("_Item", bound=ContentItem)
+
+
+def _with_children(item: _Item, children: Sequence[ContentItem]) -> _Item:
     item.ContentSequence = ContentSequence(list(children))
     return item
 
 
-def _container(name: CodedConcept, children: Sequence[Dataset], rel: RelationshipTypeValues | None = CONTAINS) -> ContainerContentItem:
-    item = ContainerContentItem(name=name, relationship_type=rel)
-    return _with_children(item, children)  # type: ignore[return-value]
+def _container(name: CodedConcept, children: Sequence[ContentItem],
+               rel: RelationshipTypeValues | None = CONTAINS) -> ContainerContentItem:
+    return _with_children(ContainerContentItem(name=name, relationship_type=rel), children)
 
 
 def label_text(label: Any) -> str:
@@ -116,7 +120,7 @@ def build_sr(
     out); ``image_labels`` / ``patient_labels``: the reader's LabelRecords."""
     if not headers:
         raise ValueError(f"patient {analysis.patient_key}: no DICOM source images, so no SR can reference them")
-    items: list[Dataset] = [_text(COMMENT, RESEARCH_NOTICE)]
+    items: list[ContentItem] = [_text(COMMENT, RESEARCH_NOTICE)]
     point = getattr(analysis, "operating_point", None)
     if point:
         items.append(_text(OPERATING_POINT, point))
@@ -126,7 +130,7 @@ def build_sr(
         if not preds:
             continue
         first = preds[0][1]
-        model: list[Dataset] = [
+        model: list[ContentItem] = [
             _text(ALGORITHM_NAME, f"{first.model_name} ({arch})"),
             _text(ALGORITHM_VERSION, str(first.model_version)),
             _text(SHA256, getattr(first, "model_sha256", "") or "unknown"),
@@ -144,7 +148,7 @@ def build_sr(
             num = _with_children(_num(P_MALIGNANT, p.malignant_probability), [_image_ref(headers[iid])])
             model.append(_container(IMAGE_RESULT, [num, _text(CALL, p.label)]))
         items.append(_container(MODEL, model))
-    reader: list[Dataset] = [_text(READER_LABEL, "patient: " + label_text(lab)) for lab in patient_labels]
+    reader: list[ContentItem] = [_text(READER_LABEL, "patient: " + label_text(lab)) for lab in patient_labels]
     for iid, labels in sorted((image_labels or {}).items()):
         if iid in headers:
             for lab in labels:

@@ -58,7 +58,8 @@ def _audit_guard(conn: Connection) -> bool:
 
 
 def _unreachable_images(conn: Connection) -> tuple[int, int, list[str]]:
-    missing, total, examples = 0, 0, []
+    missing, total = 0, 0
+    examples: list[str] = []
     for (path,) in conn.execute(select(t.Image.source_path)):
         total += 1
         if not Path(path).is_file():
@@ -147,7 +148,7 @@ def restore(backup_file: Path, location: str | Path | None = None, user: str | N
         url = store_url(location if location is not None else paths.store_location())
         restored, replaced = bk.restore(Path(backup_file), engine, default_backup_dir(url))
         with engine.begin() as conn:
-            conn.execute(insert(t.AuditEntry.__table__).values(
+            conn.execute(insert(t.AuditEntry).values(
                 at=t.utcnow(), user=user or current_user(), action="restore", entity="store", entity_id=None,
                 field="backup", old_value=None if replaced is None else str(replaced.path), new_value=str(backup_file)))
         return restored, replaced
