@@ -18,12 +18,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
-    QComboBox,
     QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSlider,
     QToolButton,
     QVBoxLayout,
@@ -32,41 +30,14 @@ from PySide6.QtWidgets import (
 
 from busviewer.gui.calipers import Caliper, CaliperTool, _get, measure, region_at, region_centre
 from busviewer.gui.cam_overlay import cam_lut
+from busviewer.gui.window_level import DEFAULT_WL, WL_PRESETS, ElidedLabel, WindowLevel
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 MODE_NAVIGATE, MODE_ROI, MODE_CALIPER = "navigate", "roi", "caliper"
 DEFAULT_FRAME_MS = 40.0
-DEFAULT_WL = (255, 128)
-#: Display presets (window, level) for 8-bit ultrasound; the stored pixels never change.
-WL_PRESETS = (("Full range", 255, 128), ("More contrast", 180, 128), ("High contrast", 120, 128),
-              ("Brighter", 255, 100), ("Darker", 255, 156))
-__all__ = ["ImageViewer", "measure", "region_at", "MODE_NAVIGATE", "MODE_ROI", "MODE_CALIPER"]
-
-
-class ElidedLabel(QLabel):
-    """A one-line label that shows "…" where its text does not fit; the full text is its tooltip."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("", parent)
-        self._full = ""
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-    def set_full_text(self, text: str) -> None:
-        self._full = text
-        self.setToolTip(text)
-        self._elide()
-
-    def full_text(self) -> str:
-        return self._full
-
-    def _elide(self) -> None:
-        room = max(0, self.contentsRect().width() - 2)
-        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, room))
-
-    def resizeEvent(self, event: Any) -> None:
-        super().resizeEvent(event)
-        self._elide()
+__all__ = ["DEFAULT_WL", "MODE_CALIPER", "MODE_NAVIGATE", "MODE_ROI", "WL_PRESETS", "ElidedLabel", "ImageViewer",
+           "measure", "region_at"]
 
 
 # ------------------------------------------------------------------- view box
@@ -116,9 +87,6 @@ class ImageViewer(QWidget):
         self._cam: np.ndarray | None = None
         self._drag_rect: QGraphicsRectItem | None = None
         self._drawing: tuple[Any, Caliper] | None = None  # (drag start, the caliper it draws)
-        self._key: Any = None
-        self._wl_by_key: dict[Any, tuple[int, int]] = {}
-        self._wl_drag_base = DEFAULT_WL
 
         # graphics
         self.graphics = pg.GraphicsView(self)
@@ -135,7 +103,7 @@ class ImageViewer(QWidget):
         self.cam_item.setVisible(False)
         self.view.addItem(self.cam_item)
         self.view.sigDraw.connect(self._on_draw)
-        self.view.sigWindowLevel.connect(self._wl_dragged)
+        self.view.sigWindowLevel.connect(lambda dx, dy, start, _end: self.wl.drag(dx, dy, start))
         self.view.sigRangeChanged.connect(self._update_zoom)
         self.view.sigResized.connect(self._update_zoom)
         self.calipers = CaliperTool(self.view, self.graphics)  # floats in a corner: no layout jump
@@ -160,26 +128,11 @@ class ImageViewer(QWidget):
         self.zoom_label.setObjectName("dimLabel")
         self.zoom_label.setToolTip("Zoom: screen pixels per image pixel (wheel zooms, left drag pans)")
         self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("Zoom 999%") + 4)
-        wl_tip = " for display only; or drag with the right or middle mouse button on the image"
-        self.window_slider = self._slider(1, 255, 255, "Window (contrast)" + wl_tip + " (left/right)")
-        self.level_slider = self._slider(0, 255, 128, "Level (brightness)" + wl_tip + " (up/down)")
-        self.window_slider.valueChanged.connect(self._apply_levels)
-        self.level_slider.valueChanged.connect(self._apply_levels)
-        self.wl_label = QLabel(self)
-        self.wl_label.setObjectName("dimLabel")
-        self.wl_label.setMinimumWidth(self.wl_label.fontMetrics().horizontalAdvance("W 255 L 255") + 6)
-        self.preset = QComboBox(self)
-        self.preset.setToolTip("Window/level presets (display only)")
-        self.preset.addItem("Preset…", None)
-        for name, w, lv in WL_PRESETS:
-            self.preset.addItem(f"{name} (W {w} L {lv})", (w, lv))
-        self.preset.activated.connect(self._preset_chosen)
-        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.preset.setMinimumContentsLength(5)  # the list opens wide enough for the names
-        self.reset_button = reset = QToolButton(self)
-        reset.setText("Reset W/L")
-        reset.setToolTip("Back to the stored grey levels")
-        reset.clicked.connect(self.reset_levels)
+        self.wl = WindowLevel(self)
+        self.wl.changed.connect(self._apply_levels)
+        self.window_slider, self.level_slider = self.wl.window_slider, self.wl.level_slider
+        self.wl_label = self.wl.label
+        self.preset, self.reset_button = self.wl.preset, self.wl.reset_button
         self.caliper_button = QToolButton(self)
         self.caliper_button.setText("Caliper")
         self.caliper_button.setCheckable(True)
@@ -197,12 +150,11 @@ class ImageViewer(QWidget):
         for w in (self.fit_button, self.one_button, self.zoom_label):
             tools.addWidget(w)
         tools.addSpacing(6)
-        self._sliders = (QLabel("W", self), self.window_slider, QLabel("L", self), self.level_slider)
-        for w, stretch in zip(self._sliders, (0, 1, 0, 1), strict=True):
+        for w, stretch in zip(self.wl.sliders, (0, 1, 0, 1), strict=True):
             tools.addWidget(w, stretch)
         tools.addWidget(self.wl_label)
         tools.addWidget(self.preset)
-        tools.addWidget(reset)
+        tools.addWidget(self.reset_button)
         tools.addSpacing(6)
         tools.addWidget(self.caliper_button)
         tools.addWidget(self.roi_button)
@@ -247,20 +199,12 @@ class ImageViewer(QWidget):
         lay.addWidget(self.graphics, 1)
         lay.addWidget(self.cine_bar)
         lay.addLayout(info)
-        self._apply_levels()
+        self._apply_levels(*self.wl.levels())
 
     def set_compact(self, on: bool) -> None:
         """Narrow tool bar for the 1x2 layout: W/L by drag and presets (values in their tooltip)."""
-        for w in (*self._sliders, self.reset_button, self.wl_label, self.roi_button):  # the ROI panel has Draw ROI too
+        for w in (*self.wl.sliders, self.reset_button, self.wl_label, self.roi_button):  # ROI panel: Draw ROI
             w.setVisible(not on)
-
-    def _slider(self, lo: int, hi: int, value: int, tip: str) -> QSlider:
-        s = QSlider(Qt.Orientation.Horizontal, self)
-        s.setRange(lo, hi)
-        s.setValue(value)
-        s.setToolTip(tip)
-        s.setMinimumWidth(60)
-        return s
 
     # --------------------------------------------------------------- images
     @property
@@ -301,8 +245,7 @@ class ImageViewer(QWidget):
         self.stop()
         self.clear_caliper()
         self.cursor_label.set_full_text("")
-        self._key = key
-        self._restore_levels()
+        self.wl.use_key(key)
         self._image = image
         self._title = title
         self._regions = tuple(regions if regions is not None else (getattr(image, "regions", None) or ()))
@@ -346,7 +289,7 @@ class ImageViewer(QWidget):
 
     def _show_frame(self) -> None:
         frames = self._image.frames
-        self.image_item.setImage(frames[self._frame], autoLevels=False, levels=self._levels())
+        self.image_item.setImage(frames[self._frame], autoLevels=False, levels=self.wl.levels())
         h, w = frames.shape[1:3]
         n = frames.shape[0]
         if n > 1:
@@ -388,50 +331,22 @@ class ImageViewer(QWidget):
         self.set_frame(self._frame + 1)
 
     # ---------------------------------------------------------- window/level
-    def _levels(self) -> tuple[float, float]:
-        w, lv = self.window_slider.value(), self.level_slider.value()
-        lo, hi = lv - w / 2.0, lv + w / 2.0
-        return (lo, max(hi, lo + 1.0))
-
-    def _apply_levels(self, *_: Any) -> None:
-        wl = self.window_level()
-        self.wl_label.setText(f"W {wl[0]} L {wl[1]}")
-        self.preset.setToolTip(f"Window/level presets (display only); now W {wl[0]} L {wl[1]}")
-        if self._key is not None:
-            self._wl_by_key[self._key] = wl
+    def _apply_levels(self, lo: float, hi: float) -> None:
         if self.image_item.image is not None:
-            self.image_item.setLevels(self._levels())
+            self.image_item.setLevels((lo, hi))
 
     def window_level(self) -> tuple[int, int]:
-        return self.window_slider.value(), self.level_slider.value()
+        return self.wl.value()
 
     def set_window_level(self, window: int, level: int) -> None:
-        self.window_slider.setValue(int(window))
-        self.level_slider.setValue(int(level))
+        self.wl.set_value(window, level)
 
     def reset_levels(self) -> None:
-        self.set_window_level(*DEFAULT_WL)
+        self.wl.reset()
 
     def forget_levels(self) -> None:
         """Another patient: every image starts again from the stored grey levels."""
-        self._wl_by_key.clear()
-        self.reset_levels()
-
-    def _restore_levels(self) -> None:
-        self.set_window_level(*self._wl_by_key.get(self._key, DEFAULT_WL))
-
-    def _preset_chosen(self, index: int) -> None:
-        wl = self.preset.itemData(index)
-        if wl is not None:
-            self.set_window_level(*wl)
-        self.preset.setCurrentIndex(0)
-
-    def _wl_dragged(self, dx: float, dy: float, start: bool, _finished: bool) -> None:
-        """Right/middle drag: one grey level per screen pixel (right: wider window, down: higher level)."""
-        if start:
-            self._wl_drag_base = self.window_level()
-        w0, l0 = self._wl_drag_base
-        self.set_window_level(round(_clamp(w0 + dx, 1, 255)), round(_clamp(l0 + dy, 0, 255)))
+        self.wl.forget()
 
     # ------------------------------------------------------------ zoom/pan
     def image_rect(self) -> QRectF:
