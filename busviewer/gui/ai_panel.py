@@ -19,16 +19,12 @@ from typing import Any
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
-    QComboBox,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -44,7 +40,9 @@ from busviewer.gui.verdict_card import (  # noqa: F401  (ARCH_*, verdict_summary
     VerdictCard,
     cell_text,
     label_colour,
+    operating_point_combo,
     outside_lines,
+    prediction_table,
     verdict_summary,
 )
 from busviewer.services import guidance
@@ -104,16 +102,8 @@ class AIPanel(QWidget):
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.clicked.connect(self.cancelRequested)
         self.cancel_button.hide()
-        self.point_combo = QComboBox(self)
-        self.point_combo.setObjectName("operatingPoint")
-        for name in operating.OPERATING_POINTS:
-            self.point_combo.addItem(operating.TITLES[name], name)
-            self.point_combo.setItemData(self.point_combo.count() - 1, operating.HELP[name],
-                                         Qt.ItemDataRole.ToolTipRole)
-        self.point_combo.setToolTip("Operating point: the threshold on the calibrated p(malignant) that makes "
-                                    "an image's call, chosen on the model's validation patients")
         saved = str(settings().value(SETTINGS_OPERATING_POINT, operating.DEFAULT_OPERATING_POINT))
-        self.point_combo.setCurrentIndex(max(0, self.point_combo.findData(saved)))
+        self.point_combo = operating_point_combo(self, saved)
         self.point_combo.currentIndexChanged.connect(self._point_changed)
         controls = QHBoxLayout()
         controls.addWidget(self.analyse_button)
@@ -141,22 +131,7 @@ class AIPanel(QWidget):
         self.override_button.clicked.connect(lambda: self.overrideRequested.emit(not self._overridden()))
         self.override_button.hide()
 
-        self.table = QTableWidget(0, 3, self)
-        self.table.setObjectName("predictionTable")
-        self.table.setHorizontalHeaderLabels(["Image", "Ensemble", "VGG-16"])
-        self.table.horizontalHeaderItem(1).setToolTip("p(malignant) from the ensemble")
-        self.table.horizontalHeaderItem(2).setToolTip("p(malignant) from VGG-16")
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.table.setWordWrap(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.table = prediction_table(self)
         self.table.cellClicked.connect(self._cell_clicked)
         self._fit_table()
 

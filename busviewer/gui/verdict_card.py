@@ -7,8 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from busviewer.core import operating
 
@@ -43,6 +54,40 @@ def cell_text(p: Any, unsure: bool) -> str:
     """A per-image cell: "M 0.82", "B 0.31" or "? 0.51" (indeterminate)."""
     mark = "?" if unsure else ("M" if p.label == "malignant" else "B")
     return f"{mark} {p.malignant_probability:.2f}"
+
+
+def operating_point_combo(parent: QWidget, current: str) -> QComboBox:
+    """The operating-point chooser (item data: the point's name; tooltips: how it was chosen)."""
+    combo = QComboBox(parent)
+    combo.setObjectName("operatingPoint")
+    for name in operating.OPERATING_POINTS:
+        combo.addItem(operating.TITLES[name], name)
+        combo.setItemData(combo.count() - 1, operating.HELP[name], Qt.ItemDataRole.ToolTipRole)
+    combo.setToolTip("Operating point: the threshold on the calibrated p(malignant) that makes an image's call, "
+                     "chosen on the model's validation patients")
+    combo.setCurrentIndex(max(0, combo.findData(current)))
+    return combo
+
+
+def prediction_table(parent: QWidget) -> QTableWidget:
+    """The AI panel's per-image table: image, ensemble and VGG-16 p(malignant)."""
+    table = QTableWidget(0, 3, parent)
+    table.setObjectName("predictionTable")
+    table.setHorizontalHeaderLabels(["Image", "Ensemble", "VGG-16"])
+    table.horizontalHeaderItem(1).setToolTip("p(malignant) from the ensemble")
+    table.horizontalHeaderItem(2).setToolTip("p(malignant) from VGG-16")
+    table.verticalHeader().hide()
+    table.verticalHeader().setDefaultSectionSize(22)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    table.setWordWrap(False)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+    return table
 
 
 def outside_lines(outside: dict[int, str], overridden: dict[int, str], numbers: dict[int, int]) -> list[str]:
