@@ -127,7 +127,7 @@ class MainWindow(QMainWindow):
         self.viewer = ImageViewer(self)
         self.viewer.frameChanged.connect(self._frame_changed)
         self.viewer.play_button.toggled.connect(lambda _on: self._refresh_cam())
-        self.viewer.measured.connect(lambda text: self.statusBar().showMessage(f"Caliper: {text}", 8000))
+        self.viewer.measured.connect(self._caliper_message)
         self.ai_panel = AIPanel(self)
         self.ai_panel.analyseRequested.connect(self.analyse)
         self.ai_panel.cancelRequested.connect(self.cancel_analysis)
@@ -597,6 +597,13 @@ class MainWindow(QMainWindow):
         self.suggest_roi()
         self.imageShown.emit(image_id)
 
+    def _caliper_message(self, text: str) -> None:
+        """A measurement in the status bar; "" (calipers gone with their image) takes it away."""
+        if text:
+            self.statusBar().showMessage(f"Caliper: {text}", 8000)
+        elif self.statusBar().currentMessage().startswith("Caliper:"):
+            self.statusBar().clearMessage()
+
     def step_image(self, delta: int) -> None:
         if not self.records:
             return
@@ -804,6 +811,9 @@ class MainWindow(QMainWindow):
         from busviewer.ai.roi_suggest import suggest_roi
 
         image_id, frame = self.current_image_id, self.viewer.frame
+        shown = self.ai_panel.analysis  # no AI suggestion on an image outside the training data or while blinded
+        if self.ai_panel.blinded or (shown is not None and image_id in getattr(shown, "outside", {})):
+            return
         if (image_id is None or self._displayed_id != image_id or self.models_state != "ready"
                 or self.analyzer is None or not self.rois.suggestion.begin(image_id, frame, bool(self.rois.items))):
             return

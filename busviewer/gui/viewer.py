@@ -457,8 +457,11 @@ class ImageViewer(QWidget):
         return c.text if c is not None else ""
 
     def clear_caliper(self) -> None:
+        had = bool(self.calipers.items)
         self.calipers.clear()
         self._drawing = None
+        if had:
+            self.measured.emit("")  # a measurement of the previous image is no longer shown
 
     # ---------------------------------------------------------------- cursor
     def _mouse_moved(self, scene_pos: QPointF) -> None:

@@ -170,9 +170,12 @@ def test_window_level_is_per_image_and_resets_on_patient_change(window, qtbot) -
     assert w.viewer.window_level() == (255, 128)  # another image: the stored grey levels
     _show(w, qtbot, None, 0)
     assert w.viewer.window_level() == (100, 60)  # back on the first: as the reader left it
+    w.viewer.set_caliper((10, 10), (60, 50))
+    assert w.statusBar().currentMessage().startswith("Caliper: ")
     _show(w, qtbot, "PAT-B", 0)
     assert w.viewer.window_level() == (255, 128)
     assert tuple(w.viewer.image_item.levels) == (0.5, 255.5)
+    assert not w.statusBar().currentMessage().startswith("Caliper")  # not the last patient's measurement
     _show(w, qtbot, "PAT-A", 0)
     assert w.viewer.window_level() == (255, 128)  # a new reading of the patient starts clean
 
