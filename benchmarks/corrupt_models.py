@@ -24,6 +24,7 @@ variant was accepted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -188,10 +189,8 @@ def make_variant(kind: str, i: int, weights: Path, card: dict[str, Any], out: Pa
     else:
         raise ValueError(kind)
     if reseal:
-        try:
+        with contextlib.suppress(Exception):  # a card the model code refuses cannot be sealed: as is
             data = seal(ModelCard.from_dict(data, require_registered=True)).to_dict()
-        except Exception:  # noqa: BLE001 - a card the model code refuses cannot be sealed: as is
-            pass
     c.write_text(json.dumps(data, indent=1))
     return c
 

@@ -24,6 +24,7 @@ Exit status 0 when no failure occurred.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import math
 import multiprocessing as mp
@@ -426,10 +427,8 @@ def run_fuzz(n: int, seed: int = 0, workers: int = 1, busi: Path | None = None, 
                     progress(result.mutants, n)
     finally:
         for c in callers:
-            try:
+            with contextlib.suppress(OSError):
                 c.conn.send(None)
-            except OSError:
-                pass
             c.process.join(timeout=10)
             _stop(c)
         shutil.rmtree(tmp, ignore_errors=True)

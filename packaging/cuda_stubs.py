@@ -105,7 +105,7 @@ def exported(path: str) -> dict[str, Symbol]:
 
 def _function(i: int, sym: Symbol, code: int) -> str:
     n = sym.name
-    head = f'__attribute__((visibility("default")))'
+    head = '__attribute__((visibility("default")))'
     if re.search(r"(ErrorString|ErrorName|StatusString|StatusName|LastErrorString)$", n):
         return f'{head} const char *f{i}(void) __asm__("{n}");\nconst char *f{i}(void) {{ return NOTE; }}\n'
     if n in ("cudaGetDeviceCount", "cudaDriverGetVersion", "cudaRuntimeGetVersion", "ncclGetVersion"):

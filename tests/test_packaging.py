@@ -4,7 +4,6 @@ on a small CUDA-like library built here. The bundle itself: packaging/smoke.sh (
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil

@@ -14,7 +14,7 @@ Resizing is a plain stretch (no letterboxing), so a point ``(x, y)`` of the imag
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from busviewer.ai.modelcard import ModelCard
 
 #: One model input: an RGB image (``bmode``) or a ``(bmode, strain)`` pair (``bse``).
-ImageInput = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]
+ImageInput = np.ndarray | tuple[np.ndarray, np.ndarray]
 Box = tuple[float, float, float, float]
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32)

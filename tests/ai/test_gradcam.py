@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from synthetic import quadrant_discs
 from torch import nn
 
 from busviewer.ai.gradcam import cam_layers, gradcam, gradcam_batch, gradcam_detailed
 from busviewer.ai.modelcard import ModelCard
-from busviewer.ai.networks import build_model, freeze_resnet_for_finetune, set_requires_grad
+from busviewer.ai.networks import build_model, set_requires_grad
 from busviewer.ai.preprocess import preprocess
-from synthetic import quadrant_discs
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -117,7 +116,7 @@ def test_heatmap_format_and_bse_pairs(arch: str, vgg, ensemble) -> None:
     pair = (_rand_image(rng, 40, 56), _rand_image(rng, 70, 30))
     hm = gradcam(model, card, pair, target_class=0)
     assert hm.shape == (40, 56) and hm.dtype == np.float32  # B-mode image coordinates
-    assert 0.0 <= hm.min() and hm.max() <= 1.0
+    assert hm.min() >= 0.0 and hm.max() <= 1.0
 
 
 def test_model_state_is_restored(ensemble) -> None:

@@ -14,8 +14,8 @@ from PIL import Image
 from busviewer.ai.inference import Predictor
 from busviewer.ai.modelcard import ModelCard, ModelCardError
 from busviewer.ai.networks import build_model
-from busviewer.core.operating import OPERATING_POINTS
 from busviewer.ai.results import ImagePrediction, summarise
+from busviewer.core.operating import OPERATING_POINTS
 
 SHA = "ef" * 32
 POINTS = {"high_sensitivity": 0.2, "balanced": 0.45, "high_specificity": 0.8}

@@ -4,7 +4,6 @@ real store, registry and Analyzer; accepting stores an audited reader ROI."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

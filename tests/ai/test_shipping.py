@@ -164,7 +164,7 @@ def test_ship_records_effect_regression_and_loads_as_default(shipped, vgg, check
     eff = comp["effect"]
     assert eff["images"] == 12 and comp["check_data"]["left_out"] == {"normal": 2}
     assert eff["auc_change"] <= 0.005 and eff["max_probability_change"] <= 0.01
-    assert 0 < eff["max_probability_change"]  # compression does change the outputs a little
+    assert eff["max_probability_change"] > 0  # compression does change the outputs a little
     # recipe, calibration and operating points of the source card are kept; the data is cited
     assert card.training["recipe"] == "busviewer" and card.training["data"]["images"] == 12
     assert "Al-Dhabyani" in card.training["data"]["citation"] and "10.1016/j.dib.2019.104863" in \

@@ -62,7 +62,7 @@ US_FILES: dict[str, tuple[int, int, int, bool]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _decoded(name: str) -> DecodedImage:
     return read_image(_data_dir() / name)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -41,7 +41,7 @@ def _fixture_file(tmp_path: Path) -> Path:
 
 def _norm(value: object) -> object:
     if hasattr(value, "tzinfo") and getattr(value, "tzinfo", None) is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)  # type: ignore[union-attr]
+        return value.astimezone(UTC).replace(tzinfo=None)  # type: ignore[union-attr]
     if isinstance(value, str) and value[:1] in "[{":
         try:
             return json.loads(value)
@@ -158,9 +158,9 @@ def test_baseline_store_on_postgresql_is_backed_up_then_migrated(pg_url: str, tm
     assert after["audit_log"][: len(before["audit_log"])] == before["audit_log"]
     assert {k: v for k, v in after.items() if k != "audit_log"} == {k: v for k, v in before.items() if k != "audit_log"}
     _check_fixture_content(store)
-    with store.engine.connect() as conn:  # the guard of the migrated store refuses changes
-        with pytest.raises(DatabaseError, match="append-only"):
-            conn.execute(text("DELETE FROM audit_log"))
+    # the guard of the migrated store refuses changes
+    with store.engine.connect() as conn, pytest.raises(DatabaseError, match="append-only"):
+        conn.execute(text("DELETE FROM audit_log"))
     store.close()
     backup = store.opened.backup
     assert backup is not None and bk.verify(backup).revision == BASELINE

@@ -79,7 +79,7 @@ def main(out_dir: str) -> int:
     from busviewer.gui.app import create_app
     from busviewer.gui.main_window import MainWindow
 
-    app = create_app(["busviewer"])
+    _app = create_app(["busviewer"])  # held: the QApplication lives as long as this reference
     store = Store(store_file)
     window = MainWindow(store)
     window.resize(1600, 960)

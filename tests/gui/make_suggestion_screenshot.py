@@ -85,8 +85,8 @@ def main(argv: list[str]) -> int:
     from busviewer.core.store import Store
     from busviewer.gui.app import create_app
     from busviewer.gui.main_window import MainWindow
-    from busviewer.training.masks import find_mask, read_mask
     from busviewer.training.data import Sample
+    from busviewer.training.masks import find_mask, read_mask
 
     study = home / "study" / "SHOT"
     shutil.rmtree(study, ignore_errors=True)

@@ -11,10 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from orthanc_server import LOCAL_AET, Orthanc, start_orthanc  # noqa: E402
+from pacs_data import FILES_13US1, OTHER_FILES, us_file  # noqa: E402
 
 from busviewer.dicomnet.nodes import LocalAE, NetworkSettings, RemoteNode  # noqa: E402
-
-from pacs_data import FILES_13US1, OTHER_FILES, us_file  # noqa: E402
 
 
 @pytest.fixture

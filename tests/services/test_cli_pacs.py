@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pacs_data import STUDY_13US1, us_file
 from orthanc_server import LOCAL_AET, Orthanc
+from pacs_data import STUDY_13US1, us_file
 
 from busviewer.cli import main
 

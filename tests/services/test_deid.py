@@ -9,8 +9,8 @@ import numpy as np
 import pydicom
 from pacs_data import us_file
 
-from busviewer.core.importer import import_paths
 from busviewer.core.imageio import read_image
+from busviewer.core.importer import import_paths
 from busviewer.core.store import Store
 from busviewer.services.deid import DeidOptions, Keys, export_deidentified, profile_action
 

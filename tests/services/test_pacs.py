@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pacs_data import FILES_13US1, OTHER_FILES, STUDY_13US1, us_file
 from orthanc_server import Orthanc, start_orthanc
+from pacs_data import FILES_13US1, OTHER_FILES, STUDY_13US1, us_file
 
 from busviewer.core.importer import import_paths
 from busviewer.core.store import Store

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pacs_data import FILES_13US1, STUDY_13US1, us_file
 from orthanc_server import Orthanc
+from pacs_data import FILES_13US1, STUDY_13US1, us_file
 
 from busviewer.core.importer import import_paths
 from busviewer.core.notice import RESEARCH_NOTICE

@@ -72,7 +72,8 @@ def test_run_reports_localisation_per_fold_and_final(masked_data, tmp_path: Path
     assert len(cv["folds"]) == 2 and set(cv["mean_sd"]["pointing_game"]) == {"mean", "sd", "n"}
     assert sum(f["images"] for f in cv["folds"]) == sum(f["n_images"] for f in m["cv"]["folds"])
     for phase in ("fold-1", "fold-2", "final"):
-        rows = list(csv.DictReader(open(run_dir / phase / "localisation.csv", encoding="utf-8")))
+        with open(run_dir / phase / "localisation.csv", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
         assert rows and all(r["hit"] in ("True", "False") for r in rows)
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["localisation"]["pointing_game"] == pytest.approx(m["localisation"]["pointing_game"])

@@ -137,7 +137,7 @@ def test_ultrasound_augmentation_keeps_shape_and_range() -> None:
     t = train_transform(32, aug, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     out = t(np.full((40, 50, 3), 128, np.uint8))
     assert out.shape == (3, 32, 32) and out.dtype == torch.float32
-    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
 def test_busviewer_recipe_trains_registers_bn_and_fine_tuning_keeps_the_variant(
