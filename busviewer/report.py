@@ -168,7 +168,7 @@ def _summary(flow: _Flow, store: Store, summary: Any, images: list, numbers: dic
         tie = " Tie: counted as malignant." if v.tie_decided else ""
         band = f"; {describe_band(v.band)}" if v.band else ""
         flow.text(f"{TITLES.get(arch, arch)}: {v.label.upper()} ({v.malignant_votes} malignant / {v.benign_votes} "
-                  f"benign image(s){more}; mean malignant probability {v.mean_malignant_probability:.2f}). "
+                  f"benign image(s){more}; mean malignant probability {_fmt(v.mean_malignant_probability)}). "
                   f"{describe(v.operating_point, v.threshold)}{band}.{tie}", indent=0.02)
     if not verdicts:
         flow.text("No model results.", indent=0.02)
@@ -259,6 +259,10 @@ def _roi_crops(flow: _Flow, store: Store, rec: Any, rois: list, pixels: np.ndarr
                             f"({p.model_name} v{p.model_version})" for (_i, a), p in sorted(preds.items()))
             flow.text(f"R{k} ({roi.x1 - roi.x0}x{roi.y1 - roi.y0} px at {roi.x0},{roi.y0}): "
                       f"{res or 'not classified'}", size=9, gap=0.1)
+
+
+def _fmt(p: float | None) -> str:
+    return "-" if p is None else f"{p:.2f}"
 
 
 def _footer(fig: Any, title: str) -> None:

@@ -69,7 +69,7 @@ class ModelVerdict:
     benign_votes: int
     malignant_votes: int
     tie_decided: bool
-    mean_malignant_probability: float
+    mean_malignant_probability: float | None  # None: every image is outside the training data
     benign_images: tuple[int, ...]
     malignant_images: tuple[int, ...]
     operating_point: str = DEFAULT_OPERATING_POINT
@@ -172,7 +172,7 @@ def summarise(
     for arch in sorted({a for _, a in relabelled}, key=lambda a: (a not in ARCHITECTURE_ORDER, a)):
         rows = [(iid, p) for (iid, a), p in sorted(relabelled.items()) if a == arch]
         voting = [(iid, calls[iid, arch]) for iid, _ in rows if (iid, arch) not in unsure and iid not in outside]
-        probs = [float(p.malignant_probability) for _, p in rows]
+        probs = [float(p.malignant_probability) for iid, p in rows if iid not in outside]
         thr = used[arch].pop() if len(used[arch]) == 1 else None
         band = bands[arch].pop() if len(bands[arch]) == 1 else None
         unsure_ids = tuple(iid for iid, _ in rows if (iid, arch) in unsure and iid not in outside)
@@ -184,7 +184,7 @@ def summarise(
             label, votes = (INDETERMINATE if unsure_ids else NOT_CLASSIFIED), (0, 0, False, (), ())
         verdicts[arch] = ModelVerdict(
             architecture=arch, label=label, benign_votes=votes[0], malignant_votes=votes[1],
-            tie_decided=votes[2], mean_malignant_probability=sum(probs) / len(probs),
+            tie_decided=votes[2], mean_malignant_probability=(sum(probs) / len(probs)) if probs else None,
             benign_images=tuple(votes[3]), malignant_images=tuple(votes[4]),
             operating_point=operating_point, threshold=thr, indeterminate_images=unsure_ids, band=band,
         )

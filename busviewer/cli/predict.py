@@ -140,6 +140,10 @@ def _call(analysis, image_id: int, arch: str, p) -> str:  # type: ignore[no-unty
     return "indeterminate" if analysis.is_indeterminate(image_id, arch) else p.label
 
 
+def _mean(p: float | None) -> str:
+    return "-" if p is None else f"{p:.3f}"
+
+
 def _cell(analysis, image_id: int, arch: str, p) -> str:  # type: ignore[no-untyped-def]
     return f"{_call(analysis, image_id, arch, p)[:5]} {p.malignant_probability:.3f}"
 
@@ -166,7 +170,8 @@ def _print_patient(key: str, analysis, images) -> None:  # type: ignore[no-untyp
         unsure = f", {len(v.indeterminate_images)} indeterminate (not counted)" if v.indeterminate_images else ""
         band = f"; {describe_band(v.band)}" if v.band else ""
         print(f"  verdict {arch}: {v.label} — {v.malignant_votes} malignant / {v.benign_votes} benign{unsure}{tie}; "
-              f"mean P(malignant) {v.mean_malignant_probability:.3f}; {describe(v.operating_point, v.threshold)}"
+              f"mean P(malignant) {_mean(v.mean_malignant_probability)}; "
+              f"{describe(v.operating_point, v.threshold)}"
               f"{band}")
     for problem in analysis.problems:
         print(f"  not classified: {problem}")

@@ -811,6 +811,9 @@ class MainWindow(QMainWindow):
         from busviewer.ai.roi_suggest import suggest_roi
 
         image_id, frame = self.current_image_id, self.viewer.frame
+        shown = self.ai_panel.analysis  # no AI suggestion on an image outside the training data or while blinded
+        if self.ai_panel.blinded or (shown is not None and image_id in getattr(shown, "outside", {})):
+            return
         if (image_id is None or self._displayed_id != image_id or self.models_state != "ready"
                 or self.analyzer is None or not self.rois.suggestion.begin(image_id, frame, bool(self.rois.items))):
             return

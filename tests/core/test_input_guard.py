@@ -75,8 +75,9 @@ def test_findings_and_override_are_stored_and_withhold_the_output(tmp_path: Path
     a = summarise(key, preds, outside={dop: flags[dop].reason})
     v = a.verdicts["vgg16"]
     assert (v.label, v.benign_votes, v.malignant_votes) == ("benign", 1, 0) and a.disagreements == ()
-    assert summarise(key, {k: p for k, p in preds.items() if k[0] == dop}, outside={dop: "x"}).verdicts[
-        "vgg16"].label == NOT_CLASSIFIED
+    only = summarise(key, {k: p for k, p in preds.items() if k[0] == dop}, outside={dop: "x"}).verdicts["vgg16"]
+    assert only.label == NOT_CLASSIFIED and only.mean_malignant_probability is None
+    assert v.mean_malignant_probability == pytest.approx(0.1)  # the outside image's 0.95 is not averaged in
 
     flag = set_override(store, dop, True, user="dr-a")
     assert flag.overridden_by == "dr-a" and not flag.blocks
