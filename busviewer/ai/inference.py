@@ -85,9 +85,9 @@ def _autocast_dtype(device: torch.device) -> torch.dtype | None:
 class Predictor:
     """A loaded model ready for inference.
 
-    ``channels_last``: None chooses automatically (on for CUDA and for VGG-16 on CPU, where
-    oneDNN convolutions are markedly faster in NHWC; ``benchmarks/bench_inference.py``
-    measures it). ``autocast``: use bf16/fp16 autocast on CUDA (never on CPU/MPS).
+    ``channels_last``: None chooses automatically (on for CUDA and CPU, where oneDNN
+    convolutions of both shipped models are faster in NHWC: ``benchmarks/bench_inference.py``
+    measures it, docs/RESULTS.md, issue 11). ``autocast``: use bf16/fp16 autocast on CUDA (never on CPU/MPS).
     ``operating_point``: whose threshold makes the image label (changeable later).
     """
 
@@ -99,8 +99,7 @@ class Predictor:
         self.temperature = card.temperature
         self.device = choose_device(device) if not isinstance(device, torch.device) else device
         if channels_last is None:
-            channels_last = self.device.type == "cuda" or (
-                self.device.type == "cpu" and card.architecture == "vgg16")
+            channels_last = self.device.type in ("cuda", "cpu")
         self.channels_last = bool(channels_last)
         self.autocast_dtype = _autocast_dtype(self.device) if autocast else None
         model = model.to(self.device)
