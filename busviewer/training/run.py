@@ -49,7 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -83,6 +83,10 @@ from busviewer.training.masks import MaskOptions
 from busviewer.training.metrics import mean_sd, scalars
 from busviewer.training.report import json_safe, write_json, write_plots
 from busviewer.training.splits import Split, SplitPlan, limit_patients, make_plan, part_counts, patient_labels, select
+
+if TYPE_CHECKING:
+    from busviewer.ai.modelcard import ModelCard
+    from busviewer.ai.registry import ModelEntry
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 FINAL_WEIGHTS = "model.safetensors"
@@ -369,7 +373,9 @@ class _Run:
         return result
 
     # ------------------------------------------------------------------ card
-    def _card(self, final: dict[str, Any], metrics: dict[str, Any], data_summary: dict[str, Any], plan: SplitPlan):
+    def _card(
+        self, final: dict[str, Any], metrics: dict[str, Any], data_summary: dict[str, Any], plan: SplitPlan
+    ) -> ModelCard:
         from busviewer.ai.modelcard import ModelCard
 
         cfg = self.cfg
@@ -493,7 +499,9 @@ class _Run:
             self.emit(RunFailed(self.run_dir, f"{type(exc).__name__}: {exc}"))
             raise
 
-    def _register(self, final: dict[str, Any], metrics: dict[str, Any], summary: dict[str, Any], plan: SplitPlan):
+    def _register(
+        self, final: dict[str, Any], metrics: dict[str, Any], summary: dict[str, Any], plan: SplitPlan
+    ) -> tuple[str, ModelEntry]:
         assert self.run_dir is not None
         marker = self.run_dir / "registered.json"
         registry = self._registry()
