@@ -37,7 +37,8 @@ def next_step(s: Situation) -> str:
     """One or two sentences: the next useful action (empty when there is nothing to add)."""
     if s.store_empty:
         first = ("Next: import images: File > Import folder... (one folder per patient, or DICOM), "
-                 "File > Import files... (DICOM, PNG/JPEG or a CSV manifest) or File > Query PACS....")
+                 "File > Import files... (DICOM, PNG/JPEG or a CSV manifest); File > Query PACS... retrieves a "
+                 "study from the hospital archive.")
     elif not s.patient_open:
         first = "Next: open a patient from the worklist (double-click or Enter)."
     else:
@@ -49,7 +50,7 @@ def next_step(s: Situation) -> str:
         model = "Then activate a model in Model > Manage models... to see the AI results."
     elif s.models == "ready" and s.shipped_active:
         model = ("Using the shipped default models (trained on the public BUSI images; research use). "
-                 "A patient is analysed when it opens, or press A. To adapt them to your images: Model > Train....")
+                 "A patient is analysed when it opens, or press A. Model > Train... adapts them to your images.")
     elif s.models == "ready":
         model = "A patient is analysed when it opens, or press A." if not s.patient_open else ""
     else:
