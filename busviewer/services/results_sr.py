@@ -125,8 +125,9 @@ def build_sr(
     if point:
         items.append(_text(OPERATING_POINT, point))
     for arch, verdict in analysis.verdicts.items():
-        preds = sorted(((iid, p) for (iid, a), p in analysis.predictions.items() if a == arch and iid in headers),
-                       key=lambda x: x[0])
+        outside = getattr(analysis, "outside", {}) or {}  # no result for images outside the training data
+        preds = sorted(((iid, p) for (iid, a), p in analysis.predictions.items()
+                        if a == arch and iid in headers and iid not in outside), key=lambda x: x[0])
         if not preds:
             continue
         first = preds[0][1]
@@ -146,7 +147,8 @@ def build_sr(
         ]
         for iid, p in preds:
             num = _with_children(_num(P_MALIGNANT, p.malignant_probability), [_image_ref(headers[iid])])
-            model.append(_container(IMAGE_RESULT, [num, _text(CALL, p.label)]))
+            unsure = getattr(analysis, "is_indeterminate", lambda *_: False)(iid, arch)
+            model.append(_container(IMAGE_RESULT, [num, _text(CALL, "indeterminate" if unsure else p.label)]))
         items.append(_container(MODEL, model))
     reader: list[ContentItem] = [_text(READER_LABEL, "patient: " + label_text(lab)) for lab in patient_labels]
     for iid, labels in sorted((image_labels or {}).items()):
