@@ -8,7 +8,6 @@ only inside those tasks, so the window is up before torch loads.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -945,9 +944,9 @@ class MainWindow(QMainWindow):
             self.import_model(Path(path))
 
     def import_model(self, path: Path) -> workers.Task:
-        def run(registry: Any, factory: Callable[[], Any], p: Path) -> Any:
-            reg = registry or factory()
-            return reg.import_model(p)
+        """Model > Import model...: the same audited import as the model manager's."""
+        def run(registry: Any, factory: Callable[[], Any], store: Store, p: Path) -> Any:
+            return model_service.import_model(registry or factory(), store, p).entry
 
         def done(entry: Any) -> None:
             self.statusBar().showMessage(
@@ -956,47 +955,32 @@ class MainWindow(QMainWindow):
             self.models_state = "idle" if self.models_state != "loading" else self.models_state
             self.load_models()
 
-        return workers.submit(run, self.registry, self.registry_factory, path, pool="ai", name="import model",
+        return workers.submit(run, self.registry, self.registry_factory, self.store, path, pool="ai",
+                              name="import model",
                               on_result=done, on_error=lambda e: self.report_error("Model not imported", str(e)))
 
     def open_training_wizard(self) -> None:
-        self._open_optional("busviewer.gui.training_wizard", ("open_wizard", "TrainingWizard"), "Train",
-                            "The training wizard is not part of this installation yet. Train from the command "
-                            "line with `busviewer train`, then choose the new model in Model > Active model.")
+        from busviewer.gui.training_wizard import open_wizard  # lazily: its pages are many widgets
+
+        self._show_dialog(open_wizard(self.store, parent=self))
 
     def open_model_manager(self) -> None:
-        self._open_optional("busviewer.gui.model_manager", ("open_manager", "ModelManagerDialog"), "Manage models",
-                            "The model manager is not part of this installation yet. Use `busviewer models` on "
-                            "the command line; Model > Active model switches models here.")
+        from busviewer.gui.model_manager import open_manager
 
-    def _open_optional(self, module_name: str, names: tuple[str, ...], title: str, fallback: str) -> None:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                self.report_error(title, f"{module_name} could not be loaded: {exc}")
-                return
-            message_box(self, title, fallback, icon=QMessageBox.Icon.Information)
+        self._show_dialog(open_manager(self.store, parent=self))
+
+    def _show_dialog(self, widget: Any) -> None:
+        """Show a non-modal tool window; its model changes reload the models here."""
+        if widget is None:
             return
-        opener = next((getattr(module, n) for n in names if hasattr(module, n)), None)
-        if opener is None:
-            message_box(self, title, fallback, icon=QMessageBox.Icon.Information)
-            return
-        try:
-            widget = opener(self.store, parent=self)
-        except TypeError:
-            widget = opener(self)
-        if widget is not None and hasattr(widget, "show"):
-            self._optional_dialog = widget
-            if not getattr(widget, "_busviewer_connected", False):
-                widget._busviewer_connected = True
-                if hasattr(widget, "finished"):
-                    widget.finished.connect(lambda *_: self.load_models())
-                if hasattr(widget, "modelsChanged"):
-                    widget.modelsChanged.connect(self.models_changed)
-                if hasattr(widget, "registryChanged"):
-                    widget.registryChanged.connect(lambda: self.load_models())
-            widget.show()
+        self._optional_dialog = widget
+        if not getattr(widget, "_busviewer_connected", False):
+            widget._busviewer_connected = True
+            widget.finished.connect(lambda *_: self.load_models())
+            widget.modelsChanged.connect(self.models_changed)
+            if hasattr(widget, "registryChanged"):
+                widget.registryChanged.connect(lambda: self.load_models())
+        widget.show()
 
     # ==================================================================== misc
     def show_shortcuts(self) -> None:

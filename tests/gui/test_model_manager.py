@@ -171,3 +171,25 @@ def test_main_window_menu_opens_wizard_and_manager(mm, qtbot) -> None:  # type: 
     dlg.close()
     window.shutdown()
     window.close()
+
+
+def test_model_menu_import_is_audited(mm, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Model > Import model... in the main window writes the same audit entry as the manager."""
+    from busviewer.ai.integrity import seal
+    from busviewer.ai.modelcard import ModelCard
+    from busviewer.gui.main_window import MainWindow
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    card = ModelCard.from_json((mm.models / "test-vgg-v1.json").read_text()).with_updates(name="menu-vgg")
+    (drop / "menu-vgg-v1.json").write_text(seal(card).to_json(), encoding="utf-8")
+    (drop / "menu-vgg-v1.safetensors").write_bytes((mm.models / "test-vgg-v1.safetensors").read_bytes())
+    window = MainWindow(mm.store, registry_factory=mm.factory)
+    qtbot.addWidget(window)
+    task = window.import_model(drop / "menu-vgg-v1.json")
+    qtbot.waitUntil(lambda: task.done, timeout=60_000)
+    assert task.error is None, task.error
+    last = mm.store.audit_log(entity="model")[-1]
+    assert (last.action, last.field, last.new_value) == ("import_model", "vgg16", "menu-vgg:1")
+    window.shutdown()
+    window.close()
