@@ -158,12 +158,6 @@ class RoiPanel(QWidget):
         self._caption(rec.id)
         return item
 
-    def rebound(self) -> None:
-        """Re-apply the image bounds (after the image is shown)."""
-        bounds = self.viewer.image_rect()
-        for item in self.items.values():
-            item.maxBounds = bounds
-
     # ---------------------------------------------------------------- edits
     def add_roi(self, box: Sequence[float]) -> RoiRecord | None:
         if self.image_id is None:

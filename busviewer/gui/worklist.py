@@ -340,10 +340,6 @@ class WorklistWidget(QWidget):
         super().resizeEvent(event)
         self.fit_columns()
 
-    def current_key(self) -> str | None:
-        idx = self.table.currentIndex()
-        return idx.data(KEY_ROLE) if idx.isValid() else None
-
     def select(self, patient_key: str, emit: bool = True) -> bool:
         row = self.model.row_of(patient_key)
         if row is None:
