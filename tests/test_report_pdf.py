@@ -93,3 +93,25 @@ def test_report_text_stays_on_the_page_and_carries_the_reading(tmp_path: Path, b
         img = doc[i].render(scale=1.2).to_pil()
         assert img.size[0] > 500
         img.save(SHOTS / f"report_page{i + 1}.png")
+
+
+def test_report_says_not_classified_for_an_image_outside_the_training_data(tmp_path: Path,
+                                                                          us_dicom_dir: Path) -> None:
+    from busviewer.core.store.flags import guard_images
+
+    store = Store(tmp_path / "s.sqlite")
+    (tmp_path / "in").mkdir()
+    shutil.copy(next(us_dicom_dir.rglob("color-pl.dcm")), tmp_path / "in" / "doppler.dcm")
+    import_paths(store, [tmp_path / "in"])
+    (patient,) = store.patients()
+    (rec,) = store.images(patient.patient_key)
+    store.add_predictions(_rows(rec.id, rec.content_hash, {"ensemble": 0.97, "vgg16": 0.91}))
+    assert guard_images(store, [rec])[rec.id].blocks
+    out = export_patient_report(store, patient.patient_key, tmp_path / "r.pdf")
+    pages = _pages(out)
+    summary, image_page = (" ".join(p[0].split()) for p in pages)
+    assert "Image #1: outside the model's training data: colour Doppler" in summary
+    assert "NOT CLASSIFIED" in summary and "0.97" not in summary and "0.91" not in summary
+    assert "Not classified: outside the model's training data" in image_page and "0.97" not in image_page
+    for _text, boxes, (w, h) in pages:
+        assert all(0 <= b[0] and b[2] <= w and 0 <= b[1] and b[3] <= h for b in boxes)
