@@ -723,6 +723,8 @@ class MainWindow(QMainWindow):
 
     def _show_analysis(self, analysis: Any) -> None:
         self.ai_panel.show_analysis(analysis)
+        if self.current_image_id is not None and self._ai_hidden_for(self.current_image_id):
+            self.rois.suggestion.clear()  # a Grad-CAM suggestion made before the image was flagged or hidden
         self.thumbnails.set_ai(self.ai_panel.image_short_labels())
         if self.current_image_id is not None:
             self.ai_panel.highlight_image(self.current_image_id)
@@ -810,8 +812,7 @@ class MainWindow(QMainWindow):
         from busviewer.ai.roi_suggest import suggest_roi
 
         image_id, frame = self.current_image_id, self.viewer.frame
-        shown = self.ai_panel.analysis  # no AI suggestion on an image outside the training data or while blinded
-        if self.ai_panel.blinded or (shown is not None and image_id in getattr(shown, "outside", {})):
+        if image_id is None or self._ai_hidden_for(image_id):
             return
         if (image_id is None or self._displayed_id != image_id or self.models_state != "ready"
                 or self.analyzer is None or not self.rois.suggestion.begin(image_id, frame, bool(self.rois.items))):
@@ -819,8 +820,17 @@ class MainWindow(QMainWindow):
         bar = self.rois.suggestion
         workers.submit(suggest_roi, self.analyzer, image_id, frame, None, self.ai_panel.cam.architecture(),
                        pool="ai", name="suggest roi",
-                       on_result=lambda s, i=image_id, f=frame: bar.finish(i, f, s),
+                       on_result=lambda s, i=image_id, f=frame: bar.finish(
+                           i, f, *((None, RuntimeError(self._ai_hidden_for(i))) if self._ai_hidden_for(i) else (s,))),
                        on_error=lambda e, i=image_id, f=frame: bar.finish(i, f, None, e))
+
+    def _ai_hidden_for(self, image_id: int) -> str:
+        """Why no AI output may be shown for ``image_id`` ("" when it may)."""
+        if self.ai_panel.blinded:
+            return "the AI result is hidden until your first read"
+        shown = self.ai_panel.analysis
+        return "outside the model's training data" if shown is not None and image_id in getattr(
+            shown, "outside", {}) else ""
 
     def classify_roi(self, roi_id: int) -> None:
         if self.analyzer is None or self.models_state != "ready":

@@ -47,6 +47,7 @@ def test_ai_hidden_until_the_first_read_is_recorded(qtbot, styled_app, model_fil
         assert panel.image_short_labels() == {} and panel.analysis is not None
         assert w.worklist.model.verdict("PAT-BLIND") == HIDDEN_TEXT
         assert not box.button.isEnabled()
+        assert w.rois.suggestion.item is None  # no Grad-CAM ROI suggestion while blinded
         SHOTS.mkdir(parents=True, exist_ok=True)
         w.grab().save(str(SHOTS / "blinded_before_reveal.png"))
 

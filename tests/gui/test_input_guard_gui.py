@@ -46,6 +46,7 @@ def test_doppler_is_flagged_and_the_reader_can_override(qtbot, styled_app, model
         assert all("Mean p" not in c.detail.text() for c in panel.cards.values())  # no number leaks out
         assert "outside the model's training data" in panel.outside_note.text()
         assert panel.override_button.isVisible()
+        assert w.rois.suggestion.item is None  # no Grad-CAM ROI suggestion on a flagged image
         assert "not classified" in w.worklist.model.verdict(patient.patient_key)
         qtbot.wait(300)
         SHOTS.mkdir(parents=True, exist_ok=True)
