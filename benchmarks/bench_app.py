@@ -47,11 +47,15 @@ def launch_once(home: Path, timeout: float = 60.0) -> float:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", BUSVIEWER_HOME=str(home))
     env.pop("BUSVIEWER_STORE", None)
     exe = Path(sys.executable).with_name("busviewer")
-    cmd = [str(exe), "gui"] if exe.is_file() else [sys.executable, "-c",
-                                                   "import sys; from busviewer.cli import main; sys.exit(main(['gui']))"]
+    cmd = (
+        [str(exe), "gui"]
+        if exe.is_file()
+        else [sys.executable, "-c", "import sys; from busviewer.cli import main; sys.exit(main(['gui']))"]
+    )
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     shown = None
     try:
         while time.perf_counter() - t0 < timeout and proc.poll() is None:
@@ -71,8 +75,10 @@ def launch_once(home: Path, timeout: float = 60.0) -> float:
 def bench_launch(runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         times = [launch_once(Path(tmp)) for _ in range(runs)]
-    print(f"launch to window shown (offscreen, {runs} launches; the first with an empty store): "
-          f"{_stat(times)} s; each: {', '.join(f'{t:.2f}' for t in times)}")
+    print(
+        f"launch to window shown (offscreen, {runs} launches; the first with an empty store): "
+        f"{_stat(times)} s; each: {', '.join(f'{t:.2f}' for t in times)}"
+    )
 
 
 def _patient_files(busi: Path, n: int) -> list[Path]:
@@ -111,8 +117,10 @@ def bench_patient(repeats: int, n: int, busi: Path, gui: bool = False) -> None:
         t0 = time.perf_counter()
         cards = analyzer.load_models()
         load = time.perf_counter() - t0
-        print(f"models: {', '.join(f'{c.ref} ({c.input_size} px)' for c in cards.values())}, loaded in {load:.2f} s; "
-              f"torch {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"models: {', '.join(f'{c.ref} ({c.input_size} px)' for c in cards.values())}, loaded in {load:.2f} s; "
+            f"torch {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}"
+        )
         analyse, show = [], []
         ids = [r.id for r in store.images("PATIENT-10")]
         analyzer.analyse_patient("PATIENT-10")  # warm-up
@@ -128,8 +136,10 @@ def bench_patient(repeats: int, n: int, busi: Path, gui: bool = False) -> None:
         assert not analysis.problems, analysis.problems
         store.close()
     print(f"{n}-image patient, analyse_patient (decode, both models, Grad-CAM maps, stored): {_stat(analyse)} s")
-    print(f"then showing all {n * len(cards)} stored Grad-CAM maps (Analyzer.gradcam, no model run): "
-          f"{_stat([1000 * s for s in show], 0)} ms in all")
+    print(
+        f"then showing all {n * len(cards)} stored Grad-CAM maps (Analyzer.gradcam, no model run): "
+        f"{_stat([1000 * s for s in show], 0)} ms in all"
+    )
     print(f"peak RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
@@ -143,7 +153,9 @@ def main() -> int:
     pa.add_argument("--images", type=int, default=10)
     pa.add_argument("--threads", type=int, default=None)
     pa.add_argument("--gui", action="store_true", help="include the GUI's libraries (offscreen QApplication)")
-    pa.add_argument("--busi", type=Path, default=Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared/data/busi")))
+    pa.add_argument(
+        "--busi", type=Path, default=Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared/data/busi"))
+    )
     args = p.parse_args()
     if args.what == "launch":
         bench_launch(args.runs)

@@ -32,7 +32,6 @@ from busviewer.core.imageio import read_image, read_image_here, sha256_file  # n
 from busviewer.core.importer import import_paths  # noqa: E402
 from busviewer.core.store import Store  # noqa: E402
 
-
 REPEATS = 3  # best of, for the isolation figures
 
 
@@ -92,13 +91,17 @@ def isolation_cost(sets: list[tuple[str, list[Path]]]) -> None:
         for name, files in sets:
             here = _best_per_image(read_image_here, files)
             isolated = _best_per_image(pool.read, files)
-            print(f"{name:<34} {len(files):>4} {here:>14.1f} {isolated:>11.1f} {isolated - here:>8.1f} "
-                  f"{100 * (isolated - here) / here:>6.0f}%")
+            print(
+                f"{name:<34} {len(files):>4} {here:>14.1f} {isolated:>11.1f} {isolated - here:>8.1f} "
+                f"{100 * (isolated - here) / here:>6.0f}%"
+            )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--busi", type=Path, default=Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared/data/busi")))
+    parser.add_argument(
+        "--busi", type=Path, default=Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared/data/busi"))
+    )
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (>= 5)")
     parser.add_argument("--no-isolation", action="store_true", help="skip the decoder-isolation figures")
     args = parser.parse_args()
@@ -125,8 +128,10 @@ def main() -> int:
     print(f"{'input':<30} {'images':>6} {'import s':>18} {'ms/image':>9} {'decode-only s':>18} {'import/decode':>14}")
     for name, n, took, base in rows:
         med = statistics.median(took)
-        print(f"{name:<30} {n:>6} {_stat(took):>18} {1000 * med / max(n, 1):>9.1f} {_stat(base):>18} "
-              f"{med / statistics.median(base):>14.2f}")
+        print(
+            f"{name:<30} {n:>6} {_stat(took):>18} {1000 * med / max(n, 1):>9.1f} {_stat(base):>18} "
+            f"{med / statistics.median(base):>14.2f}"
+        )
     if args.no_isolation:
         return 0
     sets: list[tuple[str, list[Path]]] = []
@@ -135,8 +140,15 @@ def main() -> int:
 
         data = Path(data_store.__file__).parent / "data"
         sets.append(("120-frame YBR JPEG cine", [data / "color3d_jpeg_baseline.dcm"]))
-        sets.append(("JPEG 2000 / JPEG-LL / RLE stills", [data / n for n in (
-            "US1_J2KR.dcm", "US1_J2KI.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "OBXXXX1A_rle.dcm")]))
+        sets.append(
+            (
+                "JPEG 2000 / JPEG-LL / RLE stills",
+                [
+                    data / n
+                    for n in ("US1_J2KR.dcm", "US1_J2KI.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "OBXXXX1A_rle.dcm")
+                ],
+            )
+        )
     except ImportError:
         pass
     if manifest.is_file():

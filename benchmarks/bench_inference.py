@@ -98,7 +98,7 @@ def matmul(device: torch.device = torch.device("cpu")) -> Callable[[], Any]:
 
 def as_flops(seconds: Stat) -> Stat:
     """Seconds of the matmul probe -> FLOP/s (median, min, max)."""
-    flops = 2 * _MM ** 3
+    flops = 2 * _MM**3
     return flops / seconds[0], flops / seconds[2], flops / seconds[1]
 
 
@@ -122,9 +122,13 @@ def load_models(which: str, size: int) -> dict[str, tuple[torch.nn.Module, Model
         from busviewer.ai.networks import build_model
 
         torch.manual_seed(0)
-        return {arch: (build_model(arch, "bmode", pretrained=False).eval(),
-                       ModelCard(f"bench-{arch}", 1, arch, "bmode", input_size=size, pretrained_init="random"))
-                for arch in ("ensemble", "vgg16")}
+        return {
+            arch: (
+                build_model(arch, "bmode", pretrained=False).eval(),
+                ModelCard(f"bench-{arch}", 1, arch, "bmode", input_size=size, pretrained_init="random"),
+            )
+            for arch in ("ensemble", "vgg16")
+        }
     from busviewer.ai.registry import ModelRegistry
     from busviewer.core.paths import SHIPPED_MODELS_DIR
 
@@ -138,8 +142,17 @@ def load_models(which: str, size: int) -> dict[str, tuple[torch.nn.Module, Model
         return out
 
 
-def bench_model(arch: str, model: torch.nn.Module, card: ModelCard, images: list[np.ndarray],
-                repeats: int, batch: int, naive_n: int, compile_: bool, log: Callable[[str], None]) -> dict:
+def bench_model(
+    arch: str,
+    model: torch.nn.Module,
+    card: ModelCard,
+    images: list[np.ndarray],
+    repeats: int,
+    batch: int,
+    naive_n: int,
+    compile_: bool,
+    log: Callable[[str], None],
+) -> dict:
     """ms/image and FLOP/s of the naive, batched and one-pass paths of one model."""
     flops = model_flops(model, card.input_size)
     eager = Predictor(model, card, "cpu", channels_last=False)
@@ -163,14 +176,19 @@ def bench_model(arch: str, model: torch.nn.Module, card: ModelCard, images: list
             with torch.inference_mode():
                 xb = torch.stack([preprocess(im, card) for im in images])
                 return torch.softmax(compiled(xb).float() / card.temperature, 1)
+
         t0 = time.perf_counter()
         run_compiled()
         log(f"  torch.compile (inductor) first call: {time.perf_counter() - t0:.1f} s")
         fns["torch.compile inductor"] = run_compiled
     # One model format per call: channels-last predictors convert the shared model.
-    fmt = {"eager fp32 NCHW": torch.contiguous_format, "naive (batch 1, autograd)": torch.contiguous_format,
-           "eager fp32 channels-last": torch.channels_last, "one pass predict+CAM NCHW": torch.contiguous_format,
-           "one pass predict+CAM channels-last": torch.channels_last}
+    fmt = {
+        "eager fp32 NCHW": torch.contiguous_format,
+        "naive (batch 1, autograd)": torch.contiguous_format,
+        "eager fp32 channels-last": torch.channels_last,
+        "one pass predict+CAM NCHW": torch.contiguous_format,
+        "one pass predict+CAM channels-last": torch.channels_last,
+    }
 
     def with_format(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
         mf = fmt.get(name, torch.channels_last if auto.channels_last else torch.contiguous_format)
@@ -181,23 +199,33 @@ def bench_model(arch: str, model: torch.nn.Module, card: ModelCard, images: list
     peak = peak_stat[0]
     ref = np.array([[p.probabilities[c] for c in card.classes] for p in eager.predict(images, batch_size=batch)])
     diffs = {
-        "eager fp32 channels-last": np.array([[p.probabilities[c] for c in card.classes]
-                                              for p in (model.to(memory_format=torch.channels_last),
-                                                        cl.predict(images, batch_size=batch))[1]]),
+        "eager fp32 channels-last": np.array(
+            [
+                [p.probabilities[c] for c in card.classes]
+                for p in (model.to(memory_format=torch.channels_last), cl.predict(images, batch_size=batch))[1]
+            ]
+        ),
     }
-    for name, pred, mf in (("one pass predict+CAM NCHW", eager, torch.contiguous_format),
-                           ("one pass predict+CAM channels-last", cl, torch.channels_last)):
+    for name, pred, mf in (
+        ("one pass predict+CAM NCHW", eager, torch.contiguous_format),
+        ("one pass predict+CAM channels-last", cl, torch.channels_last),
+    ):
         model.to(memory_format=mf)
-        diffs[name] = np.array([[p.probabilities[c] for c in card.classes]
-                                for p in pred.predict_with_cams(images, batch_size=batch)[0]])
+        diffs[name] = np.array(
+            [[p.probabilities[c] for c in card.classes] for p in pred.predict_with_cams(images, batch_size=batch)[0]]
+        )
     model.to(memory_format=torch.channels_last if auto.channels_last else torch.contiguous_format)
     if compiled is not None:
         with torch.inference_mode():
             diffs["torch.compile inductor"] = torch.softmax(compiled(x).float() / card.temperature, 1).numpy()
-    log(f"\n{arch} ({card.name}, input {card.input_size} px): {flops / 1e9:.2f} GFLOP/image forward; "
-        f"{len(images)} images, batch {batch}; naive on {len(naive_imgs)} images")
-    log(f"  measured peak in the same rounds: {peak / 1e9:.1f} GFLOP/s (min {peak_stat[1] / 1e9:.1f}, "
-        f"max {peak_stat[2] / 1e9:.1f}); % peak below is of the median")
+    log(
+        f"\n{arch} ({card.name}, input {card.input_size} px): {flops / 1e9:.2f} GFLOP/image forward; "
+        f"{len(images)} images, batch {batch}; naive on {len(naive_imgs)} images"
+    )
+    log(
+        f"  measured peak in the same rounds: {peak / 1e9:.1f} GFLOP/s (min {peak_stat[1] / 1e9:.1f}, "
+        f"max {peak_stat[2] / 1e9:.1f}); % peak below is of the median"
+    )
     log(f"  {'path':<34}{'ms/image median (min-max)':>30}{'GFLOP/s':>10}{'% peak':>8}{'max |dp| vs eager':>19}")
     rows = {}
     for name, st in stats.items():
@@ -210,13 +238,21 @@ def bench_model(arch: str, model: torch.nn.Module, card: ModelCard, images: list
         log(f"  {name:<34}{_fmt(per, 1000):>30}{rate / 1e9:>10.1f}{100 * rate / peak:>7.0f}%{dp:>19}")
     naive = rows["naive (batch 1, autograd)"]["ms_per_image"][0]
     best = min(rows["eager fp32 NCHW"]["ms_per_image"][0], rows["eager fp32 channels-last"]["ms_per_image"][0])
-    log(f"  batched (best eager layout) vs naive: {naive / best:.2f}x; the application's layout for this "
-        f"model: {'channels-last' if auto.channels_last else 'NCHW'}")
+    log(
+        f"  batched (best eager layout) vs naive: {naive / best:.2f}x; the application's layout for this "
+        f"model: {'channels-last' if auto.channels_last else 'NCHW'}"
+    )
     return {"flops": flops, "rows": rows, "speedup": naive / best, "peak": peak_stat}
 
 
-def bench_patient(models: dict[str, tuple[torch.nn.Module, ModelCard]], images: list[np.ndarray], repeats: int,
-                  batch: int, log: Callable[[str], None], device: str = "cpu") -> dict[str, Stat]:
+def bench_patient(
+    models: dict[str, tuple[torch.nn.Module, ModelCard]],
+    images: list[np.ndarray],
+    repeats: int,
+    batch: int,
+    log: Callable[[str], None],
+    device: str = "cpu",
+) -> dict[str, Stat]:
     """A patient: both models' predictions + Grad-CAM of every image; before vs one pass.
     (Results come back to the CPU, which waits for a GPU to finish.)"""
     preds = {arch: Predictor(m, c, device) for arch, (m, c) in models.items()}
@@ -232,8 +268,10 @@ def bench_patient(models: dict[str, tuple[torch.nn.Module, ModelCard]], images: 
             p.predict_with_cams(images, batch_size=batch)
 
     stats = interleaved({"before: predict + separate Grad-CAM": before, "one pass": one_pass}, repeats)
-    log(f"\n{len(images)}-image patient, both models, predictions + Grad-CAM of every image "
-        f"(median of {repeats}, min-max):")
+    log(
+        f"\n{len(images)}-image patient, both models, predictions + Grad-CAM of every image "
+        f"(median of {repeats}, min-max):"
+    )
     for name, st in stats.items():
         log(f"  {name:<38}{_fmt(st, 1, 2):>24} s")
     return stats
@@ -259,9 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     images, source = load_images(max(args.images, args.patient_images))
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    print(f"busviewer inference benchmark: CPU {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"load average at start {load[0]:.1f}")
+    print(
+        f"busviewer inference benchmark: CPU {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"load average at start {load[0]:.1f}"
+    )
     print(f"images: {source}; every figure: median (min-max) of {args.repeats} interleaved repeats")
     for which in [w.strip() for w in args.models.split(",") if w.strip()]:
         models = load_models(which, args.size)
@@ -271,11 +311,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n===== {which} models =====")
         if args.device == "cpu":
             for arch, (model, card) in models.items():
-                bench_model(arch, model, card, images[:args.images], args.repeats, args.batch_size,
-                            args.naive_images, args.compile, print)
+                bench_model(
+                    arch,
+                    model,
+                    card,
+                    images[: args.images],
+                    args.repeats,
+                    args.batch_size,
+                    args.naive_images,
+                    args.compile,
+                    print,
+                )
         else:
             print(f"device {args.device}: {torch.cuda.get_device_name(torch.device(args.device))}")
-        bench_patient(models, images[:args.patient_images], args.repeats, args.batch_size, print, args.device)
+        bench_patient(models, images[: args.patient_images], args.repeats, args.batch_size, print, args.device)
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     print(f"\n(benchmark wall time {time.perf_counter() - t0:.0f} s; load average at end {load[0]:.1f})")
     return 0

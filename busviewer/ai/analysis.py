@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from busviewer.ai.cam_cache import CamCache
-from busviewer.ai.integrity import NonFiniteOutput, finite_output
 from busviewer.ai.gradcam import DEFAULT_CAM_LAYER
+from busviewer.ai.integrity import NonFiniteOutput, finite_output
 from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.registry import ModelRegistry
 from busviewer.ai.results import (

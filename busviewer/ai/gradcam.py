@@ -38,9 +38,10 @@ dependency.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -140,9 +141,10 @@ def _resolve_target(card: ModelCard, target: int | str | None) -> int | None:
 
 def _branch_roots(model: nn.Module) -> list[nn.Module]:
     """The modules each of whose forward starts a branch that leads to a Grad-CAM layer."""
-    if hasattr(model, "alexnet") and hasattr(model, "resnet"):
-        return [model.alexnet.features, model.resnet.body]
-    return [model.features] if hasattr(model, "features") else []
+    m: Any = model  # submodules are looked up by name
+    if hasattr(m, "alexnet") and hasattr(m, "resnet"):
+        return [m.alexnet.features, m.resnet.body]
+    return [m.features] if hasattr(m, "features") else []
 
 
 def _raw_cams(
@@ -157,7 +159,7 @@ def _raw_cams(
     layers = cam_layers(model, layer)
     acts: dict[str, torch.Tensor] = {}
 
-    def hook_for(name: str):
+    def hook_for(name: str) -> Callable[[nn.Module, object, torch.Tensor], torch.Tensor]:
         def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
             # The activation becomes a leaf that requires grad, so the graph starts here
             # whatever the parameters' requires_grad (nothing before it is recorded).

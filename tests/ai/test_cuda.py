@@ -12,8 +12,10 @@ from busviewer.ai.inference import Predictor
 from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.networks import build_model
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh)")]
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh)"),
+]
 SIZES = {"vgg16": 64, "ensemble": 128}
 
 
@@ -54,8 +56,10 @@ def test_analysis_on_cuda_stores_maps_served_without_the_gpu(tmp_path) -> None: 
     (tmp_path / "shipped").mkdir()
     registry = ModelRegistry(user_dir=tmp_path / "models", shipped_dir=tmp_path / "shipped")
     torch.manual_seed(1)
-    entry = registry.save(build_model("vgg16", "bmode", pretrained=False).eval(),
-                          ModelCard("c-vgg", 0, "vgg16", "bmode", input_size=64, pretrained_init="random"))
+    entry = registry.save(
+        build_model("vgg16", "bmode", pretrained=False).eval(),
+        ModelCard("c-vgg", 0, "vgg16", "bmode", input_size=64, pretrained_init="random"),
+    )
     registry.activate(entry.name, entry.version)
     for i, img in enumerate(_images(3)):
         (tmp_path / "study" / "P").mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ def _images(n: int, seed: int = 0) -> list[np.ndarray]:
     for i in range(n):
         img = rng.integers(0, 90, (70 + 3 * i, 90, 3), dtype=np.uint8)
         y, x = 10 + 5 * i, 20 + 4 * i
-        img[y:y + 25, x:x + 25] = 230  # a bright square, somewhere else in each image
+        img[y : y + 25, x : x + 25] = 230  # a bright square, somewhere else in each image
         out.append(img)
     return out
 
@@ -37,8 +37,10 @@ def models() -> dict[str, tuple[torch.nn.Module, ModelCard]]:
     out = {}
     for seed, (arch, size) in enumerate(SIZES.items()):
         torch.manual_seed(seed)
-        out[arch] = (build_model(arch, "bmode", pretrained=False).eval(),
-                     ModelCard(f"t-{arch}", 0, arch, "bmode", input_size=size, pretrained_init="random"))
+        out[arch] = (
+            build_model(arch, "bmode", pretrained=False).eval(),
+            ModelCard(f"t-{arch}", 0, arch, "bmode", input_size=size, pretrained_init="random"),
+        )
     return out
 
 
@@ -74,8 +76,10 @@ def test_forward_before_the_cam_layer_records_no_graph(models) -> None:  # type:
     model, card = models["vgg16"]
     seen: list[bool] = []
     first_conv = model.features[0]
-    handles = [first_conv.register_forward_hook(lambda _m, _i, out: seen.append(out.requires_grad)),
-               model.classifier.register_forward_hook(lambda _m, _i, out: seen.append(out.requires_grad))]
+    handles = [
+        first_conv.register_forward_hook(lambda _m, _i, out: seen.append(out.requires_grad)),
+        model.classifier.register_forward_hook(lambda _m, _i, out: seen.append(out.requires_grad)),
+    ]
     try:
         x = torch.stack([torch.randn(3, 64, 64) for _ in range(2)])
         forward_with_cams(model, x)
@@ -119,12 +123,13 @@ def test_analysis_stores_the_maps_and_showing_one_runs_no_model(analysed) -> Non
     analyzer, analysis, store, cache = analysed
     records = store.images("P-1")
     assert not analysis.problems and set(analysis.verdicts) == {"vgg16", "ensemble"}
-    for arch, (model, card) in analyzer._models.items():
+    for _model, card in analyzer._models.values():
         for rec in records:
             assert cache.get(card.sha256, rec.content_hash, 0) is not None
     forwards: list[str] = []
-    handles = [m.register_forward_hook(lambda *_a, a=arch: forwards.append(a))
-               for arch, (m, _c) in analyzer._models.items()]
+    handles = [
+        m.register_forward_hook(lambda *_a, a=arch: forwards.append(a)) for arch, (m, _c) in analyzer._models.items()
+    ]
     try:
         shown = {(rec.id, arch): analyzer.gradcam(rec.id, arch) for rec in records for arch in analyzer._models}
     finally:

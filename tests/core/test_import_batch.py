@@ -36,7 +36,7 @@ def _manifest(root: Path, n: int, bad_roi: int | None = None, broken: int | None
             path.write_bytes(data[: len(data) // 2])
         box = [0, 500, 500, 600, 600] if i == bad_roi else [0, 2, 3, 30, 25]
         label = ("benign", "malignant", "normal")[i % 3]
-        lines.append(f"img/{i}.png,{label},P{i % 3},\"{json.dumps([box])}\"")
+        lines.append(f'img/{i}.png,{label},P{i % 3},"{json.dumps([box])}"')
     (root / "m.csv").write_text("\n".join(lines) + "\n")
     return root / "m.csv"
 
@@ -59,11 +59,32 @@ def _whole(store: Store) -> None:
 
 
 def _snapshot(store: Store) -> tuple:
-    images = [(i.patient_key, i.study_uid, i.series_uid, i.source_path.name, i.content_hash, i.rows, i.columns,
-               i.duplicate_of is not None, i.label.label if i.label else None,
-               [r.box for r in store.rois(i.id)]) for i in store.images()]
-    audit = [(e.action, e.entity, e.entity_id if e.entity == "image" else None, e.field, e.old_value,
-              e.new_value if e.field != "source_path" else Path(e.new_value).name) for e in store.audit_log()]
+    images = [
+        (
+            i.patient_key,
+            i.study_uid,
+            i.series_uid,
+            i.source_path.name,
+            i.content_hash,
+            i.rows,
+            i.columns,
+            i.duplicate_of is not None,
+            i.label.label if i.label else None,
+            [r.box for r in store.rois(i.id)],
+        )
+        for i in store.images()
+    ]
+    audit = [
+        (
+            e.action,
+            e.entity,
+            e.entity_id if e.entity == "image" else None,
+            e.field,
+            e.old_value,
+            e.new_value if e.field != "source_path" else Path(e.new_value).name,
+        )
+        for e in store.audit_log()
+    ]
     return store.counts(), sorted(images, key=lambda r: r[3]), sorted(audit)
 
 
@@ -108,7 +129,8 @@ def test_cancel_in_a_batch_writes_the_images_decoded_before_it_whole(store: Stor
 
 
 def test_an_interrupted_import_keeps_the_written_batches_and_no_half_rows(
-        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     manifest = _manifest(tmp_path / "data", 9)
     monkeypatch.setattr(importer, "BATCH_MAX", 2)
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.orm import Session
 
 from busviewer.core.store import schema as t
@@ -49,14 +50,16 @@ def add_image_in(s: Session, new: NewImage, user: str) -> tuple[str, int]:
         s.flush()
     study = s.scalar(select(t.Study).where(t.Study.study_uid == new.study_uid))
     if study is None:
-        study = t.Study(patient_id=patient.id, study_uid=new.study_uid, study_date=new.study_date,
-                        description=new.study_description)
+        study = t.Study(
+            patient_id=patient.id, study_uid=new.study_uid, study_date=new.study_date, description=new.study_description
+        )
         s.add(study)
         s.flush()
     series = s.scalar(select(t.Series).where(t.Series.series_uid == new.series_uid))
     if series is None:
-        series = t.Series(study_id=study.id, series_uid=new.series_uid, description=new.series_description,
-                          modality=new.modality)
+        series = t.Series(
+            study_id=study.id, series_uid=new.series_uid, description=new.series_description, modality=new.modality
+        )
         s.add(series)
         s.flush()
     image = t.Image(series_id=series.id, duplicate_of=same[0].id if same else None, **_image_values(new))
@@ -91,25 +94,32 @@ def add_roi_in(s: Session, image_id: int, box: tuple[int, int, int, int], frame:
 
 def _image_values(new: NewImage) -> dict:
     return dict(
-        source_path=str(new.source_path), content_hash=new.content_hash, sop_uid=new.sop_uid,
-        file_size=new.file_size, frame_count=new.frame_count, rows=new.rows, columns=new.columns,
-        is_color=new.is_color, photometric=new.photometric, frame_time_ms=new.frame_time_ms,
+        source_path=str(new.source_path),
+        content_hash=new.content_hash,
+        sop_uid=new.sop_uid,
+        file_size=new.file_size,
+        frame_count=new.frame_count,
+        rows=new.rows,
+        columns=new.columns,
+        is_color=new.is_color,
+        photometric=new.photometric,
+        frame_time_ms=new.frame_time_ms,
         spacing_row_mm=new.pixel_spacing_mm[0] if new.pixel_spacing_mm else None,
         spacing_col_mm=new.pixel_spacing_mm[1] if new.pixel_spacing_mm else None,
         regions=list(new.regions) or None,
     )
 
 
-def _ids(s: Session, column_key: object, column_id: object, keys: set[str]) -> dict[str, int]:
+def _ids(s: Session, column_key: Any, column_id: Any, keys: set[str]) -> dict[str, int]:
     if not keys:
         return {}
-    return {k: i for k, i in s.execute(select(column_key, column_id).where(column_key.in_(keys)))}  # type: ignore[attr-defined]
+    return {k: i for k, i in s.execute(select(column_key, column_id).where(column_key.in_(keys)))}
 
 
-def _insert_returning(s: Session, table: type, rows: list[dict]) -> list[int]:
+def _insert_returning(s: Session, table: Any, rows: list[dict]) -> list[int]:
     if not rows:
         return []
-    stmt = insert(table).returning(table.id, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+    stmt = insert(table).returning(table.id, sort_by_parameter_order=True)
     return [r[0] for r in s.execute(stmt, rows)]
 
 
@@ -117,7 +127,7 @@ def _fresh(s: Session, news: Sequence[NewImage]) -> list[bool]:
     """Per image: its content hash and SOP UID are new to the store and to the batch."""
     hashes = {n.content_hash for n in news}
     sops = {n.sop_uid for n in news if n.sop_uid is not None}
-    cond = t.Image.content_hash.in_(hashes)
+    cond: ColumnElement[bool] = t.Image.content_hash.in_(hashes)
     if sops:
         cond = or_(cond, t.Image.sop_uid.in_(sops))
     known = s.execute(select(t.Image.content_hash, t.Image.sop_uid).where(cond)).all()
@@ -140,42 +150,106 @@ def _add_fresh(s: Session, bulk: Sequence[NewImage], user: str) -> list[int]:
         return []
     patients = _ids(s, t.Patient.patient_key, t.Patient.id, {n.patient_key for n in bulk})
     todo = {n.patient_key: n for n in bulk if n.patient_key not in patients}
-    patients.update(zip(todo, _insert_returning(s, t.Patient, [
-        {"patient_key": k, "name": n.patient_name} for k, n in todo.items()])))
+    patients.update(
+        zip(
+            todo, _insert_returning(s, t.Patient, [{"patient_key": k, "name": n.patient_name} for k, n in todo.items()])
+        )
+    )
     studies = _ids(s, t.Study.study_uid, t.Study.id, {n.study_uid for n in bulk})
     todo = {n.study_uid: n for n in bulk if n.study_uid not in studies}
-    studies.update(zip(todo, _insert_returning(s, t.Study, [
-        {"patient_id": patients[n.patient_key], "study_uid": u, "study_date": n.study_date,
-         "description": n.study_description} for u, n in todo.items()])))
+    studies.update(
+        zip(
+            todo,
+            _insert_returning(
+                s,
+                t.Study,
+                [
+                    {
+                        "patient_id": patients[n.patient_key],
+                        "study_uid": u,
+                        "study_date": n.study_date,
+                        "description": n.study_description,
+                    }
+                    for u, n in todo.items()
+                ],
+            ),
+        )
+    )
     series = _ids(s, t.Series.series_uid, t.Series.id, {n.series_uid for n in bulk})
     todo = {n.series_uid: n for n in bulk if n.series_uid not in series}
-    series.update(zip(todo, _insert_returning(s, t.Series, [
-        {"study_id": studies[n.study_uid], "series_uid": u, "description": n.series_description,
-         "modality": n.modality} for u, n in todo.items()])))
-    image_ids = _insert_returning(s, t.Image, [
-        {"series_id": series[n.series_uid], "duplicate_of": None, **_image_values(n)} for n in bulk])
+    series.update(
+        zip(
+            todo,
+            _insert_returning(
+                s,
+                t.Series,
+                [
+                    {
+                        "study_id": studies[n.study_uid],
+                        "series_uid": u,
+                        "description": n.series_description,
+                        "modality": n.modality,
+                    }
+                    for u, n in todo.items()
+                ],
+            ),
+        )
+    )
+    image_ids = _insert_returning(
+        s, t.Image, [{"series_id": series[n.series_uid], "duplicate_of": None, **_image_values(n)} for n in bulk]
+    )
     # Audit rows in the order a one-by-one import writes them: import, then the label's.
     entries: list[dict] = []
     labelled: list[tuple[int, NewImage, int]] = []  # (image id, image, index of its label's audit row)
     for image_id, n in zip(image_ids, bulk):
-        entries.append(dict(user=user, action="import", entity="image", entity_id=image_id,
-                            field="source_path", old_value=None, new_value=str(n.source_path)))
+        entries.append(
+            dict(
+                user=user,
+                action="import",
+                entity="image",
+                entity_id=image_id,
+                field="source_path",
+                old_value=None,
+                new_value=str(n.source_path),
+            )
+        )
         if n.label is not None:
             labelled.append((image_id, n, len(entries)))
-            entries.append(dict(user=user, action="set_label", entity="image", entity_id=image_id,
-                                field=f"label[{n.label_source}]", old_value=None, new_value=n.label))
+            entries.append(
+                dict(
+                    user=user,
+                    action="set_label",
+                    entity="image",
+                    entity_id=image_id,
+                    field=f"label[{n.label_source}]",
+                    old_value=None,
+                    new_value=n.label,
+                )
+            )
     entry_ids = _insert_returning(s, t.AuditEntry, entries)
     if labelled:
-        s.execute(insert(t.Label), [
-            dict(image_id=image_id, patient_id=None, source=n.label_source, user=user,
-                 reader=user if n.label_source == "reader" else "", version=entry_ids[k], label=n.label,
-                 birads=None, biopsy_confirmed=False, note=None)
-            for image_id, n, k in labelled])
+        s.execute(
+            insert(t.Label),
+            [
+                dict(
+                    image_id=image_id,
+                    patient_id=None,
+                    source=n.label_source,
+                    user=user,
+                    reader=user if n.label_source == "reader" else "",
+                    version=entry_ids[k],
+                    label=n.label,
+                    birads=None,
+                    biopsy_confirmed=False,
+                    note=None,
+                )
+                for image_id, n, k in labelled
+            ],
+        )
     return image_ids
 
 
-def add_images_in(s: Session, items: Sequence[tuple[NewImage, Sequence[RoiSpec]]],
-                  user: str) -> list[tuple[str, int]]:
+def add_images_in(s: Session, items: Sequence[tuple[NewImage, Sequence[RoiSpec]]], user: str) -> list[tuple[str, int]]:
     """See :meth:`Store.add_images`. Runs of images new to the store go in together, the
     others one by one in their place, so ids follow the order of ``items``."""
     news = [n for n, _ in items]
@@ -185,14 +259,14 @@ def add_images_in(s: Session, items: Sequence[tuple[NewImage, Sequence[RoiSpec]]
     fresh = _fresh(s, news) if news else []
     out: list[tuple[str, int]] = []
     run: list[NewImage] = []
-    for n, f in zip(news + [None], fresh + [False]):  # type: ignore[operator]
+    for n, f in zip(news, fresh):
         if f:
             run.append(n)
             continue
         out += [("added", i) for i in _add_fresh(s, run, user)]
         run = []
-        if n is not None:
-            out.append(add_image_in(s, n, user))  # type: ignore[arg-type]
+        out.append(add_image_in(s, n, user))
+    out += [("added", i) for i in _add_fresh(s, run, user)]
     for (_, rois), (status, image_id) in zip(items, out):
         if status == "added":
             for frame, x0, y0, x1, y1 in rois:
