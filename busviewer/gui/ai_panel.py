@@ -267,10 +267,6 @@ class AIPanel(QWidget):
                 if card.verdict.text() == "–":
                     card.clear("…")
 
-    def show_stored(self, predictions: dict[tuple[int, str], Any]) -> None:
-        """Show stored per-image predictions (from an earlier session) before a new analysis."""
-        self._fill_table(predictions)
-
     def operating_point(self) -> str:
         """The operating point the reader chose."""
         return str(self.point_combo.currentData())
