@@ -114,4 +114,4 @@ def test_report_says_not_classified_for_an_image_outside_the_training_data(tmp_p
     assert "NOT CLASSIFIED" in summary and "0.97" not in summary and "0.91" not in summary
     assert "Not classified: outside the model's training data" in image_page and "0.97" not in image_page
     for _text, boxes, (w, h) in pages:
-        assert all(0 <= b[0] and b[2] <= w and 0 <= b[1] and b[3] <= h for b in boxes)
+        assert all(b[0] >= 0 and b[2] <= w and b[1] >= 0 and b[3] <= h for b in boxes)

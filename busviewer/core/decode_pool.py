@@ -25,6 +25,7 @@ to the application log file, not the terminal.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import mmap
@@ -237,10 +238,8 @@ class _Decoder:
         if kill:
             self.process.kill()
         else:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self.conn.send(None)
-            except (OSError, ValueError):
-                pass
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()

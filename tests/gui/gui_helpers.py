@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest

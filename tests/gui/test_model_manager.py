@@ -3,7 +3,6 @@ activation with audit and roll back, and the main window's Model menu hooks."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -123,19 +122,18 @@ def test_main_window_menu_opens_wizard_and_manager(mm, qtbot) -> None:  # type: 
     manager makes the main window reload its models (status bar)."""
     import os
 
+    from busviewer.ai.integrity import seal
+    from busviewer.ai.modelcard import ModelCard
     from busviewer.gui.main_window import MainWindow
     from busviewer.gui.model_manager import ModelManagerDialog
     from busviewer.gui.training_wizard import TrainingWizard
-
-    # a second ensemble version (same weights under another name: a cheap hard link)
-    from busviewer.ai.integrity import seal
-    from busviewer.ai.modelcard import ModelCard
 
     # trained cards keep their test figures under metrics.test (the Model menu used to read a
     # key training never writes); an AUC of 0.60 asks for confirmation before activation
     poor = {"test": {"image": {"auc": 0.6, "n": 80}, "patient": {"auc": 0.6, "n": 40}}}
     card = ModelCard.from_json((mm.models / "test-ensemble-v1.json").read_text()).with_updates(name="second-ens",
                                                                                               metrics=poor)
+    # a second ensemble version (same weights under another name: a cheap hard link)
     os.link(mm.models / "test-ensemble-v1.safetensors", mm.models / "second-ens-v1.safetensors")
     (mm.models / "second-ens-v1.json").write_text(seal(card).to_json(), encoding="utf-8")
 

@@ -172,7 +172,8 @@ def test_fresh_install_analyses_real_busi_images(qtbot, styled_app, tmp_path: Pa
                 for arch in archs:
                     p = analysis.predictions[(image_id, arch)]
                     assert 0.0 <= p.malignant_probability <= 1.0
-            qtbot.waitUntil(lambda: window.ai_panel.table.rowCount() == len(files), timeout=10_000)
+            n = len(files)
+            qtbot.waitUntil(lambda n=n: window.ai_panel.table.rowCount() == n, timeout=10_000)
     finally:
         close_window(window)
         store.close()
