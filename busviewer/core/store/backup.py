@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import MetaData, create_engine, func, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
@@ -166,6 +165,8 @@ def backup_connection(conn: Connection, dest: Path, revision: str | None) -> Bac
     engine = create_engine(f"sqlite:///{tmp}")
     try:
         with engine.begin() as out:
+            from alembic import command
+
             command.upgrade(alembic_config(out), revision or BASELINE)
             _copy_rows(conn, out)
             if revision is None:
@@ -207,6 +208,8 @@ def restore(backup: Path, engine: Engine, keep_dir: Path) -> tuple[BackupReport,
         if state.status != "empty":
             raise StoreError(f"{display_url(engine)}: restoring into PostgreSQL needs an "
                              f"empty database, this one holds a store ({state.describe()})")
+        from alembic import command
+
         command.upgrade(alembic_config(conn), report.revision or BASELINE)
         source = create_engine(f"sqlite:///{backup}")
         try:

@@ -11,29 +11,33 @@ with busviewer's tables is such a store. Opening a store (:func:`prepare`):
   IMMEDIATE``; a PostgreSQL advisory lock), so two workstations never migrate at once;
 - newer revision than this busviewer knows: refused (:class:`StoreTooNewError`); the
   store is not touched.
+
+Opening a current store does not import Alembic (about a quarter of a second of the
+workstation's launch): the revision chain is read from the ``revision`` /
+``down_revision`` lines of the version files (a test checks it against Alembic's).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from busviewer import __version__
 from busviewer.core.store import schema as t
 from busviewer.core.store.errors import StoreError, StoreTooNewError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,8 @@ class OpenReport:
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -86,19 +92,38 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 @functools.lru_cache(maxsize=1)
 def scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
 
 
-def head() -> str:
-    rev = scripts().get_current_head()
-    assert rev is not None
-    return rev
+_REVISION = re.compile(r"^revision\s*(?::[^=\n]*)?=\s*[\"']([^\"']+)[\"']", re.M)
+_DOWN = re.compile(r"^down_revision\s*(?::[^=\n]*)?=\s*(?:None|[\"']([^\"']+)[\"'])", re.M)
 
 
 @functools.lru_cache(maxsize=1)
 def known_revisions() -> tuple[str, ...]:
-    """Every revision of this busviewer, oldest first."""
-    return tuple(s.revision for s in reversed(list(scripts().walk_revisions())))
+    """Every revision of this busviewer, oldest first (read from the version files)."""
+    down_of: dict[str, str | None] = {}
+    for f in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        text_ = f.read_text(encoding="utf-8")
+        rev, down = _REVISION.search(text_), _DOWN.search(text_)
+        if rev is None or down is None:
+            raise StoreError(f"{f}: no revision / down_revision line")
+        down_of[rev.group(1)] = down.group(1)
+    chain: list[str] = []
+    nxt = {d: r for r, d in down_of.items()}
+    cur = nxt.get(None)
+    while cur is not None:
+        chain.append(cur)
+        cur = nxt.get(cur)
+    if len(chain) != len(down_of):
+        raise StoreError(f"the store migrations in {MIGRATIONS_DIR} do not form one chain: {down_of}")
+    return tuple(chain)
+
+
+def head() -> str:
+    return known_revisions()[-1]
 
 
 def schema_state(conn: Connection) -> SchemaState:
@@ -149,11 +174,16 @@ def create_fresh(conn: Connection) -> None:
     t.Base.metadata.create_all(conn)
     for ddl in t.audit_triggers(conn.dialect.name):
         conn.exec_driver_sql(ddl)
+    from alembic.runtime.migration import MigrationContext
+
     MigrationContext.configure(conn).stamp(scripts(), head())
 
 
 def upgrade(conn: Connection, state: SchemaState, target: str = "head") -> None:
     """Run the migrations from ``state`` to ``target`` on ``conn`` (inside its transaction)."""
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     cfg = alembic_config(conn)
     try:
         if state.status == "unversioned":
