@@ -100,7 +100,7 @@ def indeterminate_band(thresholds: Mapping[str, float] | None,
             low = max(low, (t + other) / 2)
         else:
             high = min(high, (t + other) / 2)
-    return low, high
+    return round(low, 9), round(high, 9)  # 0.2 + 0.1 is 0.30000000000000004: p = 0.3 sits on the edge
 
 
 def is_indeterminate(p: float, band: tuple[float, float]) -> bool:

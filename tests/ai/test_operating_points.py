@@ -15,7 +15,7 @@ from busviewer.ai.inference import Predictor
 from busviewer.ai.modelcard import ModelCard, ModelCardError
 from busviewer.ai.networks import build_model
 from busviewer.ai.results import ImagePrediction, summarise
-from busviewer.core.operating import OPERATING_POINTS
+from busviewer.core.operating import OPERATING_POINTS, indeterminate_band, is_indeterminate
 
 SHA = "ef" * 32
 POINTS = {"high_sensitivity": 0.2, "balanced": 0.45, "high_specificity": 0.8}
@@ -142,9 +142,13 @@ def test_older_registered_model_predicts_and_votes_with_threshold_half(  # type:
         analysis = Analyzer(store, reg, device="cpu", operating_point=point).analyse_patient("PX")
         v = analysis.verdicts["vgg16"]
         assert v.threshold == 0.5 and v.operating_point == point
-        calls = [p.malignant_probability >= 0.5 for p in analysis.predictions.values()]
-        assert v.malignant_votes == sum(calls)
-        assert v.label == ("benign" if v.benign_votes > v.malignant_votes else "malignant")
+        band = indeterminate_band(None, point)  # an older card: the default band around 0.5
+        determinate = [p.malignant_probability for p in analysis.predictions.values()
+                       if not is_indeterminate(p.malignant_probability, band)]
+        assert v.malignant_votes == sum(q >= 0.5 for q in determinate)
+        assert v.benign_votes == len(determinate) - v.malignant_votes
+        assert v.label == ("indeterminate" if not determinate else
+                           "benign" if v.benign_votes > v.malignant_votes else "malignant")
     stored = stored_analysis(store, "PX", "high_sensitivity")
     assert stored is not None and stored.stored and stored.verdicts["vgg16"].threshold == 0.5
     assert stored.verdicts["vgg16"].label == v.label
