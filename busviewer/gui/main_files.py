@@ -91,6 +91,11 @@ class FilesMixin:
     def export_report(self, out_path: Path) -> workers.Task | None:
         if self.patient_key is None:
             return None
+        if self.ai_panel.blinded:  # the report holds the AI result: not before the reader's first read
+            self.inform("Record your first read first",
+                        "The report shows the AI result, which stays hidden until you record your own call "
+                        "(benign/malignant and BI-RADS) for this patient.")
+            return None
         key = self.patient_key
         analysis = self.analyses.get(key)
         if analysis is not None and getattr(analysis, "stored", False):

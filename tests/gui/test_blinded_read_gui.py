@@ -48,6 +48,9 @@ def test_ai_hidden_until_the_first_read_is_recorded(qtbot, styled_app, model_fil
         assert w.worklist.model.verdict("PAT-BLIND") == HIDDEN_TEXT
         assert not box.button.isEnabled()
         assert w.rois.suggestion.item is None  # no Grad-CAM ROI suggestion while blinded
+        with qtbot.waitSignal(w.infoShown, timeout=5_000):  # nor a PDF with the AI result in it
+            assert w.export_report(tmp_path / "early.pdf") is None
+        assert not (tmp_path / "early.pdf").exists()
         SHOTS.mkdir(parents=True, exist_ok=True)
         w.grab().save(str(SHOTS / "blinded_before_reveal.png"))
 
