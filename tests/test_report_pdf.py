@@ -115,3 +115,23 @@ def test_report_says_not_classified_for_an_image_outside_the_training_data(tmp_p
     assert "Not classified: outside the model's training data" in image_page and "0.97" not in image_page
     for _text, boxes, (w, h) in pages:
         assert all(b[0] >= 0 and b[2] <= w and b[1] >= 0 and b[3] <= h for b in boxes)
+
+
+def test_worklist_verdicts_leave_out_images_outside_the_training_data(tmp_path: Path, us_dicom_dir: Path) -> None:
+    """The worklist's AI column at start-up (stored predictions, no model run) follows the
+    input guard's stored finding like the open patient does."""
+    from busviewer.core.store.flags import guard_images
+    from busviewer.gui.tasks import task_stored_verdicts
+
+    store = Store(tmp_path / "s.sqlite")
+    (tmp_path / "in").mkdir()
+    shutil.copy(next(us_dicom_dir.rglob("color-pl.dcm")), tmp_path / "in" / "doppler.dcm")
+    import_paths(store, [tmp_path / "in"])
+    (patient,) = store.patients()
+    (rec,) = store.images(patient.patient_key)
+    store.add_predictions(_rows(rec.id, rec.content_hash, {"ensemble": 0.97, "vgg16": 0.91}))
+    assert "malignant" in task_stored_verdicts(store)[patient.patient_key].lower()  # not checked yet
+    assert guard_images(store, [rec])[rec.id].blocks
+    text = task_stored_verdicts(store).get(patient.patient_key, "")
+    assert "malignant" not in text.lower(), text
+    store.close()

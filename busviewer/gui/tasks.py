@@ -122,19 +122,23 @@ def task_decode_patient(records: Sequence[ImageRecord], ctx: workers.TaskContext
 def task_stored_verdicts(store: Store, operating_point: str = "balanced") -> dict[str, str]:
     """Patient verdict text from the latest stored predictions at ``operating_point`` (no
     model is run; thresholds from the model cards recorded in the store)."""
-    from busviewer.ai.results import summarise, thresholds_by_sha
+    from busviewer.ai.results import guard_findings, summarise, thresholds_by_sha
 
     by_patient: dict[str, list[int]] = {}
-    for rec in store.images():
+    records = store.images()
+    for rec in records:
         by_patient.setdefault(rec.patient_key, []).append(rec.id)
     out: dict[str, str] = {}
     all_ids = [i for ids in by_patient.values() for i in ids]
     latest = store.latest_predictions(all_ids) if all_ids else {}
     thresholds = thresholds_by_sha(store.model_cards({p.model_sha256 for p in latest.values()})) if latest else {}
+    # the input guard's stored findings (no pixels read): flagged images do not vote here either
+    outside, overridden = guard_findings(store, [r for r in records if r.id in {i for i, _ in latest}], check=False)
     for key, ids in by_patient.items():
         preds = {(i, arch): latest[(i, arch)] for i in ids for arch in ("ensemble", "vgg16") if (i, arch) in latest}
         if preds:
-            text = verdict_text(summarise(key, preds, thresholds, operating_point).verdicts)
+            analysis = summarise(key, preds, thresholds, operating_point, outside=outside, overridden=overridden)
+            text = verdict_text(analysis.verdicts)
             if text:
                 out[key] = text
     return out
