@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -107,14 +107,6 @@ class Predictor:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.eval()
         self.malignant_index: int | None = card.classes.index(MALIGNANT) if MALIGNANT in card.classes else None
-
-    @classmethod
-    def from_registry(cls, registry: Any, name_or_entry: Any, device: str | torch.device | None = None,
-                      **kwargs: Any) -> Predictor:
-        """Load a model from a :class:`ModelRegistry` (entry, ``"name"`` or ``"name:version"``)."""
-        dev = choose_device(device) if not isinstance(device, torch.device) else device
-        model, card = registry.load(name_or_entry, device=dev)
-        return cls(model, card, dev, **kwargs)
 
     # -- core -------------------------------------------------------------------------------
     @property
@@ -210,10 +202,6 @@ class Predictor:
             preds += [self._make(row, None) for row in probs]
             maps += [m.numpy() for m in out.maps]
         return preds, maps
-
-    def predict_one(self, image: ImageInput, image_hash: str | None = None) -> Prediction:
-        """Predict a single image."""
-        return self.predict([image], batch_size=1, image_hashes=[image_hash])[0]
 
     def predict_rois(self, image: ImageInput, boxes: Sequence[Box], batch_size: int = 16,
                      image_hash: str | None = None) -> list[Prediction]:

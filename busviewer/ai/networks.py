@@ -316,7 +316,3 @@ def freeze_vgg_for_finetune(net: VGG16Net, frozen_conv_blocks: int = 0) -> None:
         set_requires_grad(m, False)
         if isinstance(m, nn.MaxPool2d):
             block += 1
-
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
