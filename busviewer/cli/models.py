@@ -103,10 +103,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not entries:
             print("no models: train one (`busviewer train`) or import one (`busviewer models import`)")
             return 0
-        print(f"  {'model':<28} {'architecture':<12} {'input':<12} {'location':<8} {'AUC img':>7} {'AUC pat':>7}  created")
+        print(f"  {'model':<28} {'architecture':<12} {'input':<12} {'location':<8} {'AUC img':>7} {'AUC pat':>7}"
+              "  created")
         for e in entries:
             c = e.card
-            print(f"{'*' if e.active else ' '} {e.ref:<28} {c.architecture:<12} {c.input_mode + ' ' + str(c.input_size):<12} "
+            size = f"{c.input_mode} {c.input_size}"
+            print(f"{'*' if e.active else ' '} {e.ref:<28} {c.architecture:<12} {size:<12} "
                   f"{e.location:<8} {_metric(c, 'auc'):>7} {_metric(c, 'auc', 'patient'):>7}  {c.created[:16]}")
         return 0
 

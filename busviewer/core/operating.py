@@ -70,7 +70,7 @@ def card_thresholds(card: Any) -> dict[str, float]:
     for name in OPERATING_POINTS:
         v = ops.get(name) if isinstance(ops, Mapping) else None
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
-        out[name] = float(v) if ok else DEFAULT_THRESHOLD
+        out[name] = float(v) if ok and v is not None else DEFAULT_THRESHOLD
     return out
 
 

@@ -60,7 +60,8 @@ class FilesMixin:
                 lines = [str(p) for p in report.problems]
                 shown = "\n".join(lines[:12]) + (f"\n… and {len(lines) - 12} more" if len(lines) > 12 else "")
                 self.report_error("Some files were not imported",
-                                  f"{report.summary()}\n\n{shown}", detail="\n".join(lines), icon=QMessageBox.Icon.Warning)
+                                  f"{report.summary()}\n\n{shown}", detail="\n".join(lines),
+                                  icon=QMessageBox.Icon.Warning)
             self.refresh_worklist()
             self.importFinished.emit(report)
 

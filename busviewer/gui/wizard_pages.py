@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QDate, Qt, QTimer
@@ -57,10 +57,12 @@ ARCH_TEXT = {
                  "from). Trained end to end (busviewer recipe) or in three stages: AlexNet, ResNet-18, then the "
                  "joint classifier (original recipe). Used for the Grad-CAM maps of both branches."),
     "vgg16": ("VGG-16",
-              "One deeper network, fine-tuned as a whole (its original publication reported accuracy 0.92, AUC 0.93 on its own data). "
+              "One deeper network, fine-tuned as a whole (its original publication reported accuracy 0.92, "
+              "AUC 0.93 on its own data). "
               "Slower to train on a CPU."),
 }
-BSE_TOOLTIP = ("B-mode + strain elastography (4 channels, as in the original ensemble design) needs a strain image paired with each "
+BSE_TOOLTIP = ("B-mode + strain elastography (4 channels, as in the original ensemble design) needs a strain image "
+               "paired with each "
                "B-mode image. busviewer does not store such pairs yet, so only B-mode training is possible.")
 WARN_STYLE = ("QLabel { color: #ffcc80; background: #3a2a14; border: 1px solid #7a5420; border-radius: 3px; "
               "padding: 5px; }")
@@ -174,7 +176,8 @@ class DataPage(QWizardPage):
         kind.addWidget(self.roi_count)
         kind.addStretch(1)
         fl.addLayout(kind, 1, 1)
-        fl.addWidget(dim("Crops around the lesion usually classify better (as reported for the original ensemble); every saved ROI is "
+        fl.addWidget(dim("Crops around the lesion usually classify better (as reported for the original ensemble); "
+                         "every saved ROI is "
                          "one training sample.", filters), 2, 0, 1, 2)
         fl.setColumnStretch(1, 1)
 
@@ -267,7 +270,7 @@ class DataPage(QWizardPage):
             return None
         d = self.since_date.date()
         local = datetime.combine(datetime(d.year(), d.month(), d.day()).date(), time(0, 0))
-        return local.astimezone().astimezone(timezone.utc)
+        return local.astimezone().astimezone(UTC)
 
     def initializePage(self) -> None:
         if not self._started:
@@ -849,8 +852,9 @@ class SettingsPage(QWizardPage):
         super().__init__(wiz)
         self.wiz = wiz
         self.setTitle("Step 4 of 6 · Training settings")
-        self.setSubTitle("The busviewer recipe is what measured best here without ImageNet weights (docs/RESULTS.md); "
-                         "the original recipe repeats the published training (Adam, learning rate 0.0001, early stopping). "
+        self.setSubTitle("The busviewer recipe is what measured best here without ImageNet weights "
+                         "(docs/RESULTS.md); the original recipe repeats the published training "
+                         "(Adam, learning rate 0.0001, early stopping). "
                          "Pressing “Start training” begins step 5.")
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "Start training")

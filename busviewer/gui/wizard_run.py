@@ -303,7 +303,8 @@ class RunPage(QWizardPage):
         elif isinstance(e, ev.PhaseDone):
             img = e.metrics.get("image", {}) if isinstance(e.metrics, dict) else {}
             self._say(f"{_tag(e.phase)}test patients: AUC {runs.fmt_metric(img.get('auc'))}, sensitivity "
-                      f"{runs.fmt_metric(img.get('sensitivity'))}, specificity {runs.fmt_metric(img.get('specificity'))}"
+                      f"{runs.fmt_metric(img.get('sensitivity'))}, "
+                      f"specificity {runs.fmt_metric(img.get('specificity'))}"
                       + (" (finished earlier)" if e.resumed else ""))
         elif isinstance(e, ev.Notice):
             self._say(f"{e.level}: {e.text}")
@@ -614,7 +615,7 @@ class ResultsPage(QWizardPage):
 
     def _fill_roc(self) -> None:
         self.roc_legend.clear()
-        for which, curve, name in (("new", self.roc_new, "new"), ("active", self.roc_active, "active")):
+        for which, curve, _name in (("new", self.roc_new, "new"), ("active", self.roc_active, "active")):
             rep = self._report(which) or {}
             img = rep.get("image") or {}
             roc = img.get("roc")

@@ -141,7 +141,8 @@ def publish_locked_test(store: Store, path: Path | None = None) -> LockedTestSet
     """Make this workstation's locked test set the department's (refused if it has another)."""
     local = load_locked_test(path)
     if local is None:
-        raise DepartmentError(f"no locked test set on this workstation ({locked_test_path() if path is None else path})")
+        where = locked_test_path() if path is None else path
+        raise DepartmentError(f"no locked test set on this workstation ({where})")
     sh.publish_locked_test(store, local.to_dict())
     return local
 

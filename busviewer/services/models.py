@@ -126,7 +126,8 @@ def rollback_target(stack: Sequence[str], current: str | None, available: set[st
     """The version that was active before ``current`` (skipping deleted ones)."""
     if not stack:
         return None
-    idx = len(stack) - 1 - list(reversed(stack)).index(current) if current in stack else len(stack)
+    idx = len(stack) - 1 - list(reversed(stack)).index(current) if current is not None and current in stack \
+        else len(stack)
     for ref in reversed(stack[:idx]):
         if ref != current and ref in available:
             return ref
@@ -183,6 +184,7 @@ def delete_model(registry: Any, store: Any, name: str, version: int) -> str:
 
 __all__ = [
     "AuditAction", "MIN_TEST_AUC", "MIN_TEST_IMAGES", "MIN_TEST_PATIENTS", "Change", "activate", "activation_history",
-    "activation_question", "activation_warnings", "delete_model", "export_model", "import_model", "promote", "roll_back",
+    "activation_question", "activation_warnings", "delete_model", "export_model", "import_model", "promote",
+    "roll_back",
     "rollback_ref", "rollback_target", "split_ref", "use_default",
 ]

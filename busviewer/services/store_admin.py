@@ -103,7 +103,8 @@ def check(location: str | Path | None = None, images: bool = True) -> CheckRepor
                 if diff:
                     problems.append(f"the tables differ from this busviewer's schema: {diff[:3]}")
             else:
-                notes.append("opening it with this busviewer (or `busviewer store migrate`) backs it up and migrates it")
+                notes.append("opening it with this busviewer (or `busviewer store migrate`) backs it up and "
+                             "migrates it")
             if images and "images" in inspect(conn).get_table_names():
                 missing, total, examples = _unreachable_images(conn)
                 if missing:

@@ -19,7 +19,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ WIZARD_FORMAT = "busviewer-wizard-run/1"
 
 def as_utc(dt: datetime) -> datetime:
     """Naive datetimes from SQLite are UTC."""
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 # ------------------------------------------------------------------ filtered store
@@ -243,8 +243,9 @@ def near_duplicates(
             raise InterruptedError("near-duplicate check cancelled")
         key = (str(it.path), str(it.content_hash), 0)
         with _THUMBS_LOCK:
-            cached = _THUMBS.get(key, False)
-        if cached is False:
+            known = key in _THUMBS
+            cached = _THUMBS.get(key)
+        if not known:
             try:
                 cached = thumbnail_vector(it.path, 0)
             except Exception as exc:  # noqa: BLE001 - reported, the check goes on

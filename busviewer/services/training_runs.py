@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def prepare_run(spec: RunSpec, store: Any) -> tuple[dict[str, Any], Any, dict[st
     split_file = save_plan(plan, spec.locked, run_dir / WIZARD_SPLIT, samples)
     wizard = {
         "format": WIZARD_FORMAT,
-        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "label_updated_since": spec.since.isoformat() if spec.since else None,
         "excluded_patients": sorted(spec.excluded),
         "validation": {"val_fraction": spec.val_fraction, "folds": spec.folds, "seed": spec.seed},
@@ -158,7 +158,7 @@ def local_time(iso: str) -> str:
     except ValueError:
         return str(iso)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
