@@ -41,20 +41,22 @@ def _load_once(models: str, ref: str, threads: int) -> float:
 
 def _cold(models: Path, ref: str, threads: int) -> float:
     """First load in a fresh process (torch and busviewer imported before the clock starts)."""
-    code = "\n".join([
-        "import sys, tempfile, time",
-        f"sys.path.insert(0, {str(REPO)!r})",
-        "import torch",
-        "from pathlib import Path",
-        "from busviewer.ai import inference, shards",
-        "from busviewer.ai.registry import ModelRegistry",
-        f"torch.set_num_threads({threads})",
-        "with tempfile.TemporaryDirectory() as user:",
-        f"    reg = ModelRegistry(user_dir=Path(user), shipped_dir=Path({str(models)!r}))",
-        "    t0 = time.perf_counter()",
-        f"    reg.load({ref!r})",
-        "    print(time.perf_counter() - t0)",
-    ])
+    code = "\n".join(
+        [
+            "import sys, tempfile, time",
+            f"sys.path.insert(0, {str(REPO)!r})",
+            "import torch",
+            "from pathlib import Path",
+            "from busviewer.ai import inference, shards",
+            "from busviewer.ai.registry import ModelRegistry",
+            f"torch.set_num_threads({threads})",
+            "with tempfile.TemporaryDirectory() as user:",
+            f"    reg = ModelRegistry(user_dir=Path(user), shipped_dir=Path({str(models)!r}))",
+            "    t0 = time.perf_counter()",
+            f"    reg.load({ref!r})",
+            "    print(time.perf_counter() - t0)",
+        ]
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -89,9 +91,11 @@ def main() -> int:
         print(f"  total {total / 1e6:.1f} MB ({comp.get('used')}; float32 {comp.get('fp32_bytes', 0) / 1e6:.1f} MB)")
         eff = comp.get("effect")
         if eff:
-            print(f"  compression vs float32 on {eff['images']} images: AUC {eff['auc_fp32']} -> {eff['auc_shipped']} "
-                  f"(change {eff['auc_change']}), max probability change {eff['max_probability_change']:.2e}, "
-                  f"mean {eff['mean_probability_change']:.2e}, calls changed {eff['calls_changed']}")
+            print(
+                f"  compression vs float32 on {eff['images']} images: AUC {eff['auc_fp32']} -> {eff['auc_shipped']} "
+                f"(change {eff['auc_change']}), max probability change {eff['max_probability_change']:.2e}, "
+                f"mean {eff['mean_probability_change']:.2e}, calls changed {eff['calls_changed']}"
+            )
         cold = _cold(models, e.ref, args.threads)
         warm = min(_load_once(str(models), e.ref, args.threads) for _ in range(REPEATS))
         print(f"  load (sha256 of every shard, de-quantise, build): cold {cold:.2f} s, warm {warm:.2f} s")
@@ -101,8 +105,10 @@ def main() -> int:
             with tempfile.TemporaryDirectory() as user:
                 model, card = ModelRegistry(user_dir=Path(user), shipped_dir=models).load(e.ref)
             diff = regression_check(model, card, args.check)
-            print(f"  regression: {len(info['regression']['images'])} images, largest difference {diff:.1e} "
-                  f"(tolerance {info['regression']['tolerance']})")
+            print(
+                f"  regression: {len(info['regression']['images'])} images, largest difference {diff:.1e} "
+                f"(tolerance {info['regression']['tolerance']})"
+            )
     return 0
 
 

@@ -45,8 +45,18 @@ if str(REPO) not in sys.path:
 
 KINDS = ("value", "nan", "inf", "negvar", "classes", "norm", "header", "truncate", "pickle", "card")
 #: How many of each kind a run of 100 makes.
-MIX = {"value": 15, "nan": 10, "inf": 10, "negvar": 10, "classes": 10, "norm": 10, "header": 10,
-       "truncate": 10, "pickle": 5, "card": 10}
+MIX = {
+    "value": 15,
+    "nan": 10,
+    "inf": 10,
+    "negvar": 10,
+    "classes": 10,
+    "norm": 10,
+    "header": 10,
+    "truncate": 10,
+    "pickle": 5,
+    "card": 10,
+}
 
 
 def _sha256(path: Path) -> str:
@@ -73,8 +83,7 @@ def _set_float(path: Path, name: str, index: int, value: float) -> None:
 
 def _float_tensor(path: Path, rng: random.Random, suffix: str = "") -> tuple[str, int]:
     _, header = read_header(path)
-    names = sorted(k for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32"
-                   and k.endswith(suffix))
+    names = sorted(k for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32" and k.endswith(suffix))
     name = rng.choice(names)
     numel = 1
     for d in header[name]["shape"]:
@@ -118,8 +127,13 @@ def make_variant(kind: str, i: int, weights: Path, card: dict[str, Any], out: Pa
         data["sha256"] = _sha256(w)
     elif kind == "classes":
         link_weights()
-        data["classes"] = [["malignant", "benign"], ["benign", "malignant", "normal"], ["Benign", "malignant"],
-                           ["benign", "cancer"], ["malignant", "benign"]][i % 5]
+        data["classes"] = [
+            ["malignant", "benign"],
+            ["benign", "malignant", "normal"],
+            ["Benign", "malignant"],
+            ["benign", "cancer"],
+            ["malignant", "benign"],
+        ][i % 5]
     elif kind == "norm":
         link_weights()
         norm = json.loads(json.dumps(card["normalisation"]))
@@ -139,7 +153,7 @@ def make_variant(kind: str, i: int, weights: Path, card: dict[str, Any], out: Pa
     elif kind == "header":
         copy_weights()
         n, header = read_header(w)
-        body = w.read_bytes()[8 + n:]
+        body = w.read_bytes()[8 + n :]
         name = rng.choice(sorted(k for k in header if k != "__metadata__"))
         which = i % 5
         if which == 0:
@@ -213,8 +227,10 @@ def run(n: int = 100, seed: int = 0) -> tuple[Counter, Counter, dict[str, str], 
     try:
         torch.manual_seed(seed)
         reg = ModelRegistry(user_dir=root / "source", shipped_dir=root / "none")
-        entry = reg.save(build_model("ensemble", "bmode", pretrained=False),
-                         ModelCard("corrupt", 1, "ensemble", "bmode", input_size=64, pretrained_init="random"))
+        entry = reg.save(
+            build_model("ensemble", "bmode", pretrained=False),
+            ModelCard("corrupt", 1, "ensemble", "bmode", input_size=64, pretrained_init="random"),
+        )
         card = entry.card.to_dict()
         for i, kind in enumerate(kinds):
             folder = root / f"v{i:03d}"
@@ -241,11 +257,15 @@ def main() -> int:
     args = parser.parse_args()
     refused, accepted, messages, took = run(args.n, args.seed)
     total = sum(refused.values()) + sum(accepted.values())
-    print(f"{total} corrupted variants in {took:.0f} s: {sum(refused.values())} refused at import, "
-          f"{sum(accepted.values())} accepted")
+    print(
+        f"{total} corrupted variants in {took:.0f} s: {sum(refused.values())} refused at import, "
+        f"{sum(accepted.values())} accepted"
+    )
     for kind in KINDS:
         if refused[kind] or accepted[kind]:
-            print(f"  {kind:<9} refused {refused[kind]:>3}  accepted {accepted[kind]:>3}  e.g. {messages.get(kind, '-')}")
+            print(
+                f"  {kind:<9} refused {refused[kind]:>3}  accepted {accepted[kind]:>3}  e.g. {messages.get(kind, '-')}"
+            )
     return 1 if sum(accepted.values()) else 0
 
 

@@ -47,8 +47,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-FAILURES = ("caller died", "hang", "non-finite geometry accepted", "bad result", "other exception",
-            "error not naming the file")
+FAILURES = (
+    "caller died",
+    "hang",
+    "non-finite geometry accepted",
+    "bad result",
+    "other exception",
+    "error not naming the file",
+)
 _BIG_SEED_BYTES = 2_000_000  # seeds larger than this (the 120-frame cine) are drawn rarely
 _BIG_SEED_SHARE = 0.01
 
@@ -103,10 +109,22 @@ def _truncate(data: bytes, rng: random.Random) -> bytes:
     return data[:cut]
 
 
-_TSYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99",
-              "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
-              "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
-              "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.100", "1.2.3.4.5")
+_TSYNTAXES = (
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.4.100",
+    "1.2.3.4.5",
+)
 _BAD_FLOATS = ("inf", "-inf", "nan", "1e308", "-1e308", "0", "-1", "1e-30", "1e30")
 
 
@@ -116,8 +134,19 @@ def _dicom_edits(ds: Any, rng: random.Random) -> list[str]:
     rows, cols = int(ds.get("Rows", 64) or 64), int(ds.get("Columns", 64) or 64)
     choices: dict[str, Callable[[], Any]] = {
         "PhotometricInterpretation": lambda: rng.choice(
-            ("MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR", "YBR_RCT",
-             "YBR_ICT", "", "XYZ")),
+            (
+                "MONOCHROME1",
+                "MONOCHROME2",
+                "RGB",
+                "YBR_FULL",
+                "YBR_FULL_422",
+                "PALETTE COLOR",
+                "YBR_RCT",
+                "YBR_ICT",
+                "",
+                "XYZ",
+            )
+        ),
         "SamplesPerPixel": lambda: rng.choice((0, 1, 2, 3, 4, 65535)),
         "BitsAllocated": lambda: rng.choice((0, 1, 8, 12, 16, 24, 32, 64, 65535)),
         "BitsStored": lambda: rng.choice((0, 1, 2, 7, 8, 12, 16, 17, 32, 64)),
@@ -152,8 +181,11 @@ def _dicom_edits(ds: Any, rng: random.Random) -> list[str]:
                 setattr(item, key, rng.choice((0, 65535, 4294967295)))
             done.append(key)
         elif kind < 0.36 and "RedPaletteColorLookupTableDescriptor" in ds:
-            ds.RedPaletteColorLookupTableDescriptor = [rng.choice((0, 1, 256, 65535)), rng.choice((0, 255, 65535)),
-                                                       rng.choice((8, 16, 0))]
+            ds.RedPaletteColorLookupTableDescriptor = [
+                rng.choice((0, 1, 256, 65535)),
+                rng.choice((0, 255, 65535)),
+                rng.choice((8, 16, 0)),
+            ]
             done.append("RedPaletteColorLookupTableDescriptor")
         else:
             key = rng.choice(sorted(choices))
@@ -345,9 +377,18 @@ def _stop(caller: _Caller) -> None:
     caller.conn.close()
 
 
-def run_fuzz(n: int, seed: int = 0, workers: int = 1, busi: Path | None = None, busi_count: int = 20,
-             hang_s: float = 600.0, header_checks: bool = True, isolation: str = "native",
-             include_large: bool = True, progress: Callable[[int, int], None] | None = None) -> FuzzResult:
+def run_fuzz(
+    n: int,
+    seed: int = 0,
+    workers: int = 1,
+    busi: Path | None = None,
+    busi_count: int = 20,
+    hang_s: float = 600.0,
+    header_checks: bool = True,
+    isolation: str = "native",
+    include_large: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> FuzzResult:
     """Make ``n`` mutants and read them in ``workers`` watched caller processes."""
     rng = random.Random(seed)
     dicoms = ultrasound_seeds()
@@ -441,13 +482,22 @@ def main() -> int:
     parser.add_argument("-n", "--mutants", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="caller processes (each with its own decoder)")
-    parser.add_argument("--busi", type=Path, default=Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared/data/busi")) / "images")
+    parser.add_argument(
+        "--busi", type=Path, default=Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared/data/busi")) / "images"
+    )
     parser.add_argument("--busi-count", type=int, default=20, help="BUSI images used as seeds")
     parser.add_argument("--hang-s", type=float, default=600.0, help="a caller silent this long is a hang")
-    parser.add_argument("--no-header-checks", action="store_true",
-                        help="switch off the header checks in the decoders (measures the process isolation alone)")
-    parser.add_argument("--isolation", choices=("native", "all", "off"), default="native",
-                        help="which files the callers decode in decoder processes")
+    parser.add_argument(
+        "--no-header-checks",
+        action="store_true",
+        help="switch off the header checks in the decoders (measures the process isolation alone)",
+    )
+    parser.add_argument(
+        "--isolation",
+        choices=("native", "all", "off"),
+        default="native",
+        help="which files the callers decode in decoder processes",
+    )
     parser.add_argument("--no-large", action="store_true", help="leave out the 120-frame cine seed")
     args = parser.parse_args()
     last = [0.0]
@@ -457,8 +507,18 @@ def main() -> int:
             last[0] = time.monotonic()
             print(f"  {done}/{total}", file=sys.stderr, flush=True)
 
-    result = run_fuzz(args.mutants, args.seed, args.workers, args.busi, args.busi_count, args.hang_s,
-                      not args.no_header_checks, args.isolation, not args.no_large, progress)
+    result = run_fuzz(
+        args.mutants,
+        args.seed,
+        args.workers,
+        args.busi,
+        args.busi_count,
+        args.hang_s,
+        not args.no_header_checks,
+        args.isolation,
+        not args.no_large,
+        progress,
+    )
     print(result.report())
     print("mutations: " + ", ".join(f"{k} {v}" for k, v in result.by_mutation.most_common(12)))
     return 1 if result.failures else 0

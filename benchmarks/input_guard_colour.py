@@ -18,11 +18,14 @@ def main(busi: Path) -> int:
 
     from busviewer.core.input_guard import COLOUR_LIMIT, assess_file, colour_share
 
-    shares = sorted((colour_share(np.asarray(Image.open(f).convert("RGB"))), f.name)
-                    for f in (busi / "images").glob("*/*.png"))
+    shares = sorted(
+        (colour_share(np.asarray(Image.open(f).convert("RGB"))), f.name) for f in (busi / "images").glob("*/*.png")
+    )
     flagged = sum(s >= COLOUR_LIMIT for s, _ in shares)
-    print(f"BUSI: {len(shares)} images, colour share max {shares[-1][0]:.2%} ({shares[-1][1]}), "
-          f"99th percentile {np.percentile([s for s, _ in shares], 99):.2%}, flagged {flagged}")
+    print(
+        f"BUSI: {len(shares)} images, colour share max {shares[-1][0]:.2%} ({shares[-1][1]}), "
+        f"99th percentile {np.percentile([s for s, _ in shares], 99):.2%}, flagged {flagged}"
+    )
     root = Path(data_store.__file__).parent / "data"
     for f in sorted(root.rglob("*.dcm")):
         try:

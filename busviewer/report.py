@@ -141,8 +141,11 @@ def _summary(flow: _Flow, store: Store, summary: Any, images: list, numbers: dic
     flow.text(RESEARCH_NOTICE, size=10, color="#a00000", weight="bold")
     labels = store.patient_label(summary.patient_key)
     plabel = next((labels[s] for s in ("biopsy", "reader", "import") if s in labels), None)
-    flow.text(f"Images: {summary.image_count}. Reviewed: {'yes' if summary.reviewed else 'no'}. "
-              f"Patient label: {_label_text(plabel)}.", size=10)
+    flow.text(
+        f"Images: {summary.image_count}. Reviewed: {'yes' if summary.reviewed else 'no'}. "
+        f"Patient label: {_label_text(plabel)}.",
+        size=10,
+    )
     predictions = dict(getattr(analysis, "predictions", {}) or {})
     verdicts = dict(getattr(analysis, "verdicts", {}) or {})
     flow.text("Models", size=12, weight="bold", gap=0.2)
@@ -157,40 +160,65 @@ def _summary(flow: _Flow, store: Store, summary: Any, images: list, numbers: dic
             flow.text(f"weights sha256 {sha}", size=8, indent=0.04, family="monospace")
     point = getattr(analysis, "operating_point", None)
     if verdicts and point:
-        flow.text(f"Operating point: {POINT_TITLES.get(point, point)}. An image is called malignant when its "
-                  "calibrated probability reaches the threshold; a probability inside the indeterminate band is "
-                  "not a call and does not vote.", size=9, indent=0.02)
-    flow.text("Patient verdict (majority vote of the determinate images; a tie counts as malignant)",
-              size=12, weight="bold", gap=0.2)
+        flow.text(
+            f"Operating point: {POINT_TITLES.get(point, point)}. An image is called malignant when its "
+            "calibrated probability reaches the threshold; a probability inside the indeterminate band is "
+            "not a call and does not vote.",
+            size=9,
+            indent=0.02,
+        )
+    flow.text(
+        "Patient verdict (majority vote of the determinate images; a tie counts as malignant)",
+        size=12,
+        weight="bold",
+        gap=0.2,
+    )
     for arch, v in verdicts.items():
         unsure = tuple(v.indeterminate_images)
         more = f", {len(unsure)} indeterminate (not counted)" if unsure else ""
         tie = " Tie: counted as malignant." if v.tie_decided else ""
         band = f"; {describe_band(v.band)}" if v.band else ""
-        flow.text(f"{TITLES.get(arch, arch)}: {v.label.upper()} ({v.malignant_votes} malignant / {v.benign_votes} "
-                  f"benign image(s){more}; mean malignant probability {_fmt(v.mean_malignant_probability)}). "
-                  f"{describe(v.operating_point, v.threshold)}{band}.{tie}", indent=0.02)
+        flow.text(
+            f"{TITLES.get(arch, arch)}: {v.label.upper()} ({v.malignant_votes} malignant / {v.benign_votes} "
+            f"benign image(s){more}; mean malignant probability {_fmt(v.mean_malignant_probability)}). "
+            f"{describe(v.operating_point, v.threshold)}{band}.{tie}",
+            indent=0.02,
+        )
     if not verdicts:
         flow.text("No model results.", indent=0.02)
     nums = lambda ids: ", ".join(f"#{numbers.get(i, i)}" for i in sorted(ids, key=lambda i: numbers.get(i, i)))  # noqa: E731
     split = len({v.label for v in verdicts.values()}) > 1
     dis = tuple(getattr(analysis, "disagreements", ()) or ())
     if split or dis:
-        flow.text(("The models disagree on the patient verdict. " if split else "")
-                  + (f"The models disagree on image(s) {nums(dis)}." if dis else ""), color="#a05000", indent=0.02)
+        flow.text(
+            ("The models disagree on the patient verdict. " if split else "")
+            + (f"The models disagree on image(s) {nums(dis)}." if dis else ""),
+            color="#a05000",
+            indent=0.02,
+        )
     for iid, reason in sorted((getattr(analysis, "outside", {}) or {}).items(), key=lambda kv: numbers.get(kv[0], 0)):
         flow.text(f"Image #{numbers.get(iid, iid)}: {reason}; not classified.", color="#a05000", indent=0.02)
     for iid, who in sorted((getattr(analysis, "overridden", {}) or {}).items()):
-        flow.text(f"Image #{numbers.get(iid, iid)} was flagged as outside the training data and classified on "
-                  f"{who}'s override.", color="#a05000", indent=0.02)
+        flow.text(
+            f"Image #{numbers.get(iid, iid)} was flagged as outside the training data and classified on "
+            f"{who}'s override.",
+            color="#a05000",
+            indent=0.02,
+        )
     flow.text("Images", size=12, weight="bold", gap=0.2)
     for rec in images:
-        results = "; ".join(f"{TITLES.get(a, a).split(' ')[0]} {_call(analysis, rec.id, a, p)} "
-                            f"{p.malignant_probability:.2f}" for a in ARCHS
-                            if (p := predictions.get((rec.id, a))) is not None
-                            and rec.id not in (getattr(analysis, "outside", {}) or {}))
-        flow.text(f"#{numbers[rec.id]} {rec.name}: {results or 'no result'}. Label: {_label_text(rec.label)}.",
-                  size=9, indent=0.02, gap=0.2)
+        results = "; ".join(
+            f"{TITLES.get(a, a).split(' ')[0]} {_call(analysis, rec.id, a, p)} {p.malignant_probability:.2f}"
+            for a in ARCHS
+            if (p := predictions.get((rec.id, a))) is not None
+            and rec.id not in (getattr(analysis, "outside", {}) or {})
+        )
+        flow.text(
+            f"#{numbers[rec.id]} {rec.name}: {results or 'no result'}. Label: {_label_text(rec.label)}.",
+            size=9,
+            indent=0.02,
+            gap=0.2,
+        )
 
 
 def _image_page(pdf: Any, store: Store, rec: Any, number: int, analysis: Any, cams: dict, patient_key: str) -> None:
@@ -210,12 +238,21 @@ def _image_page(pdf: Any, store: Store, rec: Any, number: int, analysis: Any, ca
         ax.imshow(pixels)
         cam_arch = next((a for (iid, a) in cams if iid == rec.id), None)
         if cam_arch is not None:
-            ax.imshow(cams[(rec.id, cam_arch)], cmap="jet", alpha=0.4, vmin=0, vmax=1,
-                      extent=(-0.5, pixels.shape[1] - 0.5, pixels.shape[0] - 0.5, -0.5))
+            ax.imshow(
+                cams[(rec.id, cam_arch)],
+                cmap="jet",
+                alpha=0.4,
+                vmin=0,
+                vmax=1,
+                extent=(-0.5, pixels.shape[1] - 0.5, pixels.shape[0] - 0.5, -0.5),
+            )
             ax.set_title(f"Grad-CAM: {TITLES.get(cam_arch, cam_arch)}", fontsize=9)
         for k, roi in enumerate(rois, start=1):
-            ax.add_patch(Rectangle((roi.x0, roi.y0), roi.x1 - roi.x0, roi.y1 - roi.y0,
-                                   fill=False, edgecolor="yellow", linewidth=1.5))
+            ax.add_patch(
+                Rectangle(
+                    (roi.x0, roi.y0), roi.x1 - roi.x0, roi.y1 - roi.y0, fill=False, edgecolor="yellow", linewidth=1.5
+                )
+            )
             ax.text(roi.x0, roi.y0, f"R{k}", color="yellow", fontsize=8, va="bottom", clip_on=True)
     except ImageReadError as exc:
         ax.text(0.5, 0.5, "image unavailable", ha="center", va="center", fontsize=9)
@@ -226,12 +263,15 @@ def _image_page(pdf: Any, store: Store, rec: Any, number: int, analysis: Any, ca
     reason = (getattr(analysis, "outside", {}) or {}).get(rec.id)
     if reason:
         flow.text(f"Not classified: {reason}.", color="#a05000")
-    for arch in (() if reason else ARCHS):
+    for arch in () if reason else ARCHS:
         p = predictions.get((rec.id, arch))
         if p is not None:
             probs = ", ".join(f"{k} {v:.2f}" for k, v in p.probabilities.items())
-            flow.text(f"{TITLES.get(arch, arch)} ({p.model_name} v{p.model_version}): "
-                      f"{_call(analysis, rec.id, arch, p)} ({probs})", gap=0.1)
+            flow.text(
+                f"{TITLES.get(arch, arch)} ({p.model_name} v{p.model_version}): "
+                f"{_call(analysis, rec.id, arch, p)} ({probs})",
+                gap=0.1,
+            )
     if rois:
         _roi_crops(flow, store, rec, rois, pixels)
     flow.finish()
@@ -246,19 +286,25 @@ def _roi_crops(flow: _Flow, store: Store, rec: Any, rois: list, pixels: np.ndarr
         if flow.y - size * PAGE[0] / PAGE[1] < 0.12:
             flow.new_page()
         h = size * PAGE[0] / PAGE[1]
-        for j, roi in enumerate(rois[start:start + per_row]):
+        for j, roi in enumerate(rois[start : start + per_row]):
             ax = flow.fig.add_axes((LEFT + j * (RIGHT - LEFT) / per_row, flow.y - h, size, h))
             ax.set_axis_off()
             if pixels is not None:
-                ax.imshow(pixels[roi.y0:roi.y1, roi.x0:roi.x1])
+                ax.imshow(pixels[roi.y0 : roi.y1, roi.x0 : roi.x1])
             ax.set_title(f"R{start + j + 1}", fontsize=8)
         flow.y -= h + 0.01
-        for k, roi in enumerate(rois[start:start + per_row], start=start + 1):
+        for k, roi in enumerate(rois[start : start + per_row], start=start + 1):
             preds = store.latest_predictions([rec.id], roi_id=roi.id)
-            res = "; ".join(f"{TITLES.get(a, a).split(' ')[0]} {p.label} {p.malignant_probability:.2f} "
-                            f"({p.model_name} v{p.model_version})" for (_i, a), p in sorted(preds.items()))
-            flow.text(f"R{k} ({roi.x1 - roi.x0}x{roi.y1 - roi.y0} px at {roi.x0},{roi.y0}): "
-                      f"{res or 'not classified'}", size=9, gap=0.1)
+            res = "; ".join(
+                f"{TITLES.get(a, a).split(' ')[0]} {p.label} {p.malignant_probability:.2f} "
+                f"({p.model_name} v{p.model_version})"
+                for (_i, a), p in sorted(preds.items())
+            )
+            flow.text(
+                f"R{k} ({roi.x1 - roi.x0}x{roi.y1 - roi.y0} px at {roi.x0},{roi.y0}): {res or 'not classified'}",
+                size=9,
+                gap=0.1,
+            )
 
 
 def _fmt(p: float | None) -> str:

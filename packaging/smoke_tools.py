@@ -33,8 +33,16 @@ DICOM_FILES = {
     "JPEG-LS lossy (RGB secondary capture)": "SC_rgb_jls_lossy_sample.dcm",
 }
 #: Log lines that fail the GUI check.
-BAD = ("Traceback", " ERROR ", " CRITICAL ", "qt.qpa.plugin", "Could not load the Qt platform plugin",
-       "cannot open shared object", "does not exist", " WARNING busviewer.gui")
+BAD = (
+    "Traceback",
+    " ERROR ",
+    " CRITICAL ",
+    "qt.qpa.plugin",
+    "Could not load the Qt platform plugin",
+    "cannot open shared object",
+    "does not exist",
+    " WARNING busviewer.gui",
+)
 
 
 def dicom_paths() -> list[str]:
@@ -107,8 +115,7 @@ def _patient_in_store(store: Path, key: str) -> bool:
         return False
 
 
-def gui(binary: Path, home: Path, paths: list[str], seconds: float, cold: bool, patient: str,
-        models: bool) -> int:
+def gui(binary: Path, home: Path, paths: list[str], seconds: float, cold: bool, patient: str, models: bool) -> int:
     """Start the bundle's GUI on ``paths``; 0 when the window came up, imported (and, with
     ``models``, loaded the active models) and logged no error."""
     if cold:
@@ -117,8 +124,14 @@ def gui(binary: Path, home: Path, paths: list[str], seconds: float, cold: bool, 
     offset = log.stat().st_size if log.is_file() else 0
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", BUSVIEWER_HOME=str(home))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(binary), *paths], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(binary), *paths],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     shown = imported = loaded = None
     deadline = t0 + 180
     while time.perf_counter() < deadline and proc.poll() is None:
@@ -139,10 +152,12 @@ def gui(binary: Path, home: Path, paths: list[str], seconds: float, cold: bool, 
     out, _ = proc.communicate(timeout=60)
     text = log.read_text(encoding="utf-8", errors="replace")[offset:] if log.is_file() else ""
     problems = [ln for ln in (text + "\n" + out).splitlines() if any(b in ln for b in BAD)]
-    print(f"  window shown after {shown if shown is None else round(shown, 2)} s; "
-          f"{patient} in the store after {imported if imported is None else round(imported, 2)} s; "
-          + (f"models loaded after {loaded if loaded is None else round(loaded, 2)} s; " if models else "") +
-          f"{'still running after ' + str(seconds) + ' s more, stopped' if alive else 'EXITED by itself'}")
+    print(
+        f"  window shown after {shown if shown is None else round(shown, 2)} s; "
+        f"{patient} in the store after {imported if imported is None else round(imported, 2)} s; "
+        + (f"models loaded after {loaded if loaded is None else round(loaded, 2)} s; " if models else "")
+        + f"{'still running after ' + str(seconds) + ' s more, stopped' if alive else 'EXITED by itself'}"
+    )
     for line in text.splitlines()[-8:]:
         print(f"  log: {line}")
     for line in problems:

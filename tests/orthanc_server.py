@@ -34,8 +34,7 @@ def orthanc_binary() -> str:
     """The Orthanc executable; skips (or fails with CI=true) when it is not installed."""
     exe = shutil.which("Orthanc") or next((p for p in ("/usr/sbin/Orthanc",) if os.access(p, os.X_OK)), None)
     if exe is None:
-        message = ("Orthanc is not installed: apt-get update && apt-get install -y orthanc orthanc-dicomweb "
-                   "dicom3tools")
+        message = "Orthanc is not installed: apt-get update && apt-get install -y orthanc orthanc-dicomweb dicom3tools"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)

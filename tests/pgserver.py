@@ -66,12 +66,15 @@ class PgServer:
 
     def start(self) -> None:
         assert self.initdb and self.pg_ctl
-        self._run(self.initdb, "-D", str(self.data), "-A", "trust", "-U", self.user, "-E", "UTF8",
-                  "--no-locale", "--no-sync")
+        self._run(
+            self.initdb, "-D", str(self.data), "-A", "trust", "-U", self.user, "-E", "UTF8", "--no-locale", "--no-sync"
+        )
         for _attempt in range(3):  # the free port may be taken between the probe and the start
             self.port = _free_port()
-            opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
-                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=40")
+            opts = (
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=40"
+            )
             try:
                 self._run(self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", opts, "start")
                 return
@@ -83,8 +86,11 @@ class PgServer:
         if self.run_as is None:  # an external server: not ours to stop
             return
         if self.pg_ctl and (self.data / "postmaster.pid").exists():
-            subprocess.run([*self.run_as, self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"],
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [*self.run_as, self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"],
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
@@ -93,8 +99,9 @@ class PgServer:
     def _admin(self, sql: str) -> None:
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
     def create_database(self) -> str:
@@ -123,8 +130,10 @@ def pg_server() -> Iterator[PgServer]:
         return
     missing = [n for n in ("initdb", "pg_ctl") if _binary(n) is None]
     if missing:
-        message = (f"PostgreSQL server binaries not found ({', '.join(missing)}): install the Debian package "
-                   "postgresql (apt-get install -y postgresql; .ci/run does)")
+        message = (
+            f"PostgreSQL server binaries not found ({', '.join(missing)}): install the Debian package "
+            "postgresql (apt-get install -y postgresql; .ci/run does)"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)

@@ -38,7 +38,9 @@ def quadrant_discs(
         if label:
             qx, qy = rng.integers(0, 2, 2)
             cx = rng.uniform(radius + 2, width / 2 - 8) if qx == 0 else rng.uniform(width / 2 + 8, width - radius - 2)
-            cy = rng.uniform(radius + 2, height / 2 - 8) if qy == 0 else rng.uniform(height / 2 + 8, height - radius - 2)
+            cy = (
+                rng.uniform(radius + 2, height / 2 - 8) if qy == 0 else rng.uniform(height / 2 + 8, height - radius - 2)
+            )
             disc = 230 * np.clip(radius + 1 - np.hypot(xx - cx, yy - cy), 0, 1)
             img = np.maximum(img, disc)
             centre = (cx, cy)

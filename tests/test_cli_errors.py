@@ -30,16 +30,34 @@ def study(tmp_path: Path) -> tuple[Path, int]:
     store = Store(db)
     image_id = store.images("P1")[0].id
     store.close()
-    assert main(["--store", str(db), "label", "--image", str(image_id), "benign", "--birads", "3",
-                 "--note", "stable since 2019"]) == 0
+    assert (
+        main(
+            [
+                "--store",
+                str(db),
+                "label",
+                "--image",
+                str(image_id),
+                "benign",
+                "--birads",
+                "3",
+                "--note",
+                "stable since 2019",
+            ]
+        )
+        == 0
+    )
     return db, image_id
 
 
 def _state(db: Path) -> tuple:
     store = Store(db)
     try:
-        return store.counts(), [(a.action, a.field, a.new_value) for a in store.audit_log()], \
-            [(i.id, sorted((s, r.label, r.birads, r.note) for s, r in i.labels.items())) for i in store.images()]
+        return (
+            store.counts(),
+            [(a.action, a.field, a.new_value) for a in store.audit_log()],
+            [(i.id, sorted((s, r.label, r.birads, r.note) for s, r in i.labels.items())) for i in store.images()],
+        )
     finally:
         store.close()
 
@@ -52,16 +70,24 @@ def _one_clean_line(capsys: pytest.CaptureFixture[str]) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["label", "--image", "99999999999999999999", "benign"], "argument --image: 99999999999999999999 is out of range"),
-    (["label", "--image", "1", "benign", "--birads", "'; DROP TABLE labels;--"],
-     "BI-RADS category \"'; DROP TABLE labels;--\" is not one of 0, 1, 2, 3, 4, 4A, 4B, 4C, 5, 6"),
-    (["label", "--image", "1", "benign", "--birads", "7"], "BI-RADS category '7' is not one of"),
-    (["label", "--patient", "x" * 100_000, "benign"], "is 100000 characters long (at most 128)"),
-    (["show", "x" * 100_000], "is 100000 characters long (at most 128)"),
-    (["review", "P1\x00"], "contains control characters"),
-    (["label", "--image", "abc", "benign"], "invalid int value: 'abc' (see busviewer label --help)"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (
+            ["label", "--image", "99999999999999999999", "benign"],
+            "argument --image: 99999999999999999999 is out of range",
+        ),
+        (
+            ["label", "--image", "1", "benign", "--birads", "'; DROP TABLE labels;--"],
+            'BI-RADS category "\'; DROP TABLE labels;--" is not one of 0, 1, 2, 3, 4, 4A, 4B, 4C, 5, 6',
+        ),
+        (["label", "--image", "1", "benign", "--birads", "7"], "BI-RADS category '7' is not one of"),
+        (["label", "--patient", "x" * 100_000, "benign"], "is 100000 characters long (at most 128)"),
+        (["show", "x" * 100_000], "is 100000 characters long (at most 128)"),
+        (["review", "P1\x00"], "contains control characters"),
+        (["label", "--image", "abc", "benign"], "invalid int value: 'abc' (see busviewer label --help)"),
+    ],
+)
 def test_bad_arguments(study, capsys, argv: list[str], words: str) -> None:
     db, _ = study
     before = _state(db)
@@ -73,8 +99,17 @@ def test_bad_arguments(study, capsys, argv: list[str], words: str) -> None:
     assert _state(db) == before
 
 
-@pytest.mark.parametrize("command", [["patients"], ["show", "P1"], ["audit"], ["label", "--image", "1", "benign"],
-                                     ["review", "P1"], ["import", "-q", "."]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["patients"],
+        ["show", "P1"],
+        ["audit"],
+        ["label", "--image", "1", "benign"],
+        ["review", "P1"],
+        ["import", "-q", "."],
+    ],
+)
 def test_stores_that_cannot_be_opened(tmp_path: Path, capsys, command: list[str]) -> None:
     not_sqlite = tmp_path / "notes.sqlite"
     not_sqlite.write_text("not a database\n")
@@ -82,9 +117,11 @@ def test_stores_that_cannot_be_opened(tmp_path: Path, capsys, command: list[str]
     folder.mkdir()
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")
-    cases = [(not_sqlite, "cannot open the store (file is not a database)"),
-             (folder, "cannot open the store"),
-             (blocker / "sub" / "store.sqlite", "Not a directory")]
+    cases = [
+        (not_sqlite, "cannot open the store (file is not a database)"),
+        (folder, "cannot open the store"),
+        (blocker / "sub" / "store.sqlite", "Not a directory"),
+    ]
     if Path("/proc").is_dir():
         cases.append((Path("/proc/busviewer-test/store.sqlite"), "/proc/busviewer-test"))
     for path, words in cases:
@@ -130,8 +167,15 @@ def test_manifest_rows_outside_its_folder(tmp_path: Path, capsys) -> None:
     manifest = sub / "manifest.csv"
     with manifest.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerows([["image", "label", "patient_id"], ["../outside.png", "benign", "A"],
-                     [str(outside), "benign", "B"], ["inside.png", "benign", "C"], ["inside.png", "", "D" * 200]])
+        w.writerows(
+            [
+                ["image", "label", "patient_id"],
+                ["../outside.png", "benign", "A"],
+                [str(outside), "benign", "B"],
+                ["inside.png", "benign", "C"],
+                ["inside.png", "", "D" * 200],
+            ]
+        )
     db = tmp_path / "s.sqlite"
     assert main(["--store", str(db), "import", "-q", str(manifest)]) == 0
     err = capsys.readouterr().err
@@ -152,9 +196,12 @@ def test_real_process_one_line_exit_code_and_debug(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "busviewer", "--store", str(bad), "patients"]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert run.returncode == 1 and run.stdout == ""
-    assert run.stderr.strip().splitlines() == [f"busviewer: error: {bad}: cannot open the store (file is not a database)"]
-    debug = subprocess.run(cmd[:3] + ["--debug"] + cmd[3:], capture_output=True, text=True, env=env, cwd=REPO,
-                           timeout=300)
+    assert run.stderr.strip().splitlines() == [
+        f"busviewer: error: {bad}: cannot open the store (file is not a database)"
+    ]
+    debug = subprocess.run(
+        cmd[:3] + ["--debug"] + cmd[3:], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+    )
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
@@ -171,9 +218,14 @@ def test_library_log_noise_goes_to_the_log_file(tmp_path: Path) -> None:
     ds.save_as(folder / "odd-uid.dcm")
     (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI")
     home = tmp_path / "home"
-    run = subprocess.run([sys.executable, "-m", "busviewer", "--store", str(tmp_path / "s.sqlite"), "import", "-q",
-                          str(folder)], capture_output=True, text=True, cwd=REPO, timeout=300,
-                         env={**os.environ, "BUSVIEWER_HOME": str(home)})
+    run = subprocess.run(
+        [sys.executable, "-m", "busviewer", "--store", str(tmp_path / "s.sqlite"), "import", "-q", str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "BUSVIEWER_HOME": str(home)},
+    )
     assert run.returncode == 0, run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"skipped {folder / 'broken.dcm'}: "), run.stderr

@@ -28,9 +28,18 @@ def calibrated_vgg() -> str:
 
     torch.manual_seed(0)
     reg = ModelRegistry()
-    entry = reg.save(build_model("vgg16", pretrained=False),
-                     ModelCard(name="cal-vgg", version=1, architecture="vgg16", input_size=64, pretrained_init="random",
-                               calibration={"temperature": 1.5}, operating_points=POINTS))
+    entry = reg.save(
+        build_model("vgg16", pretrained=False),
+        ModelCard(
+            name="cal-vgg",
+            version=1,
+            architecture="vgg16",
+            input_size=64,
+            pretrained_init="random",
+            calibration={"temperature": 1.5},
+            operating_points=POINTS,
+        ),
+    )
     reg.activate(entry.name, entry.version)
     return entry.ref
 
@@ -39,7 +48,9 @@ def _study(root: Path, n: int = 3) -> Path:
     root.mkdir(parents=True)
     rng = np.random.default_rng(7)
     for i in range(n):
-        Image.fromarray(np.repeat(rng.integers(0, 255, (80, 96, 1), dtype=np.uint8), 3, axis=2)).save(root / f"img{i}.png")
+        Image.fromarray(np.repeat(rng.integers(0, 255, (80, 96, 1), dtype=np.uint8), 3, axis=2)).save(
+            root / f"img{i}.png"
+        )
     return root
 
 
@@ -48,14 +59,18 @@ def _predict(db: str, target: str, capsys: pytest.CaptureFixture[str], *extra: s
     return json.loads(capsys.readouterr().out)
 
 
-def test_operating_point_flag_changes_the_verdict(tmp_path: Path, calibrated_vgg: str,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_operating_point_flag_changes_the_verdict(
+    tmp_path: Path, calibrated_vgg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = str(tmp_path / "s.sqlite")
     folder = _study(tmp_path / "PATQ")
     sens = _predict(db, str(folder), capsys, "--operating-point", "high_sensitivity")
     assert sens["notice"] == RESEARCH_NOTICE and sens["operating_point"] == "high_sensitivity"
-    assert sens["calibration"]["vgg16"] == {"temperature": 1.5, "thresholds": POINTS,
-                                            "indeterminate_band": [0.0, pytest.approx(0.1)]}
+    assert sens["calibration"]["vgg16"] == {
+        "temperature": 1.5,
+        "thresholds": POINTS,
+        "indeterminate_band": [0.0, pytest.approx(0.1)],
+    }
     (pat,) = sens["patients"]
     v = pat["verdicts"]["vgg16"]
     assert (v["label"], v["malignant_votes"], v["threshold"]) == ("malignant", 3, 0.0)
@@ -64,11 +79,16 @@ def test_operating_point_flag_changes_the_verdict(tmp_path: Path, calibrated_vgg
 
     spec = _predict(db, "PATQ", capsys, "--operating-point", "high_specificity")
     v = spec["patients"][0]["verdicts"]["vgg16"]
-    assert (v["label"], v["benign_votes"], v["threshold"], v["operating_point"]) == ("benign", 3, 1.0,
-                                                                                      "high_specificity")
+    assert (v["label"], v["benign_votes"], v["threshold"], v["operating_point"]) == (
+        "benign",
+        3,
+        1.0,
+        "high_specificity",
+    )
     # the same calibrated probabilities whatever the point; the stored ones are those shown
-    assert [img["predictions"]["vgg16"]["malignant"] for img in spec["patients"][0]["images"]] == \
-        pytest.approx(probs, abs=1e-6)
+    assert [img["predictions"]["vgg16"]["malignant"] for img in spec["patients"][0]["images"]] == pytest.approx(
+        probs, abs=1e-6
+    )
     store = Store(db)
     stored = store.latest_predictions([i.id for i in store.images("PATQ")])
     assert sorted(r.malignant_probability for r in stored.values()) == pytest.approx(sorted(probs), abs=1e-6)

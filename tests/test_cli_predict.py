@@ -28,8 +28,9 @@ def tiny_models() -> dict[str, str]:
     refs = {}
     for arch in ("ensemble", "vgg16"):
         model = build_model(arch, pretrained=False)
-        entry = reg.save(model, ModelCard(name=f"tiny-{arch}", version=1, architecture=arch, input_size=64,
-                                          pretrained_init="random"))
+        entry = reg.save(
+            model, ModelCard(name=f"tiny-{arch}", version=1, architecture=arch, input_size=64, pretrained_init="random")
+        )
         reg.activate(entry.name, entry.version)
         refs[arch] = entry.ref
     return refs
@@ -40,15 +41,19 @@ def _study(root: Path, patient: str, n: int) -> Path:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(len(patient) + n)
     for i in range(n):
-        Image.fromarray(np.repeat(rng.integers(0, 255, (80, 96, 1), dtype=np.uint8), 3, axis=2)).save(folder / f"img{i}.png")
+        Image.fromarray(np.repeat(rng.integers(0, 255, (80, 96, 1), dtype=np.uint8), 3, axis=2)).save(
+            folder / f"img{i}.png"
+        )
     return folder
 
 
 def test_predict_patient_json_and_stored(tmp_path: Path, tiny_models, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "s.sqlite")
     folder = _study(tmp_path / "in", "PAT1", 3)
-    assert main(["--store", db, "predict", str(folder), "--json", "--device", "cpu",
-                 "--cam-dir", str(tmp_path / "cams")]) == 0
+    assert (
+        main(["--store", db, "predict", str(folder), "--json", "--device", "cpu", "--cam-dir", str(tmp_path / "cams")])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["notice"] == RESEARCH_NOTICE
     assert set(out["models"]) == {"ensemble", "vgg16"}
@@ -149,15 +154,19 @@ def test_models_cli(tmp_path: Path, tiny_models, capsys: pytest.CaptureFixture[s
 
 
 def test_predict_flags_colour_doppler_and_classify_outside_overrides(
-        tmp_path: Path, tiny_models, us_dicom_dir: Path, busi_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, tiny_models, us_dicom_dir: Path, busi_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = str(tmp_path / "s.sqlite")
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "doppler.dcm").write_bytes(next(us_dicom_dir.rglob("color-pl.dcm")).read_bytes())
     (folder / "busi.png").write_bytes((busi_dir / "images" / "benign" / "benign (1).png").read_bytes())
     assert main(["--store", db, "predict", str(folder), "--json", "--device", "cpu"]) == 0
-    images = {Path(img["file"]).name: (pat, img) for pat in json.loads(capsys.readouterr().out)["patients"]
-              for img in pat["images"]}
+    images = {
+        Path(img["file"]).name: (pat, img)
+        for pat in json.loads(capsys.readouterr().out)["patients"]
+        for img in pat["images"]
+    }
     pat, dop = images["doppler.dcm"]
     assert dop["outside"].startswith("outside the model's training data") and dop["predictions"] == {}
     assert set(dop["calls"].values()) == {"outside"} and dop["overridden_by"] is None
@@ -171,5 +180,8 @@ def test_predict_flags_colour_doppler_and_classify_outside_overrides(
     assert main(["--store", db, "predict", pat["patient"], "--json", "--device", "cpu"]) == 0
     (again,) = json.loads(capsys.readouterr().out)["patients"]
     (img,) = again["images"]
-    assert img["outside"] is None and img["overridden_by"] and set(img["calls"].values()) <= {
-        "benign", "malignant", "indeterminate"}
+    assert (
+        img["outside"] is None
+        and img["overridden_by"]
+        and set(img["calls"].values()) <= {"benign", "malignant", "indeterminate"}
+    )

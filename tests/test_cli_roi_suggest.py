@@ -25,8 +25,14 @@ def tiny_ensemble() -> str:
 
     torch.manual_seed(0)
     reg = ModelRegistry()
-    card = ModelCard(name="tiny-ens", version=1, architecture="ensemble", input_size=64, pretrained_init="random",
-                     metrics={"localisation": {"box_params": {"fraction": 0.6, "margin": 0.1}}})
+    card = ModelCard(
+        name="tiny-ens",
+        version=1,
+        architecture="ensemble",
+        input_size=64,
+        pretrained_init="random",
+        metrics={"localisation": {"box_params": {"fraction": 0.6, "margin": 0.1}}},
+    )
     entry = reg.save(build_model("ensemble", pretrained=False), card)
     reg.activate(entry.name, entry.version)
     return entry.ref

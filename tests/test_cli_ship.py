@@ -24,18 +24,34 @@ def site_model() -> str:
     from busviewer.ai.registry import ModelRegistry
 
     torch.manual_seed(0)
-    entry = ModelRegistry().save(build_model("vgg16", pretrained=False, variant="bn"),
-                                 ModelCard("site-vgg", 1, "vgg16", input_size=32, variant="bn", pretrained_init="random"))
+    entry = ModelRegistry().save(
+        build_model("vgg16", pretrained=False, variant="bn"),
+        ModelCard("site-vgg", 1, "vgg16", input_size=32, variant="bn", pretrained_init="random"),
+    )
     return entry.ref
 
 
-def test_ship_then_use_default_with_audit(site_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_ship_then_use_default_with_audit(
+    site_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     manifest = labelled_pngs(tmp_path / "check")
     shipped = tmp_path / "shipped"
     db = str(tmp_path / "s.sqlite")
-    args = ["models", "ship", site_model, "--out", str(shipped), "--check-data", str(manifest), "--max-images", "6",
-            "--as", "vgg-default:3", "--max-shard-mb", "20"]
+    args = [
+        "models",
+        "ship",
+        site_model,
+        "--out",
+        str(shipped),
+        "--check-data",
+        str(manifest),
+        "--max-images",
+        "6",
+        "--as",
+        "vgg-default:3",
+        "--max-shard-mb",
+        "20",
+    ]
     assert main(["--store", db, *args]) == 0
     out = capsys.readouterr().out
     card = json.loads((shipped / "vgg-default" / "vgg-default-v3.json").read_text())
@@ -44,7 +60,8 @@ def test_ship_then_use_default_with_audit(site_model: str, tmp_path: Path, monke
     assert all(s["sha256"] in out for s in card["shipping"]["shards"])
     assert card["shipping"]["command"] == (
         f"busviewer models ship site-vgg:1 --quantize int8 --out {shipped} --check-data {manifest} "
-        "--max-images 6 --as vgg-default:3 --max-shard-mb 20")
+        "--max-images 6 --as vgg-default:3 --max-shard-mb 20"
+    )
     assert card["shipping"]["compression"]["effect"]["images"] == 6
     assert "Al-Dhabyani" in card["training"]["data"]["citation"]
 
@@ -63,7 +80,11 @@ def test_ship_then_use_default_with_audit(site_model: str, tmp_path: Path, monke
     last = store.audit_log(entity="model")[-1]
     store.close()
     assert (last.action, last.field, last.old_value, last.new_value) == (
-        "use_default_model", "vgg16", "site-vgg:1", "vgg-default:3")
+        "use_default_model",
+        "vgg16",
+        "site-vgg:1",
+        "vgg-default:3",
+    )
     assert main(["models", "use-default", "ensemble"]) == 1
     assert "no shipped ensemble model" in capsys.readouterr().err
     assert main(["models", "delete", "vgg-default:3"]) == 1
@@ -78,18 +99,31 @@ def test_ship_then_use_default_with_audit(site_model: str, tmp_path: Path, monke
     assert str(shard) in err and "sha256 mismatch" in err and "Traceback" not in err
 
 
-def test_predict_on_a_fresh_user_folder_uses_the_shipped_model(site_model: str, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_on_a_fresh_user_folder_uses_the_shipped_model(
+    site_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     manifest = labelled_pngs(tmp_path / "check", n=4, normal=0)
     shipped = tmp_path / "shipped"
-    assert main(["models", "ship", site_model, "--out", str(shipped), "--quantize", "fp16",
-                 "--as", "vgg-default:1"]) == 0
+    assert (
+        main(["models", "ship", site_model, "--out", str(shipped), "--quantize", "fp16", "--as", "vgg-default:1"]) == 0
+    )
     assert "no --check-data" in capsys.readouterr().out
     monkeypatch.setenv("BUSVIEWER_SHIPPED_MODELS", str(shipped))
     monkeypatch.setenv("BUSVIEWER_HOME", str(tmp_path / "fresh-home"))  # nothing chosen, nothing trained
-    assert main(["--store", str(tmp_path / "fresh.sqlite"), "predict", str(manifest.parent / "images"), "--json",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "--store",
+                str(tmp_path / "fresh.sqlite"),
+                "predict",
+                str(manifest.parent / "images"),
+                "--json",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert set(out["models"]) == {"vgg16"}
     images = [im for p in out["patients"] for im in p["images"]]

@@ -22,8 +22,7 @@ import fuzz_decode  # noqa: E402
 def test_bounded_fuzz_run_has_no_failures() -> None:
     pytest.importorskip("data_store")
     busi = BUSI / "images" if (BUSI / "images").is_dir() else None  # PNG seeds when present
-    result = fuzz_decode.run_fuzz(300, seed=15, workers=1, busi=busi, busi_count=10, hang_s=300,
-                                  include_large=False)
+    result = fuzz_decode.run_fuzz(300, seed=15, workers=1, busi=busi, busi_count=10, hang_s=300, include_large=False)
     print(result.report())
     assert result.mutants == 300
     assert result.failures == 0, result.report()

@@ -38,12 +38,7 @@ def test_headless_layers_never_import_qt() -> None:
 
 
 def test_cli_parser_does_not_import_torch() -> None:
-    code = (
-        "import sys\n"
-        "from busviewer.cli import build_parser\n"
-        "build_parser()\n"
-        "print('torch' in sys.modules)\n"
-    )
+    code = "import sys\nfrom busviewer.cli import build_parser\nbuild_parser()\nprint('torch' in sys.modules)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -26,12 +26,21 @@ SHA = "ab" * 32
 
 def _write_cards(folder: Path) -> None:
     folder.mkdir(parents=True)
-    (folder / "vgg-default-v1.json").write_text(json.dumps(
-        {"name": "vgg-default", "version": 1, "architecture": "vgg16", "sha256": SHA}))
+    (folder / "vgg-default-v1.json").write_text(
+        json.dumps({"name": "vgg-default", "version": 1, "architecture": "vgg16", "sha256": SHA})
+    )
     (folder / "ens-default").mkdir()
-    (folder / "ens-default" / "ens-default-v2.json").write_text(json.dumps(
-        {"name": "ens-default", "version": 2, "architecture": "ensemble", "sha256": "cd" * 32,
-         "shipping": {"shards": []}}))
+    (folder / "ens-default" / "ens-default-v2.json").write_text(
+        json.dumps(
+            {
+                "name": "ens-default",
+                "version": 2,
+                "architecture": "ensemble",
+                "sha256": "cd" * 32,
+                "shipping": {"shards": []},
+            }
+        )
+    )
     (folder / "README.md").write_text("not a card")
 
 
@@ -53,9 +62,19 @@ def test_version_reports_commit_libraries_and_shipped_models(tmp_path: Path, mon
 
 
 def test_bundle_build_info_wins(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / provenance.BUILD_INFO_FILE).write_text(json.dumps(
-        {"version": "9.9", "commit": "f" * 40, "variant": "cpu", "torch": "2.14.1+cu130",
-         "torchvision": "0.29.1+cu130", "torch_cuda": None, "built": "2026-01-01T00:00:00+00:00"}))
+    (tmp_path / provenance.BUILD_INFO_FILE).write_text(
+        json.dumps(
+            {
+                "version": "9.9",
+                "commit": "f" * 40,
+                "variant": "cpu",
+                "torch": "2.14.1+cu130",
+                "torchvision": "0.29.1+cu130",
+                "torch_cuda": None,
+                "built": "2026-01-01T00:00:00+00:00",
+            }
+        )
+    )
     monkeypatch.setattr(provenance.paths, "REPO_ROOT", tmp_path)
     monkeypatch.setenv("BUSVIEWER_SHIPPED_MODELS", str(tmp_path / "none"))
     text = provenance.provenance().text()
@@ -66,15 +85,20 @@ def test_bundle_build_info_wins(tmp_path: Path, monkeypatch) -> None:  # type: i
 def test_desktop_entry_install_and_uninstall(tmp_path: Path) -> None:
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"))
     exe = str(tmp_path / "my apps" / "busviewer")
-    subprocess.run(["bash", str(ROOT / "packaging" / "desktop.sh"), "install", "--exec", exe], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["bash", str(ROOT / "packaging" / "desktop.sh"), "install", "--exec", exe],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     entry = tmp_path / "data" / "applications" / "busviewer.desktop"
     icon = tmp_path / "data" / "icons" / "hicolor" / "scalable" / "apps" / "busviewer.svg"
     lines = entry.read_text().splitlines()
     assert f'Exec="{exe}" %F' in lines and "Icon=busviewer" in lines
     assert icon.read_bytes() == (ROOT / "resources" / "busviewer.svg").read_bytes()
-    subprocess.run(["bash", str(ROOT / "packaging" / "desktop.sh"), "uninstall"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["bash", str(ROOT / "packaging" / "desktop.sh"), "uninstall"], env=env, check=True, capture_output=True
+    )
     assert not entry.exists() and not icon.exists()
 
 
@@ -109,8 +133,10 @@ def _cc(out: Path, source: str, *flags: str) -> None:
 
 
 def _call(lib: Path) -> tuple[int, int, bytes, int]:
-    code = ("import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]); lib.message.restype = ctypes.c_char_p; "
-            "print(lib.devices(), lib.alloc(), lib.message().decode(), lib.table(), sep='|')")
+    code = (
+        "import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]); lib.message.restype = ctypes.c_char_p; "
+        "print(lib.devices(), lib.alloc(), lib.message().decode(), lib.table(), sep='|')"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(lib)], capture_output=True, text=True, check=True)
     a, b, c, d = out.stdout.strip().split("|")
     return int(a), int(b), c.encode(), int(d)
@@ -128,8 +154,11 @@ def test_cuda_stub_replaces_a_versioned_cuda_library(tmp_path: Path) -> None:
     shutil.copy(real / "libcudart.so.99", app / "libcudart.so.99")
     assert _call(app / "libuser.so") == (3, 0, b"real error", 7)
 
-    toc = [("app/libuser.so", str(app / "libuser.so"), "BINARY"), ("app/libother.so", str(app / "libother.so"), "BINARY"),
-           ("nvidia/cu99/lib/libcudart.so.99", str(real / "libcudart.so.99"), "BINARY")]
+    toc = [
+        ("app/libuser.so", str(app / "libuser.so"), "BINARY"),
+        ("app/libother.so", str(app / "libother.so"), "BINARY"),
+        ("nvidia/cu99/lib/libcudart.so.99", str(real / "libcudart.so.99"), "BINARY"),
+    ]
     new, dropped = cuda_stubs.split_cuda(toc, tmp_path / "stubs")
     assert dropped == ["nvidia/cu99/lib/libcudart.so.99"]
     stub = Path(dict((d, s) for d, s, _t in new)["nvidia/cu99/lib/libcudart.so.99"])
@@ -146,9 +175,20 @@ def test_cuda_stub_replaces_a_versioned_cuda_library(tmp_path: Path) -> None:
 
 
 def test_cuda_file_names() -> None:
-    for dest in ("nvidia/cu13/lib/libcublas.so.13", "torchvision.libs/libcudart.faf08d9a.so.13",
-                 "torch/lib/libtorch_cuda_linalg.so", "triton/backends/nvidia/bin/ptxas", "libcudnn.so.9"):
+    for dest in (
+        "nvidia/cu13/lib/libcublas.so.13",
+        "torchvision.libs/libcudart.faf08d9a.so.13",
+        "torch/lib/libtorch_cuda_linalg.so",
+        "triton/backends/nvidia/bin/ptxas",
+        "libcudnn.so.9",
+    ):
         assert cuda_stubs.is_cuda_file(dest), dest
-    for dest in ("torch/lib/libtorch_cuda.so", "torch/lib/libc10_cuda.so", "torch/lib/libtorch_cpu.so",
-                 "PySide6/Qt/lib/libQt6Core.so.6", "libcurl.so.4", "libcups.so.2"):
+    for dest in (
+        "torch/lib/libtorch_cuda.so",
+        "torch/lib/libc10_cuda.so",
+        "torch/lib/libtorch_cpu.so",
+        "PySide6/Qt/lib/libQt6Core.so.6",
+        "libcurl.so.4",
+        "libcups.so.2",
+    ):
         assert not cuda_stubs.is_cuda_file(dest), dest

@@ -22,10 +22,21 @@ SHA_E, SHA_V = "e1" * 32, "0f" * 32
 def _rows(image_id: int, image_hash: str, probs: dict[str, float], roi_id: int | None = None) -> list[dict]:
     out = []
     for arch, p in probs.items():
-        out.append(dict(image_id=image_id, frame=0, roi_id=roi_id, model_name=f"busi-{arch}", model_version=3,
-                        architecture=arch, model_sha256=SHA_E if arch == "ensemble" else SHA_V,
-                        image_hash=image_hash, label="malignant" if p >= 0.5 else "benign", malignant_probability=p,
-                        probabilities={"benign": 1 - p, "malignant": p}))
+        out.append(
+            dict(
+                image_id=image_id,
+                frame=0,
+                roi_id=roi_id,
+                model_name=f"busi-{arch}",
+                model_version=3,
+                architecture=arch,
+                model_sha256=SHA_E if arch == "ensemble" else SHA_V,
+                image_hash=image_hash,
+                label="malignant" if p >= 0.5 else "benign",
+                malignant_probability=p,
+                probabilities={"benign": 1 - p, "malignant": p},
+            )
+        )
     return out
 
 
@@ -54,13 +65,21 @@ def test_report_text_stays_on_the_page_and_carries_the_reading(tmp_path: Path, b
     first = next(r for r in recs if r.name == long_name)
     second = next(r for r in recs if r.name == "b.png")
     n1, n2 = numbers[first.id], numbers[second.id]
-    store.set_label("malignant", patient_key="PAT-REPORT", source="biopsy", birads="4C", biopsy_confirmed=True,
-                    note="core biopsy " * 30)
+    store.set_label(
+        "malignant",
+        patient_key="PAT-REPORT",
+        source="biopsy",
+        birads="4C",
+        biopsy_confirmed=True,
+        note="core biopsy " * 30,
+    )
     store.set_label("benign", image_id=second.id, birads="3")
     roi = store.add_roi(first.id, (60, 60, 180, 160))
-    store.add_predictions(_rows(first.id, first.content_hash, {"ensemble": 0.93, "vgg16": 0.51})
-                          + _rows(second.id, second.content_hash, {"ensemble": 0.12, "vgg16": 0.45})
-                          + _rows(first.id, first.content_hash, {"ensemble": 0.88, "vgg16": 0.71}, roi.id))
+    store.add_predictions(
+        _rows(first.id, first.content_hash, {"ensemble": 0.93, "vgg16": 0.51})
+        + _rows(second.id, second.content_hash, {"ensemble": 0.12, "vgg16": 0.45})
+        + _rows(first.id, first.content_hash, {"ensemble": 0.88, "vgg16": 0.71}, roi.id)
+    )
     out = export_patient_report(store, "PAT-REPORT", tmp_path / "r.pdf")
 
     pages = _pages(out)
@@ -95,8 +114,7 @@ def test_report_text_stays_on_the_page_and_carries_the_reading(tmp_path: Path, b
         img.save(SHOTS / f"report_page{i + 1}.png")
 
 
-def test_report_says_not_classified_for_an_image_outside_the_training_data(tmp_path: Path,
-                                                                          us_dicom_dir: Path) -> None:
+def test_report_says_not_classified_for_an_image_outside_the_training_data(tmp_path: Path, us_dicom_dir: Path) -> None:
     from busviewer.core.store.flags import guard_images
 
     store = Store(tmp_path / "s.sqlite")

@@ -62,9 +62,15 @@ class Cancelled(Exception):
 class Analyzer:
     """Runs the active models over a patient's images (usable headless and from GUI workers)."""
 
-    def __init__(self, store: Store, registry: ModelRegistry | None = None, device: str | None = None,
-                 models: Sequence[str] = (), operating_point: str = DEFAULT_OPERATING_POINT,
-                 cam_cache: CamCache | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: ModelRegistry | None = None,
+        device: str | None = None,
+        models: Sequence[str] = (),
+        operating_point: str = DEFAULT_OPERATING_POINT,
+        cam_cache: CamCache | None = None,
+    ) -> None:
         """``models``: ``"name"`` or ``"name:version"`` references used instead of the active
         model of their architecture. ``operating_point``: see :meth:`set_operating_point`.
         ``cam_cache``: where Grad-CAM maps are kept (default: the data directory's)."""
@@ -176,8 +182,11 @@ class Analyzer:
                     raise Cancelled(patient_key)
                 card = self._models[arch][1]
                 predictor.operating_point = op  # type: ignore[attr-defined]
-                results, maps = (predictor.predict_with_cams([pixels[i] for i in ids])  # type: ignore[attr-defined]
-                                 if ids else ([], []))
+                results, maps = (
+                    predictor.predict_with_cams([pixels[i] for i in ids])  # type: ignore[attr-defined]
+                    if ids
+                    else ([], [])
+                )
                 for image_id, res, fmap in zip(ids, results, maps):
                     if not finite_output(res.probabilities, res.malignant_probability):
                         problems.append(_non_finite_message(paths[image_id], card))  # nothing stored
@@ -248,27 +257,52 @@ class Analyzer:
 
 
 def _non_finite_message(path: object, card: ModelCard) -> str:
-    return (f"{path}: the {card.architecture} model {card.ref} gave a non-finite output (NaN/inf) for this "
-            "image; no result was stored (the model's weights may be damaged)")
+    return (
+        f"{path}: the {card.architecture} model {card.ref} gave a non-finite output (NaN/inf) for this "
+        "image; no result was stored (the model's weights may be damaged)"
+    )
 
 
-def _to_image_prediction(res: object, image_id: int, frame: int, roi_id: int | None, card: ModelCard) -> ImagePrediction:
+def _to_image_prediction(
+    res: object, image_id: int, frame: int, roi_id: int | None, card: ModelCard
+) -> ImagePrediction:
     probs = {k: float(v) for k, v in res.probabilities.items()}  # type: ignore[attr-defined]
     return ImagePrediction(
-        image_id=image_id, frame=frame, roi_id=roi_id, architecture=card.architecture, model_name=card.name,
-        model_version=card.version, probabilities=probs, malignant_probability=float(res.malignant_probability),  # type: ignore[attr-defined]
-        label=str(res.label), model_sha256=card.sha256,  # type: ignore[attr-defined]
+        image_id=image_id,
+        frame=frame,
+        roi_id=roi_id,
+        architecture=card.architecture,
+        model_name=card.name,
+        model_version=card.version,
+        probabilities=probs,
+        malignant_probability=float(res.malignant_probability),  # type: ignore[attr-defined]
+        label=str(res.label),
+        model_sha256=card.sha256,  # type: ignore[attr-defined]
     )
 
 
 def _row(pred: ImagePrediction, card: ModelCard, image_hash: str) -> dict:
     return dict(
-        image_id=pred.image_id, roi_id=pred.roi_id, frame=pred.frame, model_name=card.name,
-        model_version=card.version, architecture=card.architecture, model_sha256=card.sha256,
-        image_hash=image_hash, label=pred.label, malignant_probability=pred.malignant_probability,
+        image_id=pred.image_id,
+        roi_id=pred.roi_id,
+        frame=pred.frame,
+        model_name=card.name,
+        model_version=card.version,
+        architecture=card.architecture,
+        model_sha256=card.sha256,
+        image_hash=image_hash,
+        label=pred.label,
+        malignant_probability=pred.malignant_probability,
         probabilities=pred.probabilities,
     )
 
 
-__all__ = ["ARCHITECTURE_ORDER", "Analyzer", "Cancelled", "ImagePrediction", "ModelVerdict", "NoActiveModel",
-           "PatientAnalysis"]
+__all__ = [
+    "ARCHITECTURE_ORDER",
+    "Analyzer",
+    "Cancelled",
+    "ImagePrediction",
+    "ModelVerdict",
+    "NoActiveModel",
+    "PatientAnalysis",
+]

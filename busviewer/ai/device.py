@@ -64,22 +64,31 @@ def choose_device(preference: str | torch.device | None = None) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             built = torch.version.cuda
-            why = (f"this torch is built with CUDA {built} but no CUDA device/driver is usable"
-                   if built else "this torch build has no CUDA support")
-            raise DeviceUnavailableError(f"device {preference!r} requested (from {source}) but {why}; "
-                                         f"available: {', '.join(available_devices())}")
+            why = (
+                f"this torch is built with CUDA {built} but no CUDA device/driver is usable"
+                if built
+                else "this torch build has no CUDA support"
+            )
+            raise DeviceUnavailableError(
+                f"device {preference!r} requested (from {source}) but {why}; "
+                f"available: {', '.join(available_devices())}"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceUnavailableError(
                 f"device {preference!r} requested (from {source}) but only "
-                f"{torch.cuda.device_count()} CUDA device(s) exist")
+                f"{torch.cuda.device_count()} CUDA device(s) exist"
+            )
         return device
     if device.type == "mps":
         if not _mps_available():
-            raise DeviceUnavailableError(f"device {preference!r} requested (from {source}) but Apple MPS "
-                                         f"is not available; available: {', '.join(available_devices())}")
+            raise DeviceUnavailableError(
+                f"device {preference!r} requested (from {source}) but Apple MPS "
+                f"is not available; available: {', '.join(available_devices())}"
+            )
         return device
-    raise DeviceUnavailableError(f"unsupported device type {device.type!r} (from {source}); "
-                                 "use auto, cpu, cuda, cuda:N or mps")
+    raise DeviceUnavailableError(
+        f"unsupported device type {device.type!r} (from {source}); use auto, cpu, cuda, cuda:N or mps"
+    )
 
 
 def describe_device(device: torch.device | str) -> str:

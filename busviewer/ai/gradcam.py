@@ -82,7 +82,7 @@ def _activation_after_last_conv(features: nn.Module) -> nn.Module:
     """The first ReLU after the last ``Conv2d`` of a ``features`` sequence."""
     mods = list(features.children())
     last = max(i for i, m in enumerate(mods) if isinstance(m, nn.Conv2d))
-    for m in mods[last + 1:]:
+    for m in mods[last + 1 :]:
         if isinstance(m, nn.ReLU):
             return m
     raise TypeError("no ReLU follows the last convolution")
@@ -96,8 +96,7 @@ def cam_layers(model: nn.Module, layer: str | None = None) -> dict[str, nn.Modul
         raise ValueError(f"unknown Grad-CAM layer {layer!r}; expected one of {CAM_LAYERS}")
     if hasattr(model, "alexnet") and hasattr(model, "resnet"):
         if layer == "output":
-            return {"alexnet": _activation_after_last_conv(model.alexnet.features),
-                    "resnet": model.resnet.body.layer4}
+            return {"alexnet": _activation_after_last_conv(model.alexnet.features), "resnet": model.resnet.body.layer4}
         return {"alexnet": model.alexnet.cam_layer, "resnet": model.resnet.cam_layer}
     if hasattr(model, "cam_layer"):
         name = getattr(model, "architecture", "model")
@@ -168,6 +167,7 @@ def _raw_cams(
             leaf = output.detach().requires_grad_(True)
             acts[name] = leaf
             return leaf.clone()
+
         return hook
 
     def branch_start(_module: nn.Module, _inputs: object) -> None:
@@ -184,8 +184,9 @@ def _raw_cams(
     missing = [n for n in layers if n not in acts]
     if missing:
         raise RuntimeError(f"Grad-CAM layer(s) {missing} were not reached in the forward pass")
-    chosen = torch.tensor([int(logits[i].argmax()) if t is None else t for i, t in enumerate(targets)],
-                          device=logits.device)
+    chosen = torch.tensor(
+        [int(logits[i].argmax()) if t is None else t for i, t in enumerate(targets)], device=logits.device
+    )
     score = logits.gather(1, chosen[:, None]).sum()  # samples are independent in eval mode
     names = list(layers)
     grads = torch.autograd.grad(score, [acts[n] for n in names])
@@ -211,8 +212,9 @@ class CamPass:
     maps: torch.Tensor
 
 
-def forward_with_cams(model: nn.Module, x: torch.Tensor, layer: str | None = None,
-                      channels_last: bool = False) -> CamPass:
+def forward_with_cams(
+    model: nn.Module, x: torch.Tensor, layer: str | None = None, channels_last: bool = False
+) -> CamPass:
     """Logits and the predicted class's Grad-CAM map of every sample of a preprocessed
     batch ``x``, from one forward pass (no second, gradient-free forward is needed for the
     probabilities). Runs where the model is, in fp32, model state restored."""
@@ -231,15 +233,15 @@ def forward_with_cams(model: nn.Module, x: torch.Tensor, layer: str | None = Non
 
 def _fuse_ensemble(alex: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
     """Seed 001: AlexNet map resized to ResNet's size, added, ReLU."""
-    alex_r = F.interpolate(alex[:, None], size=res.shape[-2:], mode="bilinear",
-                           align_corners=False, antialias=True)[:, 0]
+    alex_r = F.interpolate(alex[:, None], size=res.shape[-2:], mode="bilinear", align_corners=False, antialias=True)[
+        :, 0
+    ]
     return F.relu(alex_r + res)
 
 
 def to_image_heatmap(cam: torch.Tensor, height: int, width: int) -> np.ndarray:
     """``(h, w)`` non-negative map -> ``(height, width) float32`` in [0, 1] (bilinear, min-max)."""
-    up = F.interpolate(cam[None, None].float().cpu(), size=(height, width), mode="bilinear",
-                       align_corners=False)[0, 0]
+    up = F.interpolate(cam[None, None].float().cpu(), size=(height, width), mode="bilinear", align_corners=False)[0, 0]
     up = up - up.min()
     top = float(up.max())
     if not np.isfinite(top) or top <= 1e-12:
@@ -267,9 +269,9 @@ def gradcam_batch(
     results: list[GradCamResult] = []
     with _cam_mode(model, None if device is None else torch.device(device)) as dev:
         for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
+            chunk = images[start : start + batch_size]
             x = torch.stack([preprocess(im, card) for im in chunk]).to(dev)
-            logits, chosen, cams = _raw_cams(model, x, targets[start:start + batch_size], layer)
+            logits, chosen, cams = _raw_cams(model, x, targets[start : start + batch_size], layer)
             probs = torch.softmax(logits, dim=1).cpu()
             if "alexnet" in cams:
                 fused = _fuse_ensemble(cams["alexnet"], cams["resnet"])
@@ -282,15 +284,17 @@ def gradcam_batch(
                 if "alexnet" in cams:
                     branch_maps = {n: to_image_heatmap(F.relu(c[i]), h, w) for n, c in cams.items()}
                 t = int(chosen[i])
-                results.append(GradCamResult(
-                    heatmap=to_image_heatmap(fused[i], h, w),
-                    target_class=t,
-                    target_label=card.classes[t],
-                    probabilities=dict(zip(card.classes, (float(v) for v in probs[i]))),
-                    branch_heatmaps=branch_maps,
-                    feature_map=fused[i].cpu().numpy().astype(np.float32),
-                    branch_feature_maps={n: c[i].cpu().numpy().astype(np.float32) for n, c in cams.items()},
-                ))
+                results.append(
+                    GradCamResult(
+                        heatmap=to_image_heatmap(fused[i], h, w),
+                        target_class=t,
+                        target_label=card.classes[t],
+                        probabilities=dict(zip(card.classes, (float(v) for v in probs[i]))),
+                        branch_heatmaps=branch_maps,
+                        feature_map=fused[i].cpu().numpy().astype(np.float32),
+                        branch_feature_maps={n: c[i].cpu().numpy().astype(np.float32) for n, c in cams.items()},
+                    )
+                )
     return results
 
 

@@ -91,9 +91,15 @@ class Predictor:
     ``operating_point``: whose threshold makes the image label (changeable later).
     """
 
-    def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device | None = None,
-                 channels_last: bool | None = None, autocast: bool = True,
-                 operating_point: str = DEFAULT_OPERATING_POINT):
+    def __init__(
+        self,
+        model: nn.Module,
+        card: ModelCard,
+        device: str | torch.device | None = None,
+        channels_last: bool | None = None,
+        autocast: bool = True,
+        operating_point: str = DEFAULT_OPERATING_POINT,
+    ):
         self.card = card
         self.operating_point = check_operating_point(operating_point)
         self.temperature = card.temperature
@@ -120,14 +126,18 @@ class Predictor:
         x = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        amp = (torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
-               if self.autocast_dtype is not None else nullcontext())
+        amp = (
+            torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
+            if self.autocast_dtype is not None
+            else nullcontext()
+        )
         with torch.inference_mode(), amp:
             logits = self.model(x)
         return torch.softmax(logits.float() / self.temperature, dim=1).cpu()
 
-    def _make(self, probs: torch.Tensor, image_hash: str | None,
-              box: tuple[int, int, int, int] | None = None) -> Prediction:
+    def _make(
+        self, probs: torch.Tensor, image_hash: str | None, box: tuple[int, int, int, int] | None = None
+    ) -> Prediction:
         p = [float(v) for v in probs.tolist()]
         mal = p[self.malignant_index] if self.malignant_index is not None else float("nan")
         if self.malignant_index is not None and self.card.num_classes == 2:
@@ -168,7 +178,7 @@ class Predictor:
         for start in range(0, total, batch_size):
             if cancel is not None and cancel.is_set():
                 raise PredictionCancelled(f"prediction cancelled after {start} of {total} images")
-            chunk = images[start:start + batch_size]
+            chunk = images[start : start + batch_size]
             batch = torch.stack([preprocess(im, self.card) for im in chunk])
             probs = self.probabilities(batch)
             for i, row in enumerate(probs):
@@ -178,8 +188,13 @@ class Predictor:
                 progress(PredictProgress(len(out), total))
         return out
 
-    def predict_with_cams(self, images: Sequence[ImageInput], batch_size: int = 16, layer: str | None = None,
-                          cancel: CancelToken | None = None) -> tuple[list[Prediction], list[np.ndarray]]:
+    def predict_with_cams(
+        self,
+        images: Sequence[ImageInput],
+        batch_size: int = 16,
+        layer: str | None = None,
+        cancel: CancelToken | None = None,
+    ) -> tuple[list[Prediction], list[np.ndarray]]:
         """Predictions and Grad-CAM maps from one forward pass per batch.
 
         Each map is the predicted class's ``(h, w) float32`` map after ReLU at feature
@@ -196,15 +211,16 @@ class Predictor:
         for start in range(0, len(images), batch_size):
             if cancel is not None and cancel.is_set():
                 raise PredictionCancelled(f"prediction cancelled after {start} of {len(images)} images")
-            batch = torch.stack([preprocess(im, self.card) for im in images[start:start + batch_size]])
+            batch = torch.stack([preprocess(im, self.card) for im in images[start : start + batch_size]])
             out = forward_with_cams(self.model, batch, layer, channels_last=self.channels_last)
             probs = torch.softmax(out.logits / self.temperature, dim=1)
             preds += [self._make(row, None) for row in probs]
             maps += [m.numpy() for m in out.maps]
         return preds, maps
 
-    def predict_rois(self, image: ImageInput, boxes: Sequence[Box], batch_size: int = 16,
-                     image_hash: str | None = None) -> list[Prediction]:
+    def predict_rois(
+        self, image: ImageInput, boxes: Sequence[Box], batch_size: int = 16, image_hash: str | None = None
+    ) -> list[Prediction]:
         """Predict crops ``(x0, y0, x1, y1)`` of one image (clamped to it; seed 001: cropped
         lesions classify better). For a ``bse`` pair the same box is cut from both images.
         Each prediction records its clamped box.

@@ -111,23 +111,35 @@ def _numbers(values: Any) -> list[float] | None:
 def check_card_fields(card: ModelCard, where: str | Path) -> None:
     """Raise ``ModelFileError`` unless classes, normalisation and input size are sane."""
     if tuple(card.classes) != KNOWN_CLASSES:
-        raise _error(where, f"model card {card.ref}: classes must be exactly {list(KNOWN_CLASSES)} in that "
-                            f"order (got {card.classes!r}); a model with other or reordered classes would "
-                            "report wrong labels")
+        raise _error(
+            where,
+            f"model card {card.ref}: classes must be exactly {list(KNOWN_CLASSES)} in that "
+            f"order (got {card.classes!r}); a model with other or reordered classes would "
+            "report wrong labels",
+        )
     lo, hi = INPUT_SIZE_RANGE
     if not isinstance(card.input_size, int) or not lo <= card.input_size <= hi:
         raise _error(where, f"model card {card.ref}: input_size {card.input_size!r} is outside {lo}..{hi}")
     norm = card.normalisation if isinstance(card.normalisation, dict) else {}
     mean, std = _numbers(norm.get("mean")), _numbers(norm.get("std"))
     if mean is None or std is None or len(mean) != len(std) or not mean:
-        raise _error(where, f"model card {card.ref}: normalisation needs equal-length 'mean' and 'std' "
-                            f"number lists (got {card.normalisation!r})")
+        raise _error(
+            where,
+            f"model card {card.ref}: normalisation needs equal-length 'mean' and 'std' "
+            f"number lists (got {card.normalisation!r})",
+        )
     if not all(math.isfinite(m) and _MEAN_RANGE[0] <= m <= _MEAN_RANGE[1] for m in mean):
-        raise _error(where, f"model card {card.ref}: normalisation mean {mean} must be finite and within "
-                            f"{_MEAN_RANGE[0]:g}..{_MEAN_RANGE[1]:g}")
+        raise _error(
+            where,
+            f"model card {card.ref}: normalisation mean {mean} must be finite and within "
+            f"{_MEAN_RANGE[0]:g}..{_MEAN_RANGE[1]:g}",
+        )
     if not all(math.isfinite(s) and _STD_RANGE[0] <= s <= _STD_RANGE[1] for s in std):
-        raise _error(where, f"model card {card.ref}: normalisation std {std} must be finite, positive and "
-                            f"within {_STD_RANGE[0]:g}..{_STD_RANGE[1]:g}")
+        raise _error(
+            where,
+            f"model card {card.ref}: normalisation std {std} must be finite, positive and "
+            f"within {_STD_RANGE[0]:g}..{_STD_RANGE[1]:g}",
+        )
 
 
 def check_card(card: ModelCard, where: str | Path, require_integrity: bool) -> None:
@@ -135,16 +147,22 @@ def check_card(card: ModelCard, where: str | Path, require_integrity: bool) -> N
     check_card_fields(card, where)
     if card.integrity is None:
         if require_integrity:
-            raise _error(where, f"model card {card.ref} has no integrity hash, so the card itself cannot be "
-                                "verified (written by an older busviewer, or the field was removed); export "
-                                "it again from a current busviewer")
+            raise _error(
+                where,
+                f"model card {card.ref} has no integrity hash, so the card itself cannot be "
+                "verified (written by an older busviewer, or the field was removed); export "
+                "it again from a current busviewer",
+            )
         log.warning("%s: model card %s has no integrity hash (older card); its fields were checked", where, card.ref)
         return
     expected = card_integrity(card)
     if card.integrity != expected:
-        raise _error(where, f"model card {card.ref}: integrity hash mismatch (the card or its weight hashes "
-                            "were changed after it was written: classes, normalisation, sha256, ...); "
-                            "not accepted")
+        raise _error(
+            where,
+            f"model card {card.ref}: integrity hash mismatch (the card or its weight hashes "
+            "were changed after it was written: classes, normalisation, sha256, ...); "
+            "not accepted",
+        )
 
 
 # ------------------------------------------------------------------ weight values
@@ -159,8 +177,9 @@ def _bad_values(name: str, t: torch.Tensor) -> str | None:
     return None
 
 
-def check_state_values(state: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]],
-                       where: str | Path) -> None:
+def check_state_values(
+    state: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]], where: str | Path
+) -> None:
     """Raise ``ModelFileError`` for non-finite weights or a negative BatchNorm variance."""
     items = state.items() if isinstance(state, Mapping) else state
     problems = [p for p in (_bad_values(k, v.detach()) for k, v in items) if p]

@@ -148,7 +148,9 @@ class ModelCard:
         test = m.get("test")
         if isinstance(test, dict):
             image, patient = test.get("image"), test.get("patient")
-            return (dict(image) if isinstance(image, dict) else {}), (dict(patient) if isinstance(patient, dict) else {})
+            return (dict(image) if isinstance(image, dict) else {}), (
+                dict(patient) if isinstance(patient, dict) else {}
+            )
         flat = {k: v for k, v in m.items() if not isinstance(v, dict)}
         patient = m.get("patient")
         return flat, (dict(patient) if isinstance(patient, dict) else {})
@@ -185,8 +187,11 @@ class ModelCard:
             return ModelCardError(f"{where}: field '{field_name}' {problem}")
 
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            raise bad("name", "must be 1-100 characters of letters, digits, '_', '.', '-' "
-                      f"starting with a letter or digit (got {self.name!r})")
+            raise bad(
+                "name",
+                "must be 1-100 characters of letters, digits, '_', '.', '-' "
+                f"starting with a letter or digit (got {self.name!r})",
+            )
         if not isinstance(self.version, int) or isinstance(self.version, bool) or self.version < 0:
             raise bad("version", f"must be a non-negative integer (got {self.version!r})")
         if require_registered and self.version < 1:
@@ -195,8 +200,11 @@ class ModelCard:
             raise bad("architecture", f"must be one of {list(ARCHITECTURES)} (got {self.architecture!r})")
         if self.input_mode not in INPUT_CHANNELS:
             raise bad("input_mode", f"must be one of {list(INPUT_CHANNELS)} (got {self.input_mode!r})")
-        if (not isinstance(self.input_size, int) or isinstance(self.input_size, bool)
-                or not 32 <= self.input_size <= 4096):
+        if (
+            not isinstance(self.input_size, int)
+            or isinstance(self.input_size, bool)
+            or not 32 <= self.input_size <= 4096
+        ):
             raise bad("input_size", f"must be an integer between 32 and 4096 (got {self.input_size!r})")
         norm = self.normalisation
         channels = INPUT_CHANNELS[self.input_mode]
@@ -204,16 +212,24 @@ class ModelCard:
             raise bad("normalisation", f"must be an object with exactly 'mean' and 'std' (got {norm!r})")
         for key in ("mean", "std"):
             vals = norm[key]
-            if (not isinstance(vals, list) or len(vals) != channels
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                               and math.isfinite(v) for v in vals)):
-                raise bad("normalisation", f"'{key}' must be a list of {channels} finite numbers "
-                          f"for input_mode {self.input_mode!r} (got {vals!r})")
+            if (
+                not isinstance(vals, list)
+                or len(vals) != channels
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vals)
+            ):
+                raise bad(
+                    "normalisation",
+                    f"'{key}' must be a list of {channels} finite numbers "
+                    f"for input_mode {self.input_mode!r} (got {vals!r})",
+                )
         if any(v <= 0 for v in norm["std"]):
             raise bad("normalisation", f"'std' values must be > 0 (got {norm['std']!r})")
-        if (not isinstance(self.classes, list) or len(self.classes) < 2
-                or not all(isinstance(c, str) and c for c in self.classes)
-                or len(set(self.classes)) != len(self.classes)):
+        if (
+            not isinstance(self.classes, list)
+            or len(self.classes) < 2
+            or not all(isinstance(c, str) and c for c in self.classes)
+            or len(set(self.classes)) != len(self.classes)
+        ):
             raise bad("classes", f"must be a list of at least 2 distinct non-empty names (got {self.classes!r})")
         for key in ("training", "metrics"):
             if not isinstance(getattr(self, key), dict):
@@ -238,20 +254,30 @@ class ModelCard:
             raise bad("description", "must be a string")
         if self.calibration is not None:
             t = self.calibration.get("temperature") if isinstance(self.calibration, dict) else None
-            if (not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t <= 0):
-                raise bad("calibration", f"must be null or an object with a finite 'temperature' > 0 "
-                          f"(got {self.calibration!r})")
+            if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t <= 0:
+                raise bad(
+                    "calibration",
+                    f"must be null or an object with a finite 'temperature' > 0 (got {self.calibration!r})",
+                )
         if self.shipping is not None and not isinstance(self.shipping, dict):
             raise bad("shipping", f"must be null or an object (got {type(self.shipping).__name__})")
         if self.integrity is not None and (not isinstance(self.integrity, str) or not _SHA_RE.match(self.integrity)):
             raise bad("integrity", f"must be null or 64 lower-case hex digits (got {self.integrity!r})")
         if self.operating_points is not None:
             ops = self.operating_points
-            if (not isinstance(ops, dict) or set(ops) != set(OPERATING_POINTS)
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                               and 0 <= v <= 1 for v in ops.values())):
-                raise bad("operating_points", f"must be null or an object with exactly {list(OPERATING_POINTS)} "
-                          f"mapped to thresholds in [0, 1] (got {ops!r})")
+            if (
+                not isinstance(ops, dict)
+                or set(ops) != set(OPERATING_POINTS)
+                or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+                    for v in ops.values()
+                )
+            ):
+                raise bad(
+                    "operating_points",
+                    f"must be null or an object with exactly {list(OPERATING_POINTS)} "
+                    f"mapped to thresholds in [0, 1] (got {ops!r})",
+                )
 
     # -- (de)serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -283,8 +309,17 @@ class ModelCard:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ModelCardError(f"model card has unknown field(s): {', '.join(unknown)}")
-        required = ("name", "version", "architecture", "input_mode", "input_size", "normalisation",
-                    "classes", "created", "sha256")
+        required = (
+            "name",
+            "version",
+            "architecture",
+            "input_mode",
+            "input_size",
+            "normalisation",
+            "classes",
+            "created",
+            "sha256",
+        )
         missing = [k for k in required if k not in data]
         if missing:
             raise ModelCardError(f"model card {data.get('name', '?')!r} is missing field(s): {', '.join(missing)}")

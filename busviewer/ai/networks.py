@@ -65,8 +65,7 @@ def _load_pretrained(module: nn.Module, weights: tvm.WeightsEnum, name: str) -> 
         state = _cached_weights(weights)
     except Exception as exc:  # corrupt cache file, hash mismatch
         warnings.warn(
-            f"ImageNet weights for {name} in the torch cache could not be read ({exc}); "
-            "using random initialisation.",
+            f"ImageNet weights for {name} in the torch cache could not be read ({exc}); using random initialisation.",
             PretrainedUnavailable,
             stacklevel=3,
         )
@@ -127,12 +126,11 @@ def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
 class AlexNetBranch(nn.Module):
     """AlexNet up to its penultimate 4096-feature layer, plus a 2-class head."""
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True,
-                 batch_norm: bool = False):
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True, batch_norm: bool = False):
         super().__init__()
         net = tvm.alexnet(weights=None)
-        self.pretrained = not batch_norm and pretrained and _load_pretrained(
-            net, tvm.AlexNet_Weights.IMAGENET1K_V1, "AlexNet"
+        self.pretrained = (
+            not batch_norm and pretrained and _load_pretrained(net, tvm.AlexNet_Weights.IMAGENET1K_V1, "AlexNet")
         )
         net.features[0] = _widen_first_conv(net.features[0], in_channels)
         self.features = _with_batch_norm(net.features) if batch_norm else net.features
@@ -170,9 +168,7 @@ class ResNetBranch(nn.Module):
     def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True):
         super().__init__()
         net = tvm.resnet18(weights=None)
-        self.pretrained = pretrained and _load_pretrained(
-            net, tvm.ResNet18_Weights.IMAGENET1K_V1, "ResNet-18"
-        )
+        self.pretrained = pretrained and _load_pretrained(net, tvm.ResNet18_Weights.IMAGENET1K_V1, "ResNet-18")
         net.conv1 = _widen_first_conv(net.conv1, in_channels)
         net.fc = nn.Identity()
         self.body = net
@@ -194,8 +190,7 @@ class EnsembleNet(nn.Module):
 
     architecture = "ensemble"
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True,
-                 variant: str = "classic"):
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True, variant: str = "classic"):
         super().__init__()
         self.variant = variant
         self.alexnet = AlexNetBranch(in_channels, num_classes, pretrained, batch_norm=variant == "bn")
@@ -218,27 +213,24 @@ class VGG16Net(nn.Module):
     architecture = "vgg16"
     GAP_HIDDEN = 512
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True,
-                 variant: str = "classic"):
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, pretrained: bool = True, variant: str = "classic"):
         super().__init__()
         self.variant = variant
         if variant == "bn":
             net = tvm.vgg16_bn(weights=None)
-            self.pretrained = pretrained and _load_pretrained(
-                net, tvm.VGG16_BN_Weights.IMAGENET1K_V1, "VGG-16-BN"
-            )
+            self.pretrained = pretrained and _load_pretrained(net, tvm.VGG16_BN_Weights.IMAGENET1K_V1, "VGG-16-BN")
             net.features[0] = _widen_first_conv(net.features[0], in_channels)
             self.features = net.features
             self.avgpool = nn.AdaptiveAvgPool2d(1)
             self.classifier = nn.Sequential(
-                nn.Linear(512, self.GAP_HIDDEN), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                nn.Linear(512, self.GAP_HIDDEN),
+                nn.ReLU(inplace=True),
+                nn.Dropout(0.5),
                 nn.Linear(self.GAP_HIDDEN, num_classes),
             )
             return
         net = tvm.vgg16(weights=None)
-        self.pretrained = pretrained and _load_pretrained(
-            net, tvm.VGG16_Weights.IMAGENET1K_V1, "VGG-16"
-        )
+        self.pretrained = pretrained and _load_pretrained(net, tvm.VGG16_Weights.IMAGENET1K_V1, "VGG-16")
         net.features[0] = _widen_first_conv(net.features[0], in_channels)
         net.classifier[6] = nn.Linear(4096, num_classes)
         self.features = net.features

@@ -71,8 +71,9 @@ def resize_chw(t: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear, antialiased resize of a ``(C, H, W)`` float tensor to ``(C, size, size)``."""
     if t.shape[-2:] == (size, size):
         return t
-    return F.interpolate(t.unsqueeze(0), size=(size, size), mode="bilinear",
-                         align_corners=False, antialias=True).squeeze(0)
+    return F.interpolate(
+        t.unsqueeze(0), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    ).squeeze(0)
 
 
 def normalise(t: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -55,10 +55,21 @@ SHIPPED_ENV = "BUSVIEWER_SHIPPED_MODELS"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the limit safetensors itself enforces
 
 _DTYPE_SIZES: dict[str, int] = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
-    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4,
-    "I64": 8, "U64": 8, "F64": 8,
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
 }
 _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 _INT_DTYPES = {"I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"}
@@ -126,8 +137,7 @@ class ModelEntry:
 def _sniff_foreign_format(head: bytes) -> str | None:
     """Name a well-known non-safetensors format from its first bytes, else None."""
     if head[:4] == b"PK\x03\x04":
-        return ("a ZIP archive (this is what torch.save writes: a .pt/.pth checkpoint "
-                "containing pickled Python objects)")
+        return "a ZIP archive (this is what torch.save writes: a .pt/.pth checkpoint containing pickled Python objects)"
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "a Python pickle (e.g. a legacy torch.save .pt/.pth/.pkl file)"
     if head[:6] == b"\x93NUMPY":
@@ -153,7 +163,8 @@ def inspect_safetensors(path: str | Path) -> tuple[dict[str, TensorInfo], dict[s
         if foreign is not None:
             return ModelFileError(
                 f"{path}: not a safetensors file: it is {foreign}. Only safetensors weights with a "
-                "model card are accepted; the file was not loaded or unpickled.")
+                "model card are accepted; the file was not loaded or unpickled."
+            )
         return ModelFileError(f"{path}: not a safetensors file: {reason}")
 
     head = b""
@@ -167,7 +178,8 @@ def inspect_safetensors(path: str | Path) -> tuple[dict[str, TensorInfo], dict[s
             if n < 2 or n > MAX_HEADER_BYTES or n > size - 8:
                 raise not_safetensors(
                     f"its first 8 bytes give a header length of {n} bytes, impossible for a "
-                    f"{size}-byte file (truncated, or another format)")
+                    f"{size}-byte file (truncated, or another format)"
+                )
             raw = f.read(n)
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from exc
@@ -186,16 +198,23 @@ def inspect_safetensors(path: str | Path) -> tuple[dict[str, TensorInfo], dict[s
     tensors: dict[str, TensorInfo] = {}
     spans: list[tuple[int, int, str]] = []
     for name, info in header.items():
-        if (not isinstance(info, dict) or not isinstance(info.get("dtype"), str)
-                or not isinstance(info.get("shape"), list) or not isinstance(info.get("data_offsets"), list)):
+        if (
+            not isinstance(info, dict)
+            or not isinstance(info.get("dtype"), str)
+            or not isinstance(info.get("shape"), list)
+            or not isinstance(info.get("data_offsets"), list)
+        ):
             raise ModelFileError(f"{path}: malformed safetensors header entry for tensor {name!r}")
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if dtype not in _DTYPE_SIZES:
             raise ModelFileError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r}")
         if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
             raise ModelFileError(f"{path}: tensor {name!r} has an invalid shape {shape!r}")
-        if (len(offsets) != 2 or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
-                or not 0 <= offsets[0] <= offsets[1]):
+        if (
+            len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
             raise ModelFileError(f"{path}: tensor {name!r} has invalid data offsets {offsets!r}")
         numel = 1
         for d in shape:
@@ -203,22 +222,28 @@ def inspect_safetensors(path: str | Path) -> tuple[dict[str, TensorInfo], dict[s
         if offsets[1] - offsets[0] != numel * _DTYPE_SIZES[dtype]:
             raise ModelFileError(
                 f"{path}: tensor {name!r}: {dtype}{tuple(shape)} needs {numel * _DTYPE_SIZES[dtype]} bytes "
-                f"but the header gives {offsets[1] - offsets[0]}")
+                f"but the header gives {offsets[1] - offsets[0]}"
+            )
         tensors[name] = TensorInfo(dtype, tuple(shape))
         spans.append((offsets[0], offsets[1], name))
     spans.sort()
     end = 0
     for begin, stop, name in spans:
         if begin != end:
-            raise ModelFileError(f"{path}: malformed safetensors file: tensor {name!r} data does not "
-                                 f"follow the previous tensor (gap or overlap at byte {begin})")
+            raise ModelFileError(
+                f"{path}: malformed safetensors file: tensor {name!r} data does not "
+                f"follow the previous tensor (gap or overlap at byte {begin})"
+            )
         end = stop
     if end > data_len:
-        raise ModelFileError(f"{path}: truncated safetensors file: the header describes {end} bytes of "
-                             f"tensor data but only {data_len} are present")
+        raise ModelFileError(
+            f"{path}: truncated safetensors file: the header describes {end} bytes of "
+            f"tensor data but only {data_len} are present"
+        )
     if end < data_len:
-        raise ModelFileError(f"{path}: malformed safetensors file: {data_len - end} unexpected bytes "
-                             "after the tensor data")
+        raise ModelFileError(
+            f"{path}: malformed safetensors file: {data_len - end} unexpected bytes after the tensor data"
+        )
     return tensors, {str(k): v for k, v in metadata.items()}
 
 
@@ -229,8 +254,9 @@ def file_sha256(path: str | Path) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _expected_tensors(architecture: str, input_mode: str, num_classes: int,
-                      variant: str = "classic") -> dict[str, TensorInfo]:
+def _expected_tensors(
+    architecture: str, input_mode: str, num_classes: int, variant: str = "classic"
+) -> dict[str, TensorInfo]:
     """Tensor names/shapes of an architecture's state dict (built on the meta device: no memory)."""
     with torch.device("meta"):
         model = build_model(architecture, input_mode, num_classes=num_classes, pretrained=False, variant=variant)
@@ -271,12 +297,16 @@ def check_tensors(path: str | Path, tensors: dict[str, TensorInfo], card: ModelC
         elif exp.dtype == "I64" and got.dtype not in _INT_DTYPES:
             wrong.append(f"{k} has dtype {got.dtype}, expected an integer type")
     if wrong:
-        problems.append(f"{len(wrong)} wrong tensor(s): " + "; ".join(wrong[:5])
-                        + (f"; ... ({len(wrong) - 5} more)" if len(wrong) > 5 else ""))
+        problems.append(
+            f"{len(wrong)} wrong tensor(s): "
+            + "; ".join(wrong[:5])
+            + (f"; ... ({len(wrong) - 5} more)" if len(wrong) > 5 else "")
+        )
     if problems:
         raise ModelFileError(
             f"{path}: weights do not match the card's architecture ({card.architecture}, input_mode "
-            f"{card.input_mode}, {card.num_classes} classes): " + "; ".join(problems))
+            f"{card.input_mode}, {card.num_classes} classes): " + "; ".join(problems)
+        )
 
 
 def check_weights_file(path: str | Path, card: ModelCard) -> dict[str, TensorInfo]:
@@ -292,8 +322,10 @@ def check_weights_file(path: str | Path, card: ModelCard) -> dict[str, TensorInf
     if not card.sha256:
         raise ModelFileError(f"{path}: the model card {card.ref} has no sha256; cannot verify the weights")
     if digest != card.sha256:
-        raise ModelFileError(f"{path}: sha256 mismatch: the file's is {digest}, the model card "
-                             f"{card.ref} says {card.sha256} (file modified, corrupted or not this card's)")
+        raise ModelFileError(
+            f"{path}: sha256 mismatch: the file's is {digest}, the model card "
+            f"{card.ref} says {card.sha256} (file modified, corrupted or not this card's)"
+        )
     check_tensors(path, tensors, card)
     return tensors
 
@@ -323,8 +355,9 @@ def load_weights(path: str | Path, card: ModelCard, device: str | torch.device =
     except Exception as exc:  # safetensors raises its own error types
         raise ModelFileError(f"{path}: cannot read safetensors weights: {exc}") from exc
     with torch.device("meta"):
-        model = build_model(card.architecture, card.input_mode, num_classes=card.num_classes,
-                            pretrained=False, variant=card.variant)
+        model = build_model(
+            card.architecture, card.input_mode, num_classes=card.num_classes, pretrained=False, variant=card.variant
+        )
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
@@ -405,8 +438,13 @@ class ModelRegistry:
                 log.warning("skipping %s model card: %s", location, exc)
                 continue
             if card_path.stem != card.stem:
-                log.warning("skipping %s: its card describes %s (expected file name %s%s)",
-                            card_path, card.ref, card.stem, CARD_SUFFIX)
+                log.warning(
+                    "skipping %s: its card describes %s (expected file name %s%s)",
+                    card_path,
+                    card.ref,
+                    card.stem,
+                    CARD_SUFFIX,
+                )
                 continue
             if isinstance(card.shipping, dict) and "shards" in card.shipping:
                 if location == "shipped":  # shards are checked on load
@@ -448,8 +486,9 @@ class ModelRegistry:
                     seen.add(card.ref)
                     rows.append((card, weights, card_path, location))
             active = self._resolve_active(rows)
-            entries = [ModelEntry(card, w, c, loc, active.get(card.architecture) == card.ref)
-                       for card, w, c, loc in rows]
+            entries = [
+                ModelEntry(card, w, c, loc, active.get(card.architecture) == card.ref) for card, w, c, loc in rows
+            ]
             entries.sort(key=lambda e: (e.architecture, e.name, e.version))
             return entries
 
@@ -493,8 +532,9 @@ class ModelRegistry:
         for e in candidates:
             if e.version == version:
                 return e
-        raise ModelNotFoundError(f"model {name!r} has no version {version} "
-                                 f"(versions: {sorted(e.version for e in candidates)})")
+        raise ModelNotFoundError(
+            f"model {name!r} has no version {version} (versions: {sorted(e.version for e in candidates)})"
+        )
 
     def _entry(self, entry_or_name: ModelEntry | str, version: int | None = None) -> ModelEntry:
         if isinstance(entry_or_name, ModelEntry):
@@ -514,8 +554,9 @@ class ModelRegistry:
         integrity.check_card(entry.card, entry.card_path, require_integrity=False)
         return entry
 
-    def load(self, entry_or_name: ModelEntry | str, device: str | torch.device = "cpu",
-             version: int | None = None) -> tuple[nn.Module, ModelCard]:
+    def load(
+        self, entry_or_name: ModelEntry | str, device: str | torch.device = "cpu", version: int | None = None
+    ) -> tuple[nn.Module, ModelCard]:
         """Verify and load a model: ``(eval-mode float32 module on device, card)``.
 
         Raises :class:`ModelFileError` if the file is not safetensors, its sha256 differs
@@ -541,7 +582,7 @@ class ModelRegistry:
             prefix = f"{name}-v"
             for p in directory.iterdir():
                 if p.name.startswith(prefix) and p.suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX):
-                    tail = p.stem[len(prefix):]
+                    tail = p.stem[len(prefix) :]
                     if tail.isdigit():
                         taken.add(int(tail))
         return taken
@@ -562,14 +603,18 @@ class ModelRegistry:
         from safetensors.torch import save_file
 
         state = _state_dict_for_file(model)
-        tensors = {k: TensorInfo("F32" if v.is_floating_point() else "I64", tuple(v.shape))
-                   for k, v in state.items()}
+        tensors = {k: TensorInfo("F32" if v.is_floating_point() else "I64", tuple(v.shape)) for k, v in state.items()}
         check_tensors(f"model for {card.name}", tensors, card)
         with self._lock:
             version = self._assign_version(card.name, card.version)
             final = card.with_updates(version=version, sha256="")
-            meta = {"format": "pt", "name": final.name, "version": str(version),
-                    "architecture": final.architecture, "input_mode": final.input_mode}
+            meta = {
+                "format": "pt",
+                "name": final.name,
+                "version": str(version),
+                "architecture": final.architecture,
+                "input_mode": final.input_mode,
+            }
             weights_path = self.user_dir / f"{final.stem}{WEIGHTS_SUFFIX}"
             card_path = self.user_dir / f"{final.stem}{CARD_SUFFIX}"
             with _temp_in(self.user_dir, WEIGHTS_SUFFIX) as (f, tmp):
@@ -605,16 +650,22 @@ class ModelRegistry:
             with path.open("rb") as f:
                 foreign = _sniff_foreign_format(f.read(8))
             what = f" It is {foreign}; it was not loaded or unpickled." if foreign else ""
-            raise ModelFileError(f"{path}: not a model file: expected a {WEIGHTS_SUFFIX} weights file "
-                                 f"or its {CARD_SUFFIX} model card.{what}")
+            raise ModelFileError(
+                f"{path}: not a model file: expected a {WEIGHTS_SUFFIX} weights file "
+                f"or its {CARD_SUFFIX} model card.{what}"
+            )
         if card_path.is_file() and _is_sharded_card(card_path):
-            raise ModelFileError(f"{card_path}: a shipped (sharded) model, not imported: copy its folder into "
-                                 f"the shipped models folder ({self.shipped_dir}) to install it")
+            raise ModelFileError(
+                f"{card_path}: a shipped (sharded) model, not imported: copy its folder into "
+                f"the shipped models folder ({self.shipped_dir}) to install it"
+            )
         if not weights_path.is_file():
             raise ModelFileError(f"{card_path}: the weights file {weights_path.name} is missing next to it")
         if not card_path.is_file():
-            raise ModelFileError(f"{weights_path}: no model card next to it (expected {card_path.name}); "
-                                 "weights without a card cannot be imported")
+            raise ModelFileError(
+                f"{weights_path}: no model card next to it (expected {card_path.name}); "
+                "weights without a card cannot be imported"
+            )
         # The weights are checked before anything else reads them.
         inspect_safetensors(weights_path)
         try:
@@ -717,8 +768,9 @@ class ModelRegistry:
             if entry.location == "shipped":
                 raise ModelProtectedError(f"{entry.ref} is a shipped model and cannot be deleted")
             if entry.active:
-                raise ModelProtectedError(f"{entry.ref} is the active {entry.architecture} model; "
-                                          "activate another version before deleting it")
+                raise ModelProtectedError(
+                    f"{entry.ref} is the active {entry.architecture} model; activate another version before deleting it"
+                )
             entry.card_path.unlink()  # card first: the model disappears from listings at once
             entry.weights_path.unlink(missing_ok=True)
             log.info("deleted model %s", entry.ref)

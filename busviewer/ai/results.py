@@ -104,13 +104,29 @@ class PatientAnalysis:
 
     def at(self, operating_point: str) -> PatientAnalysis:
         """The same predictions summarised at another operating point."""
-        return summarise(self.patient_key, self.predictions, self.thresholds, operating_point, self.problems,
-                         self.stored, self.outside, self.overridden)
+        return summarise(
+            self.patient_key,
+            self.predictions,
+            self.thresholds,
+            operating_point,
+            self.problems,
+            self.stored,
+            self.outside,
+            self.overridden,
+        )
 
     def guarded(self, outside: Mapping[int, str], overridden: Mapping[int, str] | None = None) -> PatientAnalysis:
         """The same predictions with the input guard's findings applied."""
-        return summarise(self.patient_key, self.predictions, self.thresholds, self.operating_point, self.problems,
-                         self.stored, outside, overridden)
+        return summarise(
+            self.patient_key,
+            self.predictions,
+            self.thresholds,
+            self.operating_point,
+            self.problems,
+            self.stored,
+            outside,
+            overridden,
+        )
 
 
 def image_numbers(records: Any) -> dict[int, int]:
@@ -122,13 +138,17 @@ def image_numbers(records: Any) -> dict[int, int]:
 def thresholds_by_sha(cards: Mapping[str, Any] | Any) -> dict[str, dict[str, float]]:
     """``{sha256: {operating point: threshold}}`` from cards (ModelCards or dicts), given as
     a mapping sha256 -> card or an iterable of cards."""
-    items = cards.items() if isinstance(cards, Mapping) else (
-        (c.get("sha256") if isinstance(c, Mapping) else getattr(c, "sha256", ""), c) for c in cards)
+    items = (
+        cards.items()
+        if isinstance(cards, Mapping)
+        else ((c.get("sha256") if isinstance(c, Mapping) else getattr(c, "sha256", ""), c) for c in cards)
+    )
     return {str(sha): card_thresholds(card) for sha, card in items if sha}
 
 
-def _threshold(pred: Any, thresholds: Mapping[str, Mapping[str, float]],
-               operating_point: str) -> tuple[float, tuple[float, float]]:
+def _threshold(
+    pred: Any, thresholds: Mapping[str, Mapping[str, float]], operating_point: str
+) -> tuple[float, tuple[float, float]]:
     """The prediction's threshold and indeterminate band at ``operating_point``."""
     per_op = thresholds.get(str(getattr(pred, "model_sha256", "") or ""))
     if per_op and operating_point in per_op:
@@ -178,27 +198,48 @@ def summarise(
         unsure_ids = tuple(iid for iid, _ in rows if (iid, arch) in unsure and iid not in outside)
         if voting:
             v = patient_verdict(voting)
-            label, votes = v.label, (v.benign_votes, v.malignant_votes, v.tie_decided, v.benign_images,
-                                     v.malignant_images)
+            label, votes = (
+                v.label,
+                (v.benign_votes, v.malignant_votes, v.tie_decided, v.benign_images, v.malignant_images),
+            )
         else:
             label, votes = (INDETERMINATE if unsure_ids else NOT_CLASSIFIED), (0, 0, False, (), ())
         verdicts[arch] = ModelVerdict(
-            architecture=arch, label=label, benign_votes=votes[0], malignant_votes=votes[1],
-            tie_decided=votes[2], mean_malignant_probability=(sum(probs) / len(probs)) if probs else None,
-            benign_images=tuple(votes[3]), malignant_images=tuple(votes[4]),
-            operating_point=operating_point, threshold=thr, indeterminate_images=unsure_ids, band=band,
+            architecture=arch,
+            label=label,
+            benign_votes=votes[0],
+            malignant_votes=votes[1],
+            tie_decided=votes[2],
+            mean_malignant_probability=(sum(probs) / len(probs)) if probs else None,
+            benign_images=tuple(votes[3]),
+            malignant_images=tuple(votes[4]),
+            operating_point=operating_point,
+            threshold=thr,
+            indeterminate_images=unsure_ids,
+            band=band,
         )
     image_ids = sorted({iid for iid, _ in relabelled if iid not in outside})
     disagreements = tuple(
         iid for iid in image_ids if len({p.label for (i, _), p in relabelled.items() if i == iid}) > 1
     )
-    return PatientAnalysis(patient_key, relabelled, verdicts, disagreements, tuple(problems), operating_point,
-                           thresholds, stored, frozenset(k for k in unsure if k[0] not in outside), outside,
-                           overridden)
+    return PatientAnalysis(
+        patient_key,
+        relabelled,
+        verdicts,
+        disagreements,
+        tuple(problems),
+        operating_point,
+        thresholds,
+        stored,
+        frozenset(k for k in unsure if k[0] not in outside),
+        outside,
+        overridden,
+    )
 
 
-def stored_analysis(store: Any, patient_key: str,
-                    operating_point: str = DEFAULT_OPERATING_POINT) -> PatientAnalysis | None:
+def stored_analysis(
+    store: Any, patient_key: str, operating_point: str = DEFAULT_OPERATING_POINT
+) -> PatientAnalysis | None:
     """The latest stored predictions of a patient summarised at ``operating_point`` (no
     model is run); thresholds come from the model cards recorded in the store."""
     records = store.images(patient_key)
@@ -207,8 +248,15 @@ def stored_analysis(store: Any, patient_key: str,
         return None
     cards = store.model_cards({p.model_sha256 for p in latest.values()})
     outside, overridden = guard_findings(store, records, check=False)
-    return summarise(patient_key, latest, thresholds_by_sha(cards), operating_point, stored=True, outside=outside,
-                     overridden=overridden)
+    return summarise(
+        patient_key,
+        latest,
+        thresholds_by_sha(cards),
+        operating_point,
+        stored=True,
+        outside=outside,
+        overridden=overridden,
+    )
 
 
 def guard_findings(store: Any, records: Any, check: bool = True) -> tuple[dict[int, str], dict[int, str]]:
@@ -234,6 +282,16 @@ def guard_analysis(store: Any, analysis: PatientAnalysis) -> PatientAnalysis:
     return analysis.guarded(outside, overridden)
 
 
-__all__ = ["INDETERMINATE", "NOT_CLASSIFIED", "ImagePrediction", "ModelVerdict", "PatientAnalysis", "guard_analysis",
-           "guard_findings", "image_numbers", "stored_analysis", "summarise",
-           "thresholds_by_sha"]
+__all__ = [
+    "INDETERMINATE",
+    "NOT_CLASSIFIED",
+    "ImagePrediction",
+    "ModelVerdict",
+    "PatientAnalysis",
+    "guard_analysis",
+    "guard_findings",
+    "image_numbers",
+    "stored_analysis",
+    "summarise",
+    "thresholds_by_sha",
+]

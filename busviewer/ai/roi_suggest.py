@@ -68,8 +68,12 @@ def expand_box(box: tuple[float, float, float, float], margin: float, height: in
     rounded outwards and clamped to the image."""
     x0, y0, x1, y1 = box
     dx, dy = margin * (x1 - x0), margin * (y1 - y0)
-    return (max(0, int(np.floor(x0 - dx))), max(0, int(np.floor(y0 - dy))),
-            min(width, int(np.ceil(x1 + dx))), min(height, int(np.ceil(y1 + dy))))
+    return (
+        max(0, int(np.floor(x0 - dx))),
+        max(0, int(np.floor(y0 - dy))),
+        min(width, int(np.ceil(x1 + dx))),
+        min(height, int(np.ceil(y1 + dy))),
+    )
 
 
 def cam_box(heatmap: np.ndarray, fraction: float, margin: float) -> Box | None:
@@ -119,8 +123,9 @@ def default_architecture(cards: dict[str, Any], preferred: str | None = None) ->
     return next((a for a in ("ensemble", "vgg16") if a in cards), next(iter(cards), None))
 
 
-def suggest_roi(analyzer: Any, image_id: int, frame: int = 0, architecture: str | None = None,
-                prefer: str | None = None) -> RoiSuggestion | None:
+def suggest_roi(
+    analyzer: Any, image_id: int, frame: int = 0, architecture: str | None = None, prefer: str | None = None
+) -> RoiSuggestion | None:
     """Grad-CAM of an active model on one image and the box derived from it; None when the
     map is flat. ``architecture`` names the model (NoActiveModel if it is not loaded);
     otherwise ``prefer`` if loaded, else the ensemble, else VGG-16. Runs torch: call it off
@@ -140,14 +145,22 @@ def suggest_roi(analyzer: Any, image_id: int, frame: int = 0, architecture: str 
     if box is None:
         return None
     return RoiSuggestion(
-        image_id=int(image_id), frame=int(frame), box=box, architecture=arch, model=card.ref,
-        model_sha256=card.sha256, fraction=params.fraction, margin=params.margin,
-        params_source=params.source, peak=peak(heatmap),
+        image_id=int(image_id),
+        frame=int(frame),
+        box=box,
+        architecture=arch,
+        model=card.ref,
+        model_sha256=card.sha256,
+        fraction=params.fraction,
+        margin=params.margin,
+        params_source=params.source,
+        peak=peak(heatmap),
     )
 
 
-def accept_suggestion(store: Any, suggestion: RoiSuggestion, box: tuple[float, float, float, float] | None = None,
-                      user: str | None = None) -> Any:
+def accept_suggestion(
+    store: Any, suggestion: RoiSuggestion, box: tuple[float, float, float, float] | None = None, user: str | None = None
+) -> Any:
     """Store the suggestion (or the reader's moved ``box``) as a reader ROI; returns the
     :class:`~busviewer.core.store.RoiRecord`. Audited twice: ``add_roi`` by the store and
     ``accept_suggested_roi`` with the model, the suggested box and the parameters."""
@@ -160,5 +173,12 @@ def accept_suggestion(store: Any, suggestion: RoiSuggestion, box: tuple[float, f
 
 def reject_suggestion(store: Any, suggestion: RoiSuggestion, user: str | None = None) -> None:
     """Log that the reader rejected the suggestion (audit entry on the image)."""
-    store.log("reject_suggested_roi", "image", suggestion.image_id, "suggestion", json.dumps(suggestion.to_dict()),
-              None, user=user)
+    store.log(
+        "reject_suggested_roi",
+        "image",
+        suggestion.image_id,
+        "suggestion",
+        json.dumps(suggestion.to_dict()),
+        None,
+        user=user,
+    )

@@ -50,9 +50,18 @@ PART_MARK = "#part"
 _SHARD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,200}\.safetensors$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _HEADER_SLACK = 64  # safetensors pads its header to 8 bytes; room for that and the length prefix
-_DTYPE_NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
-                torch.int8: "I8", torch.uint8: "U8", torch.int16: "I16", torch.int32: "I32", torch.int64: "I64",
-                torch.bool: "BOOL"}
+_DTYPE_NAMES = {
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.float64: "F64",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.int16: "I16",
+    torch.int32: "I32",
+    torch.int64: "I64",
+    torch.bool: "BOOL",
+}
 
 
 @dataclass(frozen=True)
@@ -143,13 +152,15 @@ def _nbytes(t: torch.Tensor) -> int:
 
 def _header_bytes(name: str, t: torch.Tensor) -> int:
     """Upper bound of the header bytes one tensor adds (20-digit offsets)."""
-    entry = {name: {"dtype": _DTYPE_NAMES.get(t.dtype, "F32"), "shape": list(t.shape),
-                    "data_offsets": [10**19, 10**19]}}
+    entry = {
+        name: {"dtype": _DTYPE_NAMES.get(t.dtype, "F32"), "shape": list(t.shape), "data_offsets": [10**19, 10**19]}
+    }
     return len(json.dumps(entry, separators=(",", ":")).encode("utf-8")) + 2
 
 
-def split_for_shards(tensors: Mapping[str, torch.Tensor], max_shard_bytes: int,
-                     metadata: Mapping[str, str] | None = None) -> list[dict[str, torch.Tensor]]:
+def split_for_shards(
+    tensors: Mapping[str, torch.Tensor], max_shard_bytes: int, metadata: Mapping[str, str] | None = None
+) -> list[dict[str, torch.Tensor]]:
     """Group tensors (in order) into shards whose files stay within ``max_shard_bytes``.
 
     A tensor that does not fit into an empty shard is cut along dim 0 into
@@ -179,7 +190,9 @@ def split_for_shards(tensors: Mapping[str, torch.Tensor], max_shard_bytes: int,
             current[name], used = t, used + cost
             continue
         if t.dim() == 0 or t.shape[0] < 2:
-            raise ValueError(f"tensor {name!r} ({_nbytes(t)} bytes) cannot be split to fit {max_shard_bytes}-byte shards")
+            raise ValueError(
+                f"tensor {name!r} ({_nbytes(t)} bytes) cannot be split to fit {max_shard_bytes}-byte shards"
+            )
         row = _nbytes(t[:1])
         start, index = 0, 0
         while start < t.shape[0]:
@@ -188,11 +201,10 @@ def split_for_shards(tensors: Mapping[str, torch.Tensor], max_shard_bytes: int,
             rows = min(t.shape[0] - start, max(room // row, 0))
             if rows < 1 or (rows < t.shape[0] - start and room < (max_shard_bytes - base) // 8):
                 if not current:
-                    raise ValueError(f"one row of {name!r} ({row} bytes) is larger than a "
-                                     f"{max_shard_bytes}-byte shard")
+                    raise ValueError(f"one row of {name!r} ({row} bytes) is larger than a {max_shard_bytes}-byte shard")
                 close()  # too little room left here: the piece starts a new shard
                 continue
-            piece = t[start:start + rows].clone()  # its own storage: safetensors refuses shared views
+            piece = t[start : start + rows].clone()  # its own storage: safetensors refuses shared views
             current[part_name] = piece
             used += _nbytes(piece) + _header_bytes(part_name, piece)
             start, index = start + rows, index + 1
@@ -226,8 +238,13 @@ def shard_names(stem: str, count: int) -> list[str]:
     return [f"{stem}-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)]
 
 
-def write_shards(tensors: Mapping[str, torch.Tensor], folder: Path, stem: str,
-                 max_shard_bytes: int = MAX_SHARD_BYTES, metadata: Mapping[str, str] | None = None) -> list[Shard]:
+def write_shards(
+    tensors: Mapping[str, torch.Tensor],
+    folder: Path,
+    stem: str,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+    metadata: Mapping[str, str] | None = None,
+) -> list[Shard]:
     """Write encoded tensors as shards into ``folder`` (which must not hold them yet)."""
     from safetensors.torch import save_file
 
@@ -271,21 +288,31 @@ def card_shards(card: ModelCard, where: Path) -> list[Shard]:
     info = card.shipping if isinstance(card.shipping, dict) else {}
     rows = info.get("shards")
     if info.get("format") != SHARD_FORMAT or not isinstance(rows, list) or not rows:
-        raise ModelFileError(f"{where}: model card {card.ref} has no valid shard index "
-                             f"(expected shipping.format {SHARD_FORMAT!r} and a non-empty shipping.shards)")
+        raise ModelFileError(
+            f"{where}: model card {card.ref} has no valid shard index "
+            f"(expected shipping.format {SHARD_FORMAT!r} and a non-empty shipping.shards)"
+        )
     out: list[Shard] = []
     for r in rows:
-        ok = (isinstance(r, dict) and isinstance(r.get("file"), str) and _SHARD_NAME_RE.match(r["file"])
-              and isinstance(r.get("sha256"), str) and _SHA_RE.match(r["sha256"])
-              and isinstance(r.get("bytes"), int) and not isinstance(r.get("bytes"), bool) and r["bytes"] > 0)
+        ok = (
+            isinstance(r, dict)
+            and isinstance(r.get("file"), str)
+            and _SHARD_NAME_RE.match(r["file"])
+            and isinstance(r.get("sha256"), str)
+            and _SHA_RE.match(r["sha256"])
+            and isinstance(r.get("bytes"), int)
+            and not isinstance(r.get("bytes"), bool)
+            and r["bytes"] > 0
+        )
         if not ok:
             raise ModelFileError(f"{where}: model card {card.ref} has an invalid shard entry {r!r}")
         out.append(Shard(r["file"], r["bytes"], r["sha256"]))
     if len({s.file for s in out}) != len(out):
         raise ModelFileError(f"{where}: model card {card.ref} lists a shard twice")
     if index_sha256(out) != card.sha256:
-        raise ModelFileError(f"{where}: model card {card.ref}: its sha256 is not the hash of its shard index "
-                             "(card edited or corrupted)")
+        raise ModelFileError(
+            f"{where}: model card {card.ref}: its sha256 is not the hash of its shard index (card edited or corrupted)"
+        )
     return out
 
 
@@ -298,8 +325,7 @@ def read_shard(path: Path, shard: Shard, card: ModelCard) -> dict[str, torch.Ten
         raise ModelFileError(f"{path}: shard of model {card.ref} is missing")
     size = path.stat().st_size
     if size != shard.bytes:
-        raise ModelFileError(f"{path}: shard of model {card.ref} is {size} bytes, its card says "
-                             f"{shard.bytes}: {hint}")
+        raise ModelFileError(f"{path}: shard of model {card.ref} is {size} bytes, its card says {shard.bytes}: {hint}")
     inspect_safetensors(path)  # recognises pickles and broken headers before anything parses it
     try:
         data = path.read_bytes()
@@ -307,8 +333,10 @@ def read_shard(path: Path, shard: Shard, card: ModelCard) -> dict[str, torch.Ten
         raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     digest = hashlib.sha256(data).hexdigest()
     if digest != shard.sha256:
-        raise ModelFileError(f"{path}: sha256 mismatch: the file's is {digest}, the card of model {card.ref} "
-                             f"says {shard.sha256}: {hint}. The model was not loaded.")
+        raise ModelFileError(
+            f"{path}: sha256 mismatch: the file's is {digest}, the card of model {card.ref} "
+            f"says {shard.sha256}: {hint}. The model was not loaded."
+        )
     try:
         return load_bytes(data)
     except Exception as exc:  # safetensors raises its own error types
@@ -343,16 +371,19 @@ def verify_sharded(folder: Path, card: ModelCard) -> None:
         with path.open("rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
         if digest != shard.sha256:
-            raise ModelFileError(f"{path}: sha256 mismatch: the file's is {digest}, the card of model "
-                                 f"{card.ref} says {shard.sha256}: the shipped file was modified or corrupted")
+            raise ModelFileError(
+                f"{path}: sha256 mismatch: the file's is {digest}, the card of model "
+                f"{card.ref} says {shard.sha256}: the shipped file was modified or corrupted"
+            )
 
 
 def load_sharded(folder: Path, card: ModelCard, device: str | torch.device = "cpu") -> nn.Module:
     """Build the card's network from its verified shards: float32, eval mode, on ``device``."""
     state = read_sharded_state(folder, card)
     with torch.device("meta"):
-        model = build_model(card.architecture, card.input_mode, num_classes=card.num_classes,
-                            pretrained=False, variant=card.variant)
+        model = build_model(
+            card.architecture, card.input_mode, num_classes=card.num_classes, pretrained=False, variant=card.variant
+        )
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
@@ -362,8 +393,9 @@ def load_sharded(folder: Path, card: ModelCard, device: str | torch.device = "cp
     return model
 
 
-def export_sharded(folder: Path, card_path: Path, card: ModelCard, dest: Path,
-                   overwrite: bool = False) -> tuple[Path, Path]:
+def export_sharded(
+    folder: Path, card_path: Path, card: ModelCard, dest: Path, overwrite: bool = False
+) -> tuple[Path, Path]:
     """Copy a sharded model (card and verified shards) to ``dest/<name>/``, ready to be
     dropped into another installation's shipped models folder. Returns ``(folder, card)``."""
     import shutil
@@ -392,6 +424,21 @@ def megabytes(n: int) -> float:
     return math.floor(n / 1e5 + 0.5) / 10
 
 
-__all__ = ["MAX_SHARD_BYTES", "SHARD_FORMAT", "Shard", "card_shards", "decode_state", "dequantize_int8",
-           "encode_state", "index_sha256", "is_sharded", "join_parts", "load_sharded", "quantize_int8",
-           "read_sharded_state", "split_for_shards", "verify_sharded", "write_shards"]
+__all__ = [
+    "MAX_SHARD_BYTES",
+    "SHARD_FORMAT",
+    "Shard",
+    "card_shards",
+    "decode_state",
+    "dequantize_int8",
+    "encode_state",
+    "index_sha256",
+    "is_sharded",
+    "join_parts",
+    "load_sharded",
+    "quantize_int8",
+    "read_sharded_state",
+    "split_for_shards",
+    "verify_sharded",
+    "write_shards",
+]

@@ -46,8 +46,10 @@ from busviewer.ai.integrity import seal
 from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.networks import build_model
 
-BUSI_CITATION = ("Al-Dhabyani W, Gomaa M, Khaled H, Fahmy A. Dataset of breast ultrasound images. "
-                 "Data in Brief 28 (2020) 104863, doi:10.1016/j.dib.2019.104863")
+BUSI_CITATION = (
+    "Al-Dhabyani W, Gomaa M, Khaled H, Fahmy A. Dataset of breast ultrasound images. "
+    "Data in Brief 28 (2020) 104863, doi:10.1016/j.dib.2019.104863"
+)
 MODES: tuple[str, ...] = ("int8", "fp16", "none")
 #: A linear layer is "large" (int8) from this many weights (AlexNet/VGG fc6, fc7).
 LARGE_LINEAR_MIN = 1_000_000
@@ -107,8 +109,11 @@ def plan_encoding(model: nn.Module, mode: str, large_linear_min: int = LARGE_LIN
     """Encoding of every floating tensor of ``model``'s state dict for ``mode``."""
     if mode not in MODES:
         raise ValueError(f"unknown compression {mode!r}; expected one of {list(MODES)}")
-    large = {f"{n}.weight" for n, m in model.named_modules()
-             if isinstance(m, nn.Linear) and m.weight.numel() >= large_linear_min}
+    large = {
+        f"{n}.weight"
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear) and m.weight.numel() >= large_linear_min
+    }
     plan: dict[str, str] = {}
     for name, t in model.state_dict().items():
         if not t.is_floating_point():
@@ -134,8 +139,9 @@ def _encoding_summary(plan: dict[str, str], state: dict[str, torch.Tensor]) -> d
 
 
 # ------------------------------------------------------------------ check data
-def read_check_images(manifest: Path, classes: Sequence[str],
-                      max_images: int | None = None) -> tuple[list[CheckImage], dict[str, int]]:
+def read_check_images(
+    manifest: Path, classes: Sequence[str], max_images: int | None = None
+) -> tuple[list[CheckImage], dict[str, int]]:
     """The manifest's images whose label is one of ``classes`` (CSV ``image,label,...``,
     paths relative to the manifest's folder), evenly thinned to ``max_images``; also the
     number of rows left out per other label (e.g. ``normal``)."""
@@ -183,8 +189,13 @@ def _exact_float32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def predict_probabilities(model: nn.Module, card: ModelCard, pixels: Sequence[np.ndarray],
-                          device: str | torch.device = "cpu", batch_size: int = 16) -> np.ndarray:
+def predict_probabilities(
+    model: nn.Module,
+    card: ModelCard,
+    pixels: Sequence[np.ndarray],
+    device: str | torch.device = "cpu",
+    batch_size: int = 16,
+) -> np.ndarray:
     """Calibrated probabilities ``(N, K)`` float64, as the app computes them (no autocast)."""
     from busviewer.ai.inference import Predictor
     from busviewer.ai.preprocess import preprocess
@@ -193,20 +204,23 @@ def predict_probabilities(model: nn.Module, card: ModelCard, pixels: Sequence[np
     out = []
     with _exact_float32():
         for start in range(0, len(pixels), batch_size):
-            batch = torch.stack([preprocess(im, card) for im in pixels[start:start + batch_size]])
+            batch = torch.stack([preprocess(im, card) for im in pixels[start : start + batch_size]])
             out.append(pred.probabilities(batch).double().numpy())
     return np.concatenate(out) if out else np.zeros((0, card.num_classes))
 
 
-def compression_effect(reference: np.ndarray, compressed: np.ndarray, labels: Sequence[str],
-                       card: ModelCard) -> dict[str, Any]:
+def compression_effect(
+    reference: np.ndarray, compressed: np.ndarray, labels: Sequence[str], card: ModelCard
+) -> dict[str, Any]:
     """AUC (malignant vs the rest) of both, its change, and probability changes."""
     from sklearn.metrics import roc_auc_score
 
     diff = np.abs(compressed - reference)
-    out: dict[str, Any] = {"images": len(labels),
-                           "max_probability_change": float(diff.max()) if diff.size else 0.0,
-                           "mean_probability_change": float(diff.mean()) if diff.size else 0.0}
+    out: dict[str, Any] = {
+        "images": len(labels),
+        "max_probability_change": float(diff.max()) if diff.size else 0.0,
+        "mean_probability_change": float(diff.mean()) if diff.size else 0.0,
+    }
     positive = "malignant" if "malignant" in card.classes else card.classes[-1]
     k = card.classes.index(positive)
     y = np.array([lab == positive for lab in labels])
@@ -221,8 +235,11 @@ def compression_effect(reference: np.ndarray, compressed: np.ndarray, labels: Se
     return out
 
 
-def within_bounds(effect: dict[str, Any], max_auc_change: float = MAX_AUC_CHANGE,
-                  max_probability_change: float = MAX_PROBABILITY_CHANGE) -> bool:
+def within_bounds(
+    effect: dict[str, Any],
+    max_auc_change: float = MAX_AUC_CHANGE,
+    max_probability_change: float = MAX_PROBABILITY_CHANGE,
+) -> bool:
     """AUC change <= ``max_auc_change`` (0.005) and largest probability change <=
     ``max_probability_change`` (0.01); an AUC that cannot be computed (one class) passes."""
     auc = effect.get("auc_change")
@@ -232,8 +249,9 @@ def within_bounds(effect: dict[str, Any], max_auc_change: float = MAX_AUC_CHANGE
 # ------------------------------------------------------------------ shipping
 def _model_from_state(card: ModelCard, state: dict[str, torch.Tensor]) -> nn.Module:
     with torch.device("meta"):
-        model = build_model(card.architecture, card.input_mode, num_classes=card.num_classes,
-                            pretrained=False, variant=card.variant)
+        model = build_model(
+            card.architecture, card.input_mode, num_classes=card.num_classes, pretrained=False, variant=card.variant
+        )
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
 
@@ -276,8 +294,10 @@ def ship_model(registry: Any, ref: str, options: ShipOptions, progress: Progress
     final = src.with_updates(name=options.name or src.name, version=options.version or src.version)
     folder = Path(options.out_dir) / final.name
     if (folder / f"{final.stem}.json").exists() or any(folder.glob(f"{final.stem}-*.safetensors")):
-        raise ShipError(f"{folder}: {final.ref} is already shipped there; shipped files are never overwritten "
-                        "(ship another version, or remove the old folder first)")
+        raise ShipError(
+            f"{folder}: {final.ref} is already shipped there; shipped files are never overwritten "
+            "(ship another version, or remove the old folder first)"
+        )
     device = choose_device(options.device)
     say(f"loading {entry.ref} ({src.architecture}, {src.variant}) from {entry.weights_path}")
     model32, _ = registry.load(entry, device="cpu")
@@ -289,8 +309,10 @@ def ship_model(registry: Any, ref: str, options: ShipOptions, progress: Progress
     ref_probs = np.zeros((0, src.num_classes))
     if options.check_data is not None:
         images, skipped = read_check_images(Path(options.check_data), src.classes, options.max_images)
-        say(f"check data: {len(images)} images ({', '.join(f'{k} {v}' for k, v in skipped.items()) or 'none'} "
-            "left out); predicting with the float32 weights")
+        say(
+            f"check data: {len(images)} images ({', '.join(f'{k} {v}' for k, v in skipped.items()) or 'none'} "
+            "left out); predicting with the float32 weights"
+        )
         pixels = read_pixels(images)
         ref_probs = predict_probabilities(model32, src, pixels, device)
     else:
@@ -299,20 +321,31 @@ def ship_model(registry: Any, ref: str, options: ShipOptions, progress: Progress
 
     tried: list[dict[str, Any]] = []
     chosen: tuple[str, dict[str, str], dict[str, Any] | None] | None = None
-    for mode in MODES[MODES.index(options.quantize):]:
+    for mode in MODES[MODES.index(options.quantize) :]:
         plan = plan_encoding(model32, mode, options.large_linear_min)
         decoded = sh.decode_state(sh.encode_state(state32, plan))
         effect = None
         if images:
-            effect = compression_effect(ref_probs, predict_probabilities(
-                _model_from_state(src, decoded), src, pixels, device), labels, src)
-        ok = (effect is None or mode == "none"  # float32 is the reference: always acceptable
-              or within_bounds(effect, options.max_auc_change, options.max_probability_change))
+            effect = compression_effect(
+                ref_probs, predict_probabilities(_model_from_state(src, decoded), src, pixels, device), labels, src
+            )
+        ok = (
+            effect is None
+            or mode == "none"  # float32 is the reference: always acceptable
+            or within_bounds(effect, options.max_auc_change, options.max_probability_change)
+        )
         tried.append({"mode": mode, "accepted": ok, "effect": effect})
         auc = "n/a (one class)" if not effect or effect["auc_change"] is None else f"{effect['auc_change']:.2e}"
-        say(f"{mode}: " + (f"AUC change {auc}, max probability change {effect['max_probability_change']:.2e} "
-                           f"on {effect['images']} images" if effect else "not measured")
-            + ("" if ok else " -> over the bounds, keeping more precision"))
+        say(
+            f"{mode}: "
+            + (
+                f"AUC change {auc}, max probability change {effect['max_probability_change']:.2e} "
+                f"on {effect['images']} images"
+                if effect
+                else "not measured"
+            )
+            + ("" if ok else " -> over the bounds, keeping more precision")
+        )
         del decoded
         if ok:
             chosen = (mode, plan, effect)
@@ -324,9 +357,18 @@ def ship_model(registry: Any, ref: str, options: ShipOptions, progress: Progress
     Path(options.out_dir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-ship-{final.name}-", dir=options.out_dir))
     try:
-        shards = sh.write_shards(encoded, tmp, final.stem, options.max_shard_bytes,
-                                 {"name": final.name, "version": str(final.version),
-                                  "architecture": final.architecture, "input_mode": final.input_mode})
+        shards = sh.write_shards(
+            encoded,
+            tmp,
+            final.stem,
+            options.max_shard_bytes,
+            {
+                "name": final.name,
+                "version": str(final.version),
+                "architecture": final.architecture,
+                "input_mode": final.input_mode,
+            },
+        )
         del encoded
         fp32_bytes = sum(t.numel() * t.element_size() for t in state32.values())
         shipping: dict[str, Any] = {
@@ -337,22 +379,35 @@ def ship_model(registry: Any, ref: str, options: ShipOptions, progress: Progress
             "shipped": datetime.now(UTC).replace(microsecond=0).isoformat(),
             "source": {"ref": entry.ref, "sha256": src.sha256, "location": entry.location},
             "compression": {
-                "requested": options.quantize, "used": mode, "large_linear_min": options.large_linear_min,
+                "requested": options.quantize,
+                "used": mode,
+                "large_linear_min": options.large_linear_min,
                 "encoding": _encoding_summary(plan, state32),
-                "bytes": sh.folder_bytes(shards), "fp32_bytes": fp32_bytes,
+                "bytes": sh.folder_bytes(shards),
+                "fp32_bytes": fp32_bytes,
                 "ratio": round(sh.folder_bytes(shards) / fp32_bytes, 4),
-                "bounds": {"auc_change": options.max_auc_change,
-                           "max_probability_change": options.max_probability_change},
-                "effect": effect, "tried": tried,
-                "check_data": None if options.check_data is None else {
-                    "manifest": str(options.check_data), "images": len(images), "left_out": skipped,
-                    "max_images": options.max_images, "device": str(device)},
+                "bounds": {
+                    "auc_change": options.max_auc_change,
+                    "max_probability_change": options.max_probability_change,
+                },
+                "effect": effect,
+                "tried": tried,
+                "check_data": None
+                if options.check_data is None
+                else {
+                    "manifest": str(options.check_data),
+                    "images": len(images),
+                    "left_out": skipped,
+                    "max_images": options.max_images,
+                    "device": str(device),
+                },
                 "note": "one-dimensional tensors (biases, BatchNorm) stay float32; weights are "
-                        "de-quantised to float32 on load",
+                "de-quantised to float32 on load",
             },
         }
-        card = final.with_updates(sha256=sh.index_sha256(shards), shipping=shipping,
-                                  training=_training_with_citation(src, options.citation))
+        card = final.with_updates(
+            sha256=sh.index_sha256(shards), shipping=shipping, training=_training_with_citation(src, options.citation)
+        )
         # The regression set comes from the written shards, loaded as an installation loads them.
         loaded = sh.load_sharded(tmp, card, "cpu")
         picks = _regression_picks(images, ref_probs, src, options.regression_per_class) if images else []
@@ -361,9 +416,14 @@ def ship_model(registry: Any, ref: str, options: ShipOptions, progress: Progress
             shipping["regression"] = {
                 "root": "the check-data manifest's folder",
                 "tolerance": REGRESSION_TOLERANCE,
-                "images": [{"image": images[i].rel, "label": images[i].label,
-                            "probabilities": dict(zip(card.classes, map(float, reg_probs[j])))}
-                           for j, i in enumerate(picks)],
+                "images": [
+                    {
+                        "image": images[i].rel,
+                        "label": images[i].label,
+                        "probabilities": dict(zip(card.classes, map(float, reg_probs[j]))),
+                    }
+                    for j, i in enumerate(picks)
+                ],
             }
             card = card.with_updates(shipping=shipping)
         card = seal(card)  # the card's integrity hash covers it and the shard index
@@ -375,8 +435,10 @@ def ship_model(registry: Any, ref: str, options: ShipOptions, progress: Progress
         os.replace(tmp / f"{card.stem}.json", folder / f"{card.stem}.json")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    say(f"shipped {card.ref} to {folder}: {len(shards)} shard(s), {sh.megabytes(sh.folder_bytes(shards))} MB "
-        f"({mode}; float32 {sh.megabytes(fp32_bytes)} MB)")
+    say(
+        f"shipped {card.ref} to {folder}: {len(shards)} shard(s), {sh.megabytes(sh.folder_bytes(shards))} MB "
+        f"({mode}; float32 {sh.megabytes(fp32_bytes)} MB)"
+    )
     return ShipResult(folder, card, shards, mode, tried)
 
 
@@ -392,6 +454,20 @@ def regression_check(model: nn.Module, card: ModelCard, root: Path) -> float:
     return float(np.abs(got - want).max())
 
 
-__all__ = ["BUSI_CITATION", "LARGE_LINEAR_MIN", "MAX_AUC_CHANGE", "MAX_PROBABILITY_CHANGE", "MODES",
-           "ShipError", "ShipOptions", "ShipResult", "compression_effect", "plan_encoding",
-           "predict_probabilities", "read_check_images", "regression_check", "ship_model", "within_bounds"]
+__all__ = [
+    "BUSI_CITATION",
+    "LARGE_LINEAR_MIN",
+    "MAX_AUC_CHANGE",
+    "MAX_PROBABILITY_CHANGE",
+    "MODES",
+    "ShipError",
+    "ShipOptions",
+    "ShipResult",
+    "compression_effect",
+    "plan_encoding",
+    "predict_probabilities",
+    "read_check_images",
+    "regression_check",
+    "ship_model",
+    "within_bounds",
+]

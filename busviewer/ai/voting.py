@@ -89,7 +89,8 @@ def patient_recognition_rate(per_patient: Mapping[Hashable, tuple[int, int]]) ->
     total = 0.0
     for patient, (n_correct, n_images) in per_patient.items():
         if n_images <= 0 or not 0 <= n_correct <= n_images:
-            raise ValueError(f"patient {patient!r}: need 0 <= n_correct <= n_images and n_images > 0, "
-                             f"got ({n_correct}, {n_images})")
+            raise ValueError(
+                f"patient {patient!r}: need 0 <= n_correct <= n_images and n_images > 0, got ({n_correct}, {n_images})"
+            )
         total += n_correct / n_images
     return total / len(per_patient)

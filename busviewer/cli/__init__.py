@@ -40,10 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="busviewer",
         description="Second-reader workstation for breast ultrasound. " + RESEARCH_NOTICE,
     )
-    parser.add_argument("--version", action=_VersionAction, nargs=0,
-                        help="show the version, git commit, torch/torchvision and shipped models' sha256")
-    parser.add_argument("--store", help="store database file, or a department store URL postgresql://USER@HOST/DB "
-                        "(default: per-user data dir; env BUSVIEWER_STORE)")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        nargs=0,
+        help="show the version, git commit, torch/torchvision and shipped models' sha256",
+    )
+    parser.add_argument(
+        "--store",
+        help="store database file, or a department store URL postgresql://USER@HOST/DB "
+        "(default: per-user data dir; env BUSVIEWER_STORE)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and every library log message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

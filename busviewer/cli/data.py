@@ -13,8 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import DICOM files, PNG/JPEG folders (one per patient) or CSV manifests")
     p.add_argument("paths", nargs="+", help="files, folders or manifest.csv files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
-    p.add_argument("--allow-outside", action="store_true",
-                   help="let manifest rows point outside the manifest's folder (refused by default)")
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="let manifest rows point outside the manifest's folder (refused by default)",
+    )
     p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("patients", help="list patients with image counts and labels")
@@ -82,7 +85,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             for img in (i for i in images if i.series_uid == uid):
                 label = img.label
                 spacing = (
-                    f"{img.pixel_spacing_mm[1]:.3f}x{img.pixel_spacing_mm[0]:.3f} mm/px" if img.pixel_spacing_mm else "-"
+                    f"{img.pixel_spacing_mm[1]:.3f}x{img.pixel_spacing_mm[0]:.3f} mm/px"
+                    if img.pixel_spacing_mm
+                    else "-"
                 )
                 frames = f"{img.frame_count} frames" if img.frame_count > 1 else "1 frame"
                 print(

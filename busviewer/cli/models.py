@@ -13,8 +13,9 @@ ARCHITECTURES = ("ensemble", "vgg16")  # busviewer.ai.networks.ARCHITECTURES, wi
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="the model registry: list, show, import, export, activate, rollback, "
-                                      "use-default, delete, ship")
+    p = sub.add_parser(
+        "models", help="the model registry: list, show, import, export, activate, rollback, use-default, delete, ship"
+    )
     msub = p.add_subparsers(dest="models_command", required=True)
     a = msub.add_parser("list", help="model versions with their metrics; * marks the active ones")
     a.set_defaults(handler=cmd_list)
@@ -31,8 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(handler=cmd_export)
     a = msub.add_parser("activate", help="make a model version the active one of its architecture")
     a.add_argument("model", metavar="NAME[:VERSION]")
-    a.add_argument("--yes", action="store_true",
-                   help="activate even if its recorded test figures are poor or come from a tiny test set")
+    a.add_argument(
+        "--yes",
+        action="store_true",
+        help="activate even if its recorded test figures are poor or come from a tiny test set",
+    )
     a.set_defaults(handler=cmd_activate)
     a = msub.add_parser("rollback", help="activate again the model that was active before the current one")
     a.add_argument("architecture", choices=ARCHITECTURES)
@@ -44,17 +48,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("model", metavar="NAME:VERSION")
     a.set_defaults(handler=cmd_delete)
     a = msub.add_parser(
-        "ship", help="make a registered model a shipped default: compressed safetensors shards in models/<name>/",
+        "ship",
+        help="make a registered model a shipped default: compressed safetensors shards in models/<name>/",
         description="Compresses NAME:VERSION (int8 large linear layers + fp16, or fp16, or none), measures the "
-                    "effect against float32 on --check-data (AUC change <= 0.005 and max probability change <= "
-                    "0.01, else more precision is kept), and writes shards of at most --max-shard-mb with a card "
-                    "holding their sha256, the command, the training data citation and a regression set.")
+        "effect against float32 on --check-data (AUC change <= 0.005 and max probability change <= "
+        "0.01, else more precision is kept), and writes shards of at most --max-shard-mb with a card "
+        "holding their sha256, the command, the training data citation and a regression set.",
+    )
     a.add_argument("model", metavar="NAME:VERSION")
     a.add_argument("--out", type=Path, help="shipped models folder (default: models/ of this installation)")
-    a.add_argument("--quantize", choices=("int8", "fp16", "none"), default="int8",
-                   help="most compression to try (default int8)")
-    a.add_argument("--check-data", type=Path, metavar="MANIFEST",
-                   help="CSV image,label[,patient_id] of labelled images to measure the compression on")
+    a.add_argument(
+        "--quantize", choices=("int8", "fp16", "none"), default="int8", help="most compression to try (default int8)"
+    )
+    a.add_argument(
+        "--check-data",
+        type=Path,
+        metavar="MANIFEST",
+        help="CSV image,label[,patient_id] of labelled images to measure the compression on",
+    )
     a.add_argument("--max-images", type=int, metavar="N", help="use at most N check images (evenly spread)")
     a.add_argument("--device", help="device for the measurement (default: auto); the regression set is on CPU")
     a.add_argument("--as", dest="ship_as", metavar="NAME[:VERSION]", help="ship under another name/version")
@@ -103,13 +114,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not entries:
             print("no models: train one (`busviewer train`) or import one (`busviewer models import`)")
             return 0
-        print(f"  {'model':<28} {'architecture':<12} {'input':<12} {'location':<8} {'AUC img':>7} {'AUC pat':>7}"
-              "  created")
+        print(
+            f"  {'model':<28} {'architecture':<12} {'input':<12} {'location':<8} {'AUC img':>7} {'AUC pat':>7}  created"
+        )
         for e in entries:
             c = e.card
             size = f"{c.input_mode} {c.input_size}"
-            print(f"{'*' if e.active else ' '} {e.ref:<28} {c.architecture:<12} {size:<12} "
-                  f"{e.location:<8} {_metric(c, 'auc'):>7} {_metric(c, 'auc', 'patient'):>7}  {c.created[:16]}")
+            print(
+                f"{'*' if e.active else ' '} {e.ref:<28} {c.architecture:<12} {size:<12} "
+                f"{e.location:<8} {_metric(c, 'auc'):>7} {_metric(c, 'auc', 'patient'):>7}  {c.created[:16]}"
+            )
         return 0
 
     return _run(go)
@@ -201,10 +215,17 @@ def cmd_ship(args: argparse.Namespace) -> int:
             name, _, v = args.ship_as.partition(":")
             version = int(v) if v else None
         opts = ShipOptions(
-            out_dir=args.out or SHIPPED_MODELS_DIR, quantize=args.quantize, check_data=args.check_data,
-            max_images=args.max_images, device=args.device, name=name, version=version,
-            max_shard_bytes=int(args.max_shard_mb * 1_000_000), citation=args.citation or BUSI_CITATION,
-            command=_ship_command(args))
+            out_dir=args.out or SHIPPED_MODELS_DIR,
+            quantize=args.quantize,
+            check_data=args.check_data,
+            max_images=args.max_images,
+            device=args.device,
+            name=name,
+            version=version,
+            max_shard_bytes=int(args.max_shard_mb * 1_000_000),
+            citation=args.citation or BUSI_CITATION,
+            command=_ship_command(args),
+        )
         try:
             result = ship_model(_registry(), args.model, opts, progress=print)
         except ShipError as exc:
@@ -221,8 +242,14 @@ def cmd_ship(args: argparse.Namespace) -> int:
 def _ship_command(args: argparse.Namespace) -> str:
     """The ship command with every option that shaped the result (for the card)."""
     parts = ["busviewer", "models", "ship", args.model, "--quantize", args.quantize]
-    for flag, value in (("--out", args.out), ("--check-data", args.check_data), ("--max-images", args.max_images),
-                        ("--device", args.device), ("--as", args.ship_as), ("--citation", args.citation)):
+    for flag, value in (
+        ("--out", args.out),
+        ("--check-data", args.check_data),
+        ("--max-images", args.max_images),
+        ("--device", args.device),
+        ("--as", args.ship_as),
+        ("--citation", args.citation),
+    ):
         if value is not None:
             parts += [flag, str(value)]
     if args.max_shard_mb != 95.0:

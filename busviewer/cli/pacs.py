@@ -35,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     where = s.add_mutually_exclusive_group(required=True)
     where.add_argument("--node", help="send to this node (C-STORE or STOW-RS)")
     where.add_argument("--out", help="only write the DICOM files into this folder")
-    s.add_argument("--operating-point", default="balanced",
-                   choices=("high_sensitivity", "balanced", "high_specificity"))
+    s.add_argument(
+        "--operating-point", default="balanced", choices=("high_sensitivity", "balanced", "high_specificity")
+    )
     s.add_argument("--gradcam", action="store_true", help="add Grad-CAM overlays (runs the active models)")
     s.add_argument("--device", help="torch device for --gradcam")
     s.set_defaults(handler=cmd_send)
@@ -67,13 +68,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     x = sub.add_parser("export", help="export patients de-identified for research sharing")
     x.add_argument("patients", nargs="+")
-    x.add_argument("--deidentify", action="store_true", required=True,
-                   help="PS3.15 Annex E Basic Profile (required: there is no identified export)")
+    x.add_argument(
+        "--deidentify",
+        action="store_true",
+        required=True,
+        help="PS3.15 Annex E Basic Profile (required: there is no identified export)",
+    )
     x.add_argument("--out", required=True, help="output folder")
     x.add_argument("--dates", choices=("remove", "shift"), default="remove")
-    x.add_argument("--burned-in", choices=("refuse", "blank"), default="refuse",
-                   help="images with Burned In Annotation YES or absent: refuse (default) or blank outside "
-                        "the ultrasound tissue region")
+    x.add_argument(
+        "--burned-in",
+        choices=("refuse", "blank"),
+        default="refuse",
+        help="images with Burned In Annotation YES or absent: refuse (default) or blank outside "
+        "the ultrasound tissue region",
+    )
     x.set_defaults(handler=cmd_export)
 
 
@@ -121,8 +130,10 @@ def cmd_find(args: argparse.Namespace) -> int:
         if args.level == "patient":
             print(f"{h.patient_id:<20} {h.patient_name:<30} studies {h.instances or '?'}")
         else:
-            print(f"{h.patient_id:<20} {h.patient_name:<28} {h.study_date:<8} {h.modalities:<6} "
-                  f"{h.instances or '?':>4} img  {h.study_uid}  {h.study_description}".rstrip())
+            print(
+                f"{h.patient_id:<20} {h.patient_name:<28} {h.study_date:<8} {h.modalities:<6} "
+                f"{h.instances or '?':>4} img  {h.study_uid}  {h.study_description}".rstrip()
+            )
     print(f"{len(hits)} match(es)")
     return 0
 
@@ -170,12 +181,14 @@ def cmd_send(args: argparse.Namespace) -> int:
             return _err(exc)
     try:
         if args.out:
-            bundle = rx.export_results(store, args.patient, Path(args.out), cams=cams,
-                                       operating_point=args.operating_point)
+            bundle = rx.export_results(
+                store, args.patient, Path(args.out), cams=cams, operating_point=args.operating_point
+            )
             sent = None
         else:
-            bundle, sent = rx.send_results(store, _settings(), args.node, args.patient, cams=cams,
-                                           operating_point=args.operating_point)
+            bundle, sent = rx.send_results(
+                store, _settings(), args.node, args.patient, cams=cams, operating_point=args.operating_point
+            )
     except (rx.ResultsError, PeerError, SettingsError, KeyError) as exc:
         return _err(exc.args[0] if isinstance(exc, KeyError) else exc)
     for line in bundle.skipped:
@@ -231,8 +244,9 @@ def cmd_local(args: argparse.Namespace) -> int:
 
     try:
         s = _settings()
-        local = replace(s.local, ae_title=check_ae_title(args.aet) if args.aet else s.local.ae_title,
-                        port=args.port or s.local.port)
+        local = replace(
+            s.local, ae_title=check_ae_title(args.aet) if args.aet else s.local.ae_title, port=args.port or s.local.port
+        )
         save_settings(replace(s, local=local))
     except SettingsError as exc:
         return _err(exc)
@@ -247,8 +261,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
     try:
         s = _settings()
-        local = replace(s.local, ae_title=check_ae_title(args.aet) if args.aet else s.local.ae_title,
-                        port=args.port or s.local.port)
+        local = replace(
+            s.local, ae_title=check_ae_title(args.aet) if args.aet else s.local.ae_title, port=args.port or s.local.port
+        )
     except SettingsError as exc:
         return _err(exc)
     stop = threading.Event()

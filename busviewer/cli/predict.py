@@ -32,17 +32,29 @@ from busviewer.core.store import Store
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify a patient's images (or files/folders, imported first)")
     p.add_argument("target", help="patient id in the store, or a file/folder/manifest to import and classify")
-    p.add_argument("--model", action="append", default=[], metavar="NAME[:VERSION]",
-                   help="use this model instead of the active one of its architecture (repeatable); "
-                        "when given, only the named models run")
-    p.add_argument("--operating-point", choices=OPERATING_POINTS, default=DEFAULT_OPERATING_POINT,
-                   help="threshold on the calibrated p(malignant) that makes each image's call, chosen on the "
-                        "model's validation patients: high_sensitivity (sensitivity >= 0.95), balanced (Youden) "
-                        "or high_specificity (specificity >= 0.95); models without operating points use 0.5 "
-                        "(default: %(default)s)")
-    p.add_argument("--classify-outside", action="store_true",
-                   help="classify images flagged as outside the models' training data (colour Doppler, non-B-mode "
-                        "content) anyway; the override is recorded with your user name")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME[:VERSION]",
+        help="use this model instead of the active one of its architecture (repeatable); "
+        "when given, only the named models run",
+    )
+    p.add_argument(
+        "--operating-point",
+        choices=OPERATING_POINTS,
+        default=DEFAULT_OPERATING_POINT,
+        help="threshold on the calibrated p(malignant) that makes each image's call, chosen on the "
+        "model's validation patients: high_sensitivity (sensitivity >= 0.95), balanced (Youden) "
+        "or high_specificity (specificity >= 0.95); models without operating points use 0.5 "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--classify-outside",
+        action="store_true",
+        help="classify images flagged as outside the models' training data (colour Doppler, non-B-mode "
+        "content) anyway; the override is recorded with your user name",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--cam-dir", type=Path, help="write Grad-CAM maps (.npy) and overlays (.png) here")
     p.add_argument("--device", help="cpu, cuda or mps (default: best available; env BUSVIEWER_DEVICE)")
@@ -77,46 +89,80 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 1
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
-    out = {"notice": RESEARCH_NOTICE, "device": analyzer.device_name,
-           "models": {a: c.ref for a, c in analyzer.cards.items()}, "operating_point": point,
-           "calibration": {a: {"temperature": c.temperature, "thresholds": c.thresholds,
-                               "indeterminate_band": list(indeterminate_band(card_thresholds(c), point))}
-                           for a, c in analyzer.cards.items()},
-           "patients": []}
+    out = {
+        "notice": RESEARCH_NOTICE,
+        "device": analyzer.device_name,
+        "models": {a: c.ref for a, c in analyzer.cards.items()},
+        "operating_point": point,
+        "calibration": {
+            a: {
+                "temperature": c.temperature,
+                "thresholds": c.thresholds,
+                "indeterminate_band": list(indeterminate_band(card_thresholds(c), point)),
+            }
+            for a, c in analyzer.cards.items()
+        },
+        "patients": [],
+    }
     for key in patients:
         analysis = _guarded(store, analyzer.analyse_patient(key), getattr(args, "classify_outside", False))
         images = {img.id: img for img in store.images(key)}
         numbers = image_numbers(images.values())  # as the app numbers them (#1, #2...)
         cams = _write_cams(analyzer, images, args.cam_dir) if args.cam_dir else {}
-        out["patients"].append({
-            "patient": key,
-            "verdicts": {a: {"label": v.label, "operating_point": v.operating_point, "threshold": v.threshold,
-                             "benign_votes": v.benign_votes, "malignant_votes": v.malignant_votes,
-                             "tie_decided": v.tie_decided, "mean_malignant_probability": v.mean_malignant_probability,
-                             "benign_images": list(v.benign_images), "malignant_images": list(v.malignant_images),
-                             "indeterminate_images": list(v.indeterminate_images),
-                             "indeterminate_band": list(v.band) if v.band else None}
-                         for a, v in analysis.verdicts.items()},
-            "disagreements": list(analysis.disagreements),
-            "images": [{"image_id": iid, "number": numbers[iid], "file": str(images[iid].source_path),
-                        "predictions": ({} if iid in analysis.outside else
-                                        {a: p.probabilities for a, p in analysis.for_image(iid).items()}),
-                        "outside": analysis.outside.get(iid), "overridden_by": analysis.overridden.get(iid),
+        out["patients"].append(
+            {
+                "patient": key,
+                "verdicts": {
+                    a: {
+                        "label": v.label,
+                        "operating_point": v.operating_point,
+                        "threshold": v.threshold,
+                        "benign_votes": v.benign_votes,
+                        "malignant_votes": v.malignant_votes,
+                        "tie_decided": v.tie_decided,
+                        "mean_malignant_probability": v.mean_malignant_probability,
+                        "benign_images": list(v.benign_images),
+                        "malignant_images": list(v.malignant_images),
+                        "indeterminate_images": list(v.indeterminate_images),
+                        "indeterminate_band": list(v.band) if v.band else None,
+                    }
+                    for a, v in analysis.verdicts.items()
+                },
+                "disagreements": list(analysis.disagreements),
+                "images": [
+                    {
+                        "image_id": iid,
+                        "number": numbers[iid],
+                        "file": str(images[iid].source_path),
+                        "predictions": (
+                            {}
+                            if iid in analysis.outside
+                            else {a: p.probabilities for a, p in analysis.for_image(iid).items()}
+                        ),
+                        "outside": analysis.outside.get(iid),
+                        "overridden_by": analysis.overridden.get(iid),
                         "calls": {a: _call(analysis, iid, a, p) for a, p in analysis.for_image(iid).items()},
-                        "leans": {a: (None if iid in analysis.outside else p.label)
-                                  for a, p in analysis.for_image(iid).items()},
+                        "leans": {
+                            a: (None if iid in analysis.outside else p.label)
+                            for a, p in analysis.for_image(iid).items()
+                        },
                         "models_disagree": iid in analysis.disagreements,
-                        "cams": cams.get(iid, {})}
-                       for iid in sorted({i for i, _ in analysis.predictions})],
-            "problems": list(analysis.problems),
-        })
+                        "cams": cams.get(iid, {}),
+                    }
+                    for iid in sorted({i for i, _ in analysis.predictions})
+                ],
+                "problems": list(analysis.problems),
+            }
+        )
         if not args.json:
             _print_patient(key, analysis, images)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"models: {', '.join(out['models'].values())} on {analyzer.device_name}; probabilities calibrated "
-              "(each card's temperature)")
+        print(
+            f"models: {', '.join(out['models'].values())} on {analyzer.device_name}; probabilities calibrated "
+            "(each card's temperature)"
+        )
         print(RESEARCH_NOTICE)
     return 0
 
@@ -156,9 +202,7 @@ def _print_patient(key: str, analysis, images) -> None:  # type: ignore[no-untyp
     for iid in sorted({i for i, _ in analysis.predictions}):
         preds = analysis.for_image(iid)
         number = numbers.get(iid, iid)
-        cells = " ".join(
-            f"{_cell(analysis, iid, a, preds[a]) if a in preds else '-':>20}" for a in archs
-        )
+        cells = " ".join(f"{_cell(analysis, iid, a, preds[a]) if a in preds else '-':>20}" for a in archs)
         flag = "  models disagree" if iid in analysis.disagreements else ""
         if iid in analysis.outside:
             cells, flag = f"{'-':>20}", f"  {analysis.outside[iid]} (--classify-outside to classify it anyway)"
@@ -169,10 +213,12 @@ def _print_patient(key: str, analysis, images) -> None:  # type: ignore[no-untyp
         tie = " (tie: counted as malignant)" if v.tie_decided else ""
         unsure = f", {len(v.indeterminate_images)} indeterminate (not counted)" if v.indeterminate_images else ""
         band = f"; {describe_band(v.band)}" if v.band else ""
-        print(f"  verdict {arch}: {v.label} — {v.malignant_votes} malignant / {v.benign_votes} benign{unsure}{tie}; "
-              f"mean P(malignant) {_mean(v.mean_malignant_probability)}; "
-              f"{describe(v.operating_point, v.threshold)}"
-              f"{band}")
+        print(
+            f"  verdict {arch}: {v.label} — {v.malignant_votes} malignant / {v.benign_votes} benign{unsure}{tie}; "
+            f"mean P(malignant) {_mean(v.mean_malignant_probability)}; "
+            f"{describe(v.operating_point, v.threshold)}"
+            f"{band}"
+        )
     for problem in analysis.problems:
         print(f"  not classified: {problem}")
 

@@ -53,8 +53,10 @@ def cmd_record(args: argparse.Namespace) -> int:
         rec = record(store, args.patient, args.call, args.birads)
     except (KeyError, ValueError, ReadLockedError) as exc:
         return _fail(str(exc.args[0]))
-    print(f"first read of {rec.patient_key} by {rec.reader}: {rec.call}, BI-RADS {rec.birads or '-'} "
-          "(the AI result is hidden until `busviewer read reveal`)")
+    print(
+        f"first read of {rec.patient_key} by {rec.reader}: {rec.call}, BI-RADS {rec.birads or '-'} "
+        "(the AI result is hidden until `busviewer read reveal`)"
+    )
     return 0
 
 
@@ -65,8 +67,10 @@ def cmd_reveal(args: argparse.Namespace) -> int:
     store = Store()
     try:
         if must_read_first(store, args.patient):
-            return _fail(f"patient {args.patient}: record your read first (busviewer read record {args.patient} "
-                         "--call benign|malignant --birads N)")
+            return _fail(
+                f"patient {args.patient}: record your read first (busviewer read record {args.patient} "
+                "--call benign|malignant --birads N)"
+            )
         analysis = stored_analysis(store, args.patient)
         if analysis is None:
             from busviewer.ai.analysis import Analyzer, NoActiveModel
@@ -80,19 +84,33 @@ def cmd_reveal(args: argparse.Namespace) -> int:
         rec = reveal(store, args.patient, analysis)
     except KeyError as exc:
         return _fail(str(exc.args[0]))
-    out = {"patient": rec.patient_key, "reader": rec.reader, "call": rec.call, "birads": rec.birads,
-           "recorded_at": rec.recorded_at.isoformat(), "revealed_at": rec.revealed_at.isoformat() if rec.revealed_at
-           else None, "ai_label": rec.ai_label, "ai_detail": rec.ai_detail, "notice": RESEARCH_NOTICE}
+    out = {
+        "patient": rec.patient_key,
+        "reader": rec.reader,
+        "call": rec.call,
+        "birads": rec.birads,
+        "recorded_at": rec.recorded_at.isoformat(),
+        "revealed_at": rec.revealed_at.isoformat() if rec.revealed_at else None,
+        "ai_label": rec.ai_label,
+        "ai_detail": rec.ai_detail,
+        "notice": RESEARCH_NOTICE,
+    }
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        agree = "agree" if rec.ai_label == rec.call else ("AI made no call" if rec.ai_label not in
-                                                         ("benign", "malignant") else "disagree")
-        print(f"{rec.patient_key}: your first read {rec.call} (BI-RADS {rec.birads or '-'}); AI {rec.ai_label} "
-              f"({agree})")
+        agree = (
+            "agree"
+            if rec.ai_label == rec.call
+            else ("AI made no call" if rec.ai_label not in ("benign", "malignant") else "disagree")
+        )
+        print(
+            f"{rec.patient_key}: your first read {rec.call} (BI-RADS {rec.birads or '-'}); AI {rec.ai_label} ({agree})"
+        )
         for arch, m in (rec.ai_detail or {}).get("models", {}).items():
-            print(f"  {arch}: {m['label']} ({m['model']}, {m['malignant_votes']} malignant / {m['benign_votes']} "
-                  "benign image(s))")
+            print(
+                f"  {arch}: {m['label']} ({m['model']}, {m['malignant_votes']} malignant / {m['benign_votes']} "
+                "benign image(s))"
+            )
         print(RESEARCH_NOTICE)
     return 0
 
@@ -102,15 +120,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     total, periods = compare(Store(), args.reader)
     if args.json:
-        print(json.dumps({"all": total.to_dict(), "by_month": [p.to_dict() for p in periods],
-                          "notice": RESEARCH_NOTICE}, indent=2))
+        print(
+            json.dumps(
+                {"all": total.to_dict(), "by_month": [p.to_dict() for p in periods], "notice": RESEARCH_NOTICE},
+                indent=2,
+            )
+        )
         return 0
     if not total.reads:
         print("no first reads recorded yet (busviewer read record PATIENT --call ...)")
         return 0
     print("\n".join(summary_lines(total, periods)))
-    print(f"agreement over {total.compared} revealed read(s) with an AI call ({total.ai_no_call} without); "
-          f"sensitivity/specificity over {total.with_truth} patient(s) with biopsy or imported ground truth")
+    print(
+        f"agreement over {total.compared} revealed read(s) with an AI call ({total.ai_no_call} without); "
+        f"sensitivity/specificity over {total.with_truth} patient(s) with biopsy or imported ground truth"
+    )
     print(RESEARCH_NOTICE)
     return 0
 
@@ -120,6 +144,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for r in reads(Store(), args.reader):
         shown = f"AI {r.ai_label} revealed {r.revealed_at:%Y-%m-%d %H:%M}" if r.revealed_at else "AI not revealed"
-        print(f"{r.recorded_at:%Y-%m-%d %H:%M} {r.reader:<12} {r.patient_key:<24} {r.call:<9} "
-              f"BI-RADS {r.birads or '-':<3} {shown}")
+        print(
+            f"{r.recorded_at:%Y-%m-%d %H:%M} {r.reader:<12} {r.patient_key:<24} {r.call:<9} "
+            f"BI-RADS {r.birads or '-':<3} {shown}"
+        )
     return 0

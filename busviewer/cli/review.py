@@ -48,10 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = rsub.add_parser("suggest", help="propose a lesion rectangle from the active model's Grad-CAM")
     a.add_argument("image", type=int)
     a.add_argument("--frame", type=int, default=0)
-    a.add_argument("--model", choices=["ensemble", "vgg16"],
-                   help="whose Grad-CAM (default: the active ensemble, else VGG-16)")
-    a.add_argument("--accept", action="store_true",
-                   help="store the suggestion as your ROI (audited) and classify the crop")
+    a.add_argument(
+        "--model", choices=["ensemble", "vgg16"], help="whose Grad-CAM (default: the active ensemble, else VGG-16)"
+    )
+    a.add_argument(
+        "--accept", action="store_true", help="store the suggestion as your ROI (audited) and classify the crop"
+    )
     a.add_argument("--json", action="store_true")
     a.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     a.set_defaults(handler=cmd_roi_suggest)
@@ -99,11 +101,20 @@ def cmd_label(args: argparse.Namespace) -> int:
             birads = check_birads(args.birads) if args.birads is not None else (old.birads if old else None)
             note = check_note(args.note) if args.note is not None else (old.note if old else None)
             biopsy = True if args.biopsy else (old.biopsy_confirmed if old else False)
-            store.set_label(args.label, source=source, birads=birads, biopsy_confirmed=biopsy,
-                            note=note, expected_version=old.version if old else 0, **target)
+            store.set_label(
+                args.label,
+                source=source,
+                birads=birads,
+                biopsy_confirmed=biopsy,
+                note=note,
+                expected_version=old.version if old else 0,
+                **target,
+            )
     except (KeyError, ValueError, StoreError) as exc:
         return _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc))
-    print(f"{args.label} ({source}) set on {'image ' + str(args.image) if args.image is not None else 'patient ' + args.patient}")
+    print(
+        f"{args.label} ({source}) set on {'image ' + str(args.image) if args.image is not None else 'patient ' + args.patient}"
+    )
     return 0
 
 
@@ -148,8 +159,16 @@ def cmd_roi_classify(args: argparse.Namespace) -> int:
     except (KeyError, NoActiveModel) as exc:
         return _fail(str(exc.args[0]) if exc.args else str(exc))
     if args.json:
-        print(json.dumps({"notice": RESEARCH_NOTICE, "roi": args.roi,
-                          "predictions": {a: p.probabilities for a, p in results.items()}}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "notice": RESEARCH_NOTICE,
+                    "roi": args.roi,
+                    "predictions": {a: p.probabilities for a, p in results.items()},
+                },
+                indent=2,
+            )
+        )
     else:
         for arch, p in results.items():
             print(f"{arch:<9} {p.label:<10} malignant {p.malignant_probability:.3f}")
@@ -181,8 +200,10 @@ def cmd_roi_suggest(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     s = suggestion
-    print(f"suggested ROI on image {s.image_id}: {s.box} from the {s.architecture} Grad-CAM of {s.model} "
-          f"(threshold {s.fraction:g} of the maximum, margin {s.margin:g}, {s.params_source})")
+    print(
+        f"suggested ROI on image {s.image_id}: {s.box} from the {s.architecture} Grad-CAM of {s.model} "
+        f"(threshold {s.fraction:g} of the maximum, margin {s.margin:g}, {s.params_source})"
+    )
     if args.accept:
         print(f"accepted as ROI {out['roi']}")
         for arch, p in results.items():
@@ -230,6 +251,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     for a in Store().audit_log(args.entity, args.entity_id):
-        print(f"{a.at:%Y-%m-%d %H:%M:%S} {a.user:<10} {a.action:<12} {a.entity}:{a.entity_id} "
-              f"{a.field or ''} {a.old_value!r} -> {a.new_value!r}")
+        print(
+            f"{a.at:%Y-%m-%d %H:%M:%S} {a.user:<10} {a.action:<12} {a.entity}:{a.entity_id} "
+            f"{a.field or ''} {a.old_value!r} -> {a.new_value!r}"
+        )
     return 0

@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(handler=cmd_activate)
     a = ssub.add_parser("locked-test", help="the department's locked test set")
     a.add_argument("action", choices=["show", "publish", "pull", "retire"])
-    a.add_argument("--replace", action="store_true", help="pull: archive a different local set and use the department's")
+    a.add_argument(
+        "--replace", action="store_true", help="pull: archive a different local set and use the department's"
+    )
     a.set_defaults(handler=cmd_locked_test)
 
 
@@ -79,8 +81,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         for r in rows:
             print(f"  {r.ref:<28} {r.architecture:<10} by {r.user:<12} {r.created:%Y-%m-%d %H:%M}  {r.weights_file}")
         locked = department.department_locked_test(store)
-        print("locked test set: " + ("none" if locked is None else
-                                     f"{len(locked.patients)} patients, created {locked.created}"))
+        print(
+            "locked test set: "
+            + ("none" if locked is None else f"{len(locked.patients)} patients, created {locked.created}")
+        )
         return 0
 
     return _run(go)

@@ -16,8 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = ssub.add_parser("backup", help="a verified backup (one SQLite file)")
     a.add_argument("--out", type=Path, help="backup file (default: the store's backups folder)")
     a.set_defaults(handler=cmd_backup)
-    a = ssub.add_parser("restore", help="restore a backup (the store's current content is backed up first; "
-                                        "a PostgreSQL database must be empty)")
+    a = ssub.add_parser(
+        "restore",
+        help="restore a backup (the store's current content is backed up first; a PostgreSQL database must be empty)",
+    )
     a.add_argument("backup", type=Path)
     a.set_defaults(handler=cmd_restore)
     a = ssub.add_parser("migrate", help="bring the store to this busviewer's schema (verified backup first)")
@@ -82,8 +84,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     def go() -> int:
         report = store_admin.migrate()
         if report.migrated:
-            print(f"migrated from schema {report.before.revision or 'pre-versioning'} to {report.before.head}; "
-                  f"verified backup: {report.backup}")
+            print(
+                f"migrated from schema {report.before.revision or 'pre-versioning'} to {report.before.head}; "
+                f"verified backup: {report.backup}"
+            )
         elif report.created:
             print(f"created a new store at schema {report.before.head}")
         else:

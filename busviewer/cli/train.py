@@ -31,15 +31,27 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train and register a model (patient-wise split, early stopping)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="train and register a model (patient-wise split, early stopping)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--model", choices=("ensemble", "vgg16"), default="ensemble", help="architecture")
     p.add_argument("--data", help="manifest CSV (image,label,patient_id) or 'store' (the local store)")
-    p.add_argument("--recipe", choices=("busviewer", "seed"), default="busviewer",
-                   help="settings preset: busviewer (default; see docs/RESULTS.md) or seed (the papers': "
-                        "Adam 1e-4, crop + flip, early stopping on the validation loss); flags below override it")
-    p.add_argument("--folds", type=int, default=0,
-                   help="k >= 2: also run patient-wise k-fold cross-validation (mean ± SD); default 0 = none")
+    p.add_argument(
+        "--recipe",
+        choices=("busviewer", "seed"),
+        default="busviewer",
+        help="settings preset: busviewer (default; see docs/RESULTS.md) or seed (the papers': "
+        "Adam 1e-4, crop + flip, early stopping on the validation loss); flags below override it",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="k >= 2: also run patient-wise k-fold cross-validation (mean ± SD); default 0 = none",
+    )
     p.add_argument("--epochs", type=int, help="maximum epochs per training stage (recipe: seed 30, busviewer 40)")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (recipe: 5 / 12)")
     p.add_argument("--batch-size", type=int)
@@ -54,13 +66,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--mixup", type=float, help="mixup Beta(a, a) parameter, 0 = off")
     p.add_argument("--ema", type=float, help="EMA decay of the weights, 0 = off")
-    p.add_argument("--ensemble-schedule", choices=("staged", "joint"),
-                   help="ensemble: seed 001's stages (branches, then head) or one joint stage")
+    p.add_argument(
+        "--ensemble-schedule",
+        choices=("staged", "joint"),
+        help="ensemble: seed 001's stages (branches, then head) or one joint stage",
+    )
     p.add_argument("--rotation", type=float, help="augmentation: max rotation in degrees")
     p.add_argument("--gamma", type=float, help="augmentation: gamma range +- this")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
-    p.add_argument("--amp", choices=("auto", "off", "fp16", "bf16"), default="auto",
-                   help="mixed precision on CUDA (default auto: bf16 if supported, else fp16)")
+    p.add_argument(
+        "--amp",
+        choices=("auto", "off", "fp16", "bf16"),
+        default="auto",
+        help="mixed precision on CUDA (default auto: bf16 if supported, else fp16)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.15, help="fraction of patients for validation")
     p.add_argument("--test-fraction", type=float, default=0.15, help="fraction of patients for testing")
@@ -69,28 +88,48 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-sources", help="comma-separated label sources to use: import,reader,biopsy")
     p.add_argument("--rois", action="store_true", help="train on the saved lesion crops (store only)")
     p.add_argument("--limit-patients", type=int, help="use a stratified subset of N patients (quick runs)")
-    p.add_argument("--balance", choices=("loss", "sampler", "none"),
-                   help="class balancing: weighted loss (seed recipe), weighted sampler (busviewer) or none")
+    p.add_argument(
+        "--balance",
+        choices=("loss", "sampler", "none"),
+        help="class balancing: weighted loss (seed recipe), weighted sampler (busviewer) or none",
+    )
     p.add_argument("--no-augment", action="store_true", help="no online augmentation")
-    p.add_argument("--crop", choices=("resized", "random", "none"),
-                   help="augmentation crop: random resized crop (default), random crop, none")
+    p.add_argument(
+        "--crop",
+        choices=("resized", "random", "none"),
+        help="augmentation crop: random resized crop (default), random crop, none",
+    )
     p.add_argument("--no-hflip", action="store_true")
     p.add_argument("--no-jitter", action="store_true", help="no brightness/contrast jitter")
     p.add_argument("--no-scale", action="store_true", help="no small random scale changes")
     p.add_argument("--no-pretrained", action="store_true", help="random initialisation instead of ImageNet")
-    p.add_argument("--init-from", metavar="NAME:VERSION|active",
-                   help="fine-tune a registered model (becomes the parent); 'active': the active (e.g. shipped) "
-                        "model of --model. Default: ImageNet (or random) initialisation")
-    p.add_argument("--alexnet-trainable", type=int, metavar="N",
-                   help="AlexNet layers trained in stage 1, counted from the end (default 3 with ImageNet "
-                        "weights, all 8 with random init)")
-    p.add_argument("--resnet-frozen", type=int, metavar="N",
-                   help="ResNet-18 layers frozen in stage 1 (conv1,bn1,layer1..4; default 4 with ImageNet "
-                        "weights, 0 with random init)")
+    p.add_argument(
+        "--init-from",
+        metavar="NAME:VERSION|active",
+        help="fine-tune a registered model (becomes the parent); 'active': the active (e.g. shipped) "
+        "model of --model. Default: ImageNet (or random) initialisation",
+    )
+    p.add_argument(
+        "--alexnet-trainable",
+        type=int,
+        metavar="N",
+        help="AlexNet layers trained in stage 1, counted from the end (default 3 with ImageNet "
+        "weights, all 8 with random init)",
+    )
+    p.add_argument(
+        "--resnet-frozen",
+        type=int,
+        metavar="N",
+        help="ResNet-18 layers frozen in stage 1 (conv1,bn1,layer1..4; default 4 with ImageNet "
+        "weights, 0 with random init)",
+    )
     p.add_argument("--vgg-frozen-blocks", type=int, metavar="N", help="VGG-16 conv blocks frozen (default 0)")
-    p.add_argument("--head-init", choices=("branches", "random"), default="branches",
-                   help="ensemble stage 2: start the joint head as the average of the branch heads "
-                        "(default) or randomly")
+    p.add_argument(
+        "--head-init",
+        choices=("branches", "random"),
+        default="branches",
+        help="ensemble stage 2: start the joint head as the average of the branch heads (default) or randomly",
+    )
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes (default 0)")
     p.add_argument("--max-steps", type=int, help="at most N steps per epoch (smoke tests)")
     p.add_argument("--name", help="model name to register (default: the architecture)")
@@ -98,13 +137,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: <data dir>/runs/<name>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep each phase's checkpoint when done")
-    p.add_argument("--keep-phase-weights", action="store_true",
-                   help="keep every phase's weights (CV folds too) as <phase>/model.safetensors for re-evaluation")
-    p.add_argument("--no-checkpoints", action="store_true",
-                   help="write no per-epoch checkpoints (faster throwaway runs; cannot be resumed)")
+    p.add_argument(
+        "--keep-phase-weights",
+        action="store_true",
+        help="keep every phase's weights (CV folds too) as <phase>/model.safetensors for re-evaluation",
+    )
+    p.add_argument(
+        "--no-checkpoints",
+        action="store_true",
+        help="write no per-epoch checkpoints (faster throwaway runs; cannot be resumed)",
+    )
     p.add_argument("--no-register", action="store_true", help="do not register the trained model")
-    p.add_argument("--register", action="store_true",
-                   help="with --resume: register the model of a run started with --no-register")
+    p.add_argument(
+        "--register", action="store_true", help="with --resume: register the model of a run started with --no-register"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _mask_arguments(p)
     p.set_defaults(handler=cmd_train)
@@ -125,10 +171,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     _mask_arguments(p)
     p.set_defaults(handler=cmd_evaluate)
 
-    p = sub.add_parser("reevaluate", help="re-measure calibration (and localisation) of a run's kept phase weights",
-                       description="Adds calibration/operating points and, with --masks, Grad-CAM localisation to "
-                                   "every phase of RUN_DIR trained with --keep-phase-weights; then "
-                                   "`busviewer train --resume RUN_DIR` aggregates them and registers the model.")
+    p = sub.add_parser(
+        "reevaluate",
+        help="re-measure calibration (and localisation) of a run's kept phase weights",
+        description="Adds calibration/operating points and, with --masks, Grad-CAM localisation to "
+        "every phase of RUN_DIR trained with --keep-phase-weights; then "
+        "`busviewer train --resume RUN_DIR` aggregates them and registers the model.",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--masks", metavar="DIR", help="lesion masks (<label>/<name>_mask.png) for localisation")
     p.add_argument("--device")
@@ -137,17 +186,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _mask_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("lesion masks (BUSI layout: DIR/<label>/<image stem>_mask.png)")
-    g.add_argument("--masks", metavar="DIR",
-                   help="also measure whether Grad-CAM points at the lesion: pointing game, energy inside the "
-                        "lesion vs its area share, the CAM-derived box's IoU and lesion-centre hits")
-    g.add_argument("--crops-from-masks", metavar="DIR",
-                   help="use lesion crops: each mask's box widened by --crop-margin (images without a mask "
-                        "are skipped)")
-    g.add_argument("--crop-margin", type=float, default=0.2,
-                   help="lesion-crop margin per side, as a fraction of the lesion box (default 0.2)")
-    g.add_argument("--cam-layer", choices=("conv", "output"),
-                   help="Grad-CAM layer measured: conv (last convolution; ResNet-18's conv2 before the "
-                        "residual add; the default) or output (the ReLU after it; ResNet-18's block output)")
+    g.add_argument(
+        "--masks",
+        metavar="DIR",
+        help="also measure whether Grad-CAM points at the lesion: pointing game, energy inside the "
+        "lesion vs its area share, the CAM-derived box's IoU and lesion-centre hits",
+    )
+    g.add_argument(
+        "--crops-from-masks",
+        metavar="DIR",
+        help="use lesion crops: each mask's box widened by --crop-margin (images without a mask are skipped)",
+    )
+    g.add_argument(
+        "--crop-margin",
+        type=float,
+        default=0.2,
+        help="lesion-crop margin per side, as a fraction of the lesion box (default 0.2)",
+    )
+    g.add_argument(
+        "--cam-layer",
+        choices=("conv", "output"),
+        help="Grad-CAM layer measured: conv (last convolution; ResNet-18's conv2 before the "
+        "residual add; the default) or output (the ReLU after it; ResNet-18's block output)",
+    )
 
 
 def mask_options(args: argparse.Namespace) -> Any:
@@ -157,8 +218,12 @@ def mask_options(args: argparse.Namespace) -> Any:
         return None
     from busviewer.training.masks import MaskOptions
 
-    return MaskOptions(masks_dir=masks, crops_dir=crops, crop_margin=getattr(args, "crop_margin", 0.2),
-                       cam_layer=getattr(args, "cam_layer", None))
+    return MaskOptions(
+        masks_dir=masks,
+        crops_dir=crops,
+        crop_margin=getattr(args, "crop_margin", 0.2),
+        cam_layer=getattr(args, "cam_layer", None),
+    )
 
 
 def _print_localisation(metrics: dict[str, Any], title: str) -> None:
@@ -168,20 +233,29 @@ def _print_localisation(metrics: dict[str, Any], title: str) -> None:
         print(format_localisation(metrics["localisation"], f"Grad-CAM vs lesion masks, {title}:"))
     cv_loc = (metrics.get("cv") or {}).get("localisation")
     if cv_loc:
-        print(format_localisation(cv_loc["mean_sd"], f"Grad-CAM vs lesion masks, cross-validation test images "
-                                                     f"({len(cv_loc['folds'])} folds, mean ± SD):"))
+        print(
+            format_localisation(
+                cv_loc["mean_sd"],
+                f"Grad-CAM vs lesion masks, cross-validation test images ({len(cv_loc['folds'])} folds, mean ± SD):",
+            )
+        )
 
 
-def _print_calibration(metrics: dict[str, Any],
-                       title: str = "calibration and operating points (fitted on validation, test patients):") -> None:
+def _print_calibration(
+    metrics: dict[str, Any], title: str = "calibration and operating points (fitted on validation, test patients):"
+) -> None:
     from busviewer.training.calib_eval import format_calibration, summary
 
     if metrics.get("calibration"):
         print(format_calibration(summary(metrics["calibration"]), title))
     cv_cal = (metrics.get("cv") or {}).get("calibration")
     if cv_cal:
-        print(format_calibration(cv_cal["mean_sd"], f"calibration and operating points, cross-validation "
-                                                    f"({len(cv_cal['folds'])} folds, mean ± SD):"))
+        print(
+            format_calibration(
+                cv_cal["mean_sd"],
+                f"calibration and operating points, cross-validation ({len(cv_cal['folds'])} folds, mean ± SD):",
+            )
+        )
 
 
 def _sources(text: str | None) -> list[str] | None:
@@ -208,8 +282,23 @@ def config_from_args(args: argparse.Namespace) -> Any:
     for name in ("rotation", "gamma"):
         if g(name) is not None:
             aug[name] = g(name)
-    recipe_flags = ("epochs", "patience", "batch_size", "lr", "weight_decay", "variant", "optimizer", "schedule",
-                    "warmup_epochs", "early_stop", "label_smoothing", "mixup", "ema", "ensemble_schedule", "balance")
+    recipe_flags = (
+        "epochs",
+        "patience",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "variant",
+        "optimizer",
+        "schedule",
+        "warmup_epochs",
+        "early_stop",
+        "label_smoothing",
+        "mixup",
+        "ema",
+        "ensemble_schedule",
+        "balance",
+    )
     overrides = {k: g(k) for k in recipe_flags if g(k) is not None}
     return make_config(
         g("recipe", "busviewer"),

@@ -11,12 +11,22 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="training data: check it (warnings, near duplicates) and the locked test set")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    a = dsub.add_parser("check", help="counts per class and patient and what to know before training "
-                                      "(too few patients, imbalance, conflicting labels, duplicates)")
-    a.add_argument("--label-source", action="append", choices=("import", "reader", "biopsy"),
-                   help="use labels from these sources only (repeatable; default: every source)")
-    a.add_argument("--no-near-duplicates", action="store_true",
-                   help="skip the near-duplicate scan across patients (it decodes every image)")
+    a = dsub.add_parser(
+        "check",
+        help="counts per class and patient and what to know before training "
+        "(too few patients, imbalance, conflicting labels, duplicates)",
+    )
+    a.add_argument(
+        "--label-source",
+        action="append",
+        choices=("import", "reader", "biopsy"),
+        help="use labels from these sources only (repeatable; default: every source)",
+    )
+    a.add_argument(
+        "--no-near-duplicates",
+        action="store_true",
+        help="skip the near-duplicate scan across patients (it decodes every image)",
+    )
     a.set_defaults(handler=cmd_check)
     a = dsub.add_parser("locked-test", help="the locked test set: patients every model is tested on")
     lsub = a.add_subparsers(dest="locked_command", required=True)
@@ -27,8 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(handler=cmd_locked_create)
     b = lsub.add_parser("reset", help="retire the locked test set (its file is archived; audited)")
-    b.add_argument("--yes", action="store_true", help="required: models tested on the old and a new set "
-                                                      "can no longer be compared fairly")
+    b.add_argument(
+        "--yes",
+        action="store_true",
+        help="required: models tested on the old and a new set can no longer be compared fairly",
+    )
     b.set_defaults(handler=cmd_locked_reset)
     p = sub.add_parser("runs", help="training runs in the runs folder; --resumable: those that can be resumed")
     p.add_argument("--resumable", action="store_true")
@@ -56,8 +69,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         store.close()
     img, pat = summary.images_per_class, summary.patients_per_class
-    print(f"{summary.n_images} images of {summary.n_patients} patients: "
-          + ", ".join(f"{c} {img[c]} images / {pat[c]} patients" for c in td.CLASSES))
+    print(
+        f"{summary.n_images} images of {summary.n_patients} patients: "
+        + ", ".join(f"{c} {img[c]} images / {pat[c]} patients" for c in td.CLASSES)
+    )
     warnings = td.data_warnings(summary, near)
     for w in warnings:
         print(f"{'error' if w.blocking else 'warning'}: {w.text}")
@@ -100,8 +115,10 @@ def cmd_locked_reset(args: argparse.Namespace) -> int:
     from busviewer.services import locked_tests
 
     if not args.yes:
-        print("error: resetting the locked test set makes old and new test figures incomparable; pass --yes",
-              file=sys.stderr)
+        print(
+            "error: resetting the locked test set makes old and new test figures incomparable; pass --yes",
+            file=sys.stderr,
+        )
         return 1
     store = _store()
     try:

@@ -61,8 +61,9 @@ def setup_logging(verbose: bool = False, debug: bool = False) -> Path | None:
     logging.captureWarnings(True)  # pydicom's warnings.warn(...) -> the log file
     try:
         path = log_file()
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=_MAX_BYTES, backupCount=2,
-                                                       encoding="utf-8", delay=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=_MAX_BYTES, backupCount=2, encoding="utf-8", delay=True
+        )
     except OSError:
         return None
     handler.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -46,7 +46,12 @@ import numpy as np
 from busviewer.core.imageio import DecodedImage, ImageReadError
 
 __all__ = [
-    "ISOLATION_ENV", "DecoderPool", "configure_default_pool", "default_pool", "isolation_mode", "wants_isolation",
+    "ISOLATION_ENV",
+    "DecoderPool",
+    "configure_default_pool",
+    "default_pool",
+    "isolation_mode",
+    "wants_isolation",
 ]
 
 log = logging.getLogger(__name__)
@@ -101,8 +106,10 @@ def _warn_daemon() -> None:
     global _warned_daemon
     if not _warned_daemon:
         _warned_daemon = True
-        log.warning("decoding in this daemonic process (it may not start decoder processes); "
-                    "a native decoder crash would end it")
+        log.warning(
+            "decoding in this daemonic process (it may not start decoder processes); "
+            "a native decoder crash would end it"
+        )
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -228,8 +235,9 @@ class _Decoder:
 
     def __init__(self, ctx: Any, header_checks: bool, log_path: str | None) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_decoder_main, args=(child, header_checks, log_path),
-                                   name="busviewer-decoder", daemon=True)
+        self.process = ctx.Process(
+            target=_decoder_main, args=(child, header_checks, log_path), name="busviewer-decoder", daemon=True
+        )
         self.process.start()
         child.close()
         self.ready = False
@@ -273,8 +281,13 @@ class DecoderPool:
     :mod:`busviewer.core.dicom_checks` in the decoders (to measure the isolation alone).
     """
 
-    def __init__(self, workers: int = 2, timeout_s: float | None = None, header_checks: bool = True,
-                 log_path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        timeout_s: float | None = None,
+        header_checks: bool = True,
+        log_path: str | Path | None = None,
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
@@ -340,8 +353,9 @@ class DecoderPool:
                     raise ImageReadError(p, "decoder process stopped before it could take the file") from None
             except _StartFailed as exc:  # no isolation to be had here: decode in this process
                 self.broken = str(exc)
-                log.warning("%s; decoding in the calling process from now on (a native decoder crash would end "
-                            "it)", exc)
+                log.warning(
+                    "%s; decoding in the calling process from now on (a native decoder crash would end it)", exc
+                )
                 break
         if reply is None:
             return _read_here(p)
@@ -390,8 +404,9 @@ class DecoderPool:
             except (EOFError, OSError):
                 decoder.process.kill()
                 decoder.process.join(timeout=5)
-                raise _StartFailed(f"a decoder process could not start ({_describe_exit(decoder.process.exitcode)})"
-                                   ) from None
+                raise _StartFailed(
+                    f"a decoder process could not start ({_describe_exit(decoder.process.exitcode)})"
+                ) from None
             decoder.ready = True
         limit = self.timeout_for(p)
         decoder.conn.send((str(p),))  # BrokenPipeError: the decoder died earlier
@@ -411,8 +426,9 @@ class DecoderPool:
             if (used is not None and used > limit) or wall > (_WALL_FACTOR if used is not None else 1.0) * limit:
                 decoder.process.kill()
                 spent = f"{used:.0f} s of CPU time, {wall:.0f} s in all" if used is not None else f"{wall:.0f} s"
-                raise ImageReadError(p, f"decoder did not finish within its time limit ({spent}; hung on "
-                                        "this file); stopped")
+                raise ImageReadError(
+                    p, f"decoder did not finish within its time limit ({spent}; hung on this file); stopped"
+                )
         return self._recv(decoder, p)
 
     @property
@@ -468,8 +484,9 @@ def default_pool() -> DecoderPool:
         return _default
 
 
-def configure_default_pool(workers: int | None = None, timeout_s: float | None = None,
-                           header_checks: bool = True) -> DecoderPool:
+def configure_default_pool(
+    workers: int | None = None, timeout_s: float | None = None, header_checks: bool = True
+) -> DecoderPool:
     """Replace the process-wide pool (its decoders are stopped) with one made this way."""
     global _default, _default_pid
     pool = DecoderPool(workers=workers or _default_workers(), timeout_s=timeout_s, header_checks=header_checks)

@@ -22,7 +22,12 @@ from pydicom.uid import UID
 from busviewer.core.dicom_decode import DicomDecodeError
 
 __all__ = [
-    "MAX_DECODED_BYTES", "Codestream", "check_pixel_header", "first_fragment", "parse_codestream", "set_enabled",
+    "MAX_DECODED_BYTES",
+    "Codestream",
+    "check_pixel_header",
+    "first_fragment",
+    "parse_codestream",
+    "set_enabled",
 ]
 
 #: Refuse images whose decoded RGB frames would exceed this (a header claiming 65535 x 65535
@@ -36,9 +41,17 @@ _JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 _JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
 _JPEG_LOSSLESS = frozenset({"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"})
 _JPEG_LS = frozenset({"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"})
-_J2K = frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
-                  "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
-                  "1.2.840.10008.1.2.4.203"})
+_J2K = frozenset(
+    {
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.4.92",
+        "1.2.840.10008.1.2.4.93",
+        "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.202",
+        "1.2.840.10008.1.2.4.203",
+    }
+)
 _RLE = "1.2.840.10008.1.2.5"
 
 # Bits Allocated each family may use (PS3.5 8.2, and what the installed codecs accept).
@@ -111,7 +124,7 @@ def first_fragment(pixel_data: Any, limit: int = _HEAD_BYTES) -> bytes | None:
             return None
         start = pos + 8
         pos = start + length
-    return bytes(pixel_data[start:start + min(length, limit)])
+    return bytes(pixel_data[start : start + min(length, limit)])
 
 
 def _jpeg_sof(data: bytes) -> Codestream | None:
@@ -168,15 +181,16 @@ def _check_codestream(ds: Dataset, family: str, spp: int, bits: int, rows: int, 
     if cs.components != spp:
         raise DicomDecodeError(
             f"inconsistent header: Samples per Pixel is {spp} but the {name} codestream has "
-            f"{cs.components} component(s)")
+            f"{cs.components} component(s)"
+        )
     if cs.precision > bits:
         raise DicomDecodeError(
-            f"inconsistent header: Bits Allocated is {bits} but the {name} codestream has "
-            f"{cs.precision}-bit samples")
+            f"inconsistent header: Bits Allocated is {bits} but the {name} codestream has {cs.precision}-bit samples"
+        )
     if (cs.rows and cs.rows != rows) or (cs.columns and cs.columns != cols):
         raise DicomDecodeError(
-            f"inconsistent header: the image is {cols}x{rows} but the {name} codestream is "
-            f"{cs.columns}x{cs.rows}")
+            f"inconsistent header: the image is {cols}x{rows} but the {name} codestream is {cs.columns}x{cs.rows}"
+        )
 
 
 def check_pixel_header(ds: Dataset, tsyntax: UID) -> None:
@@ -197,8 +211,8 @@ def check_pixel_header(ds: Dataset, tsyntax: UID) -> None:
     want = 1 if pi in _MONO else 3
     if spp != want:
         raise DicomDecodeError(
-            f"inconsistent header: Photometric Interpretation {pi} needs Samples per Pixel {want}, "
-            f"the file says {spp}")
+            f"inconsistent header: Photometric Interpretation {pi} needs Samples per Pixel {want}, the file says {spp}"
+        )
     compressed = bool(tsyntax.is_compressed)
     family = _family(str(tsyntax), compressed)
     if bits is None or family is None:
@@ -213,12 +227,14 @@ def check_pixel_header(ds: Dataset, tsyntax: UID) -> None:
         raise DicomDecodeError(f"invalid header: PALETTE COLOR needs Bits Allocated 8 or 16, not {bits}")
     if family in ("jpeg", "jpeg-baseline") and bits == 8 and stored is not None and stored != 8:
         raise DicomDecodeError(
-            f"invalid header: JPEG pixel data with Bits Allocated 8 must have Bits Stored 8, not {stored}")
+            f"invalid header: JPEG pixel data with Bits Allocated 8 must have Bits Stored 8, not {stored}"
+        )
     if frames < 1:
         raise DicomDecodeError(f"invalid header: Number of Frames is {frames}")
     if frames * rows * cols * 3 > MAX_DECODED_BYTES:
         raise DicomDecodeError(
             f"image too large to decode ({frames} frame(s) of {cols}x{rows}; limit "
-            f"{MAX_DECODED_BYTES // 1024**3} GiB decoded)")
+            f"{MAX_DECODED_BYTES // 1024**3} GiB decoded)"
+        )
     if family in ("jpeg", "jpeg-baseline", "jpeg-ls", "j2k"):
         _check_codestream(ds, family, want, bits, rows, cols)

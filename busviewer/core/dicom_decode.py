@@ -100,9 +100,7 @@ def is_dicom_file(path: Path) -> bool:
         return False
     try:
         ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
-        return any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "Modality")) or (
-            "Rows" in ds and "Columns" in ds
-        )
+        return any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "Modality")) or ("Rows" in ds and "Columns" in ds)
     except Exception:  # noqa: BLE001 - any parse failure means "not DICOM"
         return False
 
@@ -151,9 +149,7 @@ def _check_header_tail(ds: Dataset, file_size: int) -> None:
         return
     got = len(elem.value) if elem.value is not None else elem.length
     if got < elem.length:
-        raise DicomDecodeError(
-            f"truncated file (element {elem.tag} expects {elem.length} bytes, got {got})"
-        )
+        raise DicomDecodeError(f"truncated file (element {elem.tag} expects {elem.length} bytes, got {got})")
     if elem.value_tell + elem.length < file_size and elem.tag < PIXEL_DATA_TAG:
         # pydicom stops silently when fewer than 8 bytes of a header remain.
         raise DicomDecodeError(f"truncated file (ends inside the element after {elem.tag})")

@@ -12,8 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LATERALITY_TEXT = {"L": "left", "R": "right", "B": "both", "U": "unpaired"}
-_TAGS = ("ImageLaterality", "Laterality", "FrameLaterality", "ViewPosition", "ViewCodeSequence",
-         "SharedFunctionalGroupsSequence")
+_TAGS = (
+    "ImageLaterality",
+    "Laterality",
+    "FrameLaterality",
+    "ViewPosition",
+    "ViewCodeSequence",
+    "SharedFunctionalGroupsSequence",
+)
 
 
 @dataclass(frozen=True)
@@ -24,7 +30,7 @@ class ViewInfo:
     view: str | None = None
 
     def short(self) -> str:
-        """"L · radial", "R", "" (nothing known)."""
+        """ "L · radial", "R", "" (nothing known)."""
         return " · ".join(p for p in (self.laterality, self.view) if p)
 
 

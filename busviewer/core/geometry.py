@@ -108,7 +108,11 @@ def _opt_float(ds: Dataset, keyword: str) -> float | None:
 
 
 def _fmt(value: Any) -> str:
-    text = repr(value) if not isinstance(value, (list, tuple, MultiValue)) else "[" + ", ".join(str(v) for v in value) + "]"
+    text = (
+        repr(value)
+        if not isinstance(value, (list, tuple, MultiValue))
+        else "[" + ", ".join(str(v) for v in value) + "]"
+    )
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -128,16 +132,19 @@ def _spacing_pair(value: Any, what: str, issues: list[str]) -> tuple[float, floa
 
 
 def _region(item: Dataset, index: int, rows: int, cols: int, issues: list[str]) -> UltrasoundRegion | None:
-    corners = [_opt_int(item, k) for k in (
-        "RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1", "RegionLocationMaxY1")]
+    corners = [
+        _opt_int(item, k)
+        for k in ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1", "RegionLocationMaxY1")
+    ]
     if any(c is None for c in corners):
         return None
     x0, y0, x1, y1 = (int(c) for c in corners)  # type: ignore[arg-type]
     # MaxX1 == Columns is common in real files (an exclusive bound), so it is accepted.
     limit_x, limit_y = cols or _MAX_COORD, rows or _MAX_COORD
     if not (0 <= x0 <= x1 <= limit_x and 0 <= y0 <= y1 <= limit_y):
-        issues.append(f"ultrasound region {index} ({x0}, {y0})-({x1}, {y1}) lies outside the "
-                      f"{cols}x{rows} image; ignored")
+        issues.append(
+            f"ultrasound region {index} ({x0}, {y0})-({x1}, {y1}) lies outside the {cols}x{rows} image; ignored"
+        )
         return None
     units_x = _opt_int(item, "PhysicalUnitsXDirection")
     units_y = _opt_int(item, "PhysicalUnitsYDirection")
@@ -152,13 +159,22 @@ def _region(item: Dataset, index: int, rows: int, cols: int, issues: list[str]) 
             deltas.append(mm)
         else:
             lo, hi = SPACING_RANGE_MM
-            issues.append(f"ultrasound region {index} PhysicalDelta{axis} {raw!r} cm is not a finite spacing "
-                          f"between {lo:g} and {hi:g} mm; that region is not calibrated")
+            issues.append(
+                f"ultrasound region {index} PhysicalDelta{axis} {raw!r} cm is not a finite spacing "
+                f"between {lo:g} and {hi:g} mm; that region is not calibrated"
+            )
             deltas.append(None)
     return UltrasoundRegion(
-        x0=x0, y0=y0, x1=x1, y1=y1, physical_delta_x=deltas[0], physical_delta_y=deltas[1],
-        units_x=units_x, units_y=units_y,
-        spatial_format=_opt_int(item, "RegionSpatialFormat"), data_type=_opt_int(item, "RegionDataType"),
+        x0=x0,
+        y0=y0,
+        x1=x1,
+        y1=y1,
+        physical_delta_x=deltas[0],
+        physical_delta_y=deltas[1],
+        units_x=units_x,
+        units_y=units_y,
+        spatial_format=_opt_int(item, "RegionSpatialFormat"),
+        data_type=_opt_int(item, "RegionDataType"),
     )
 
 
@@ -228,8 +244,9 @@ def _frame_time_ms(ds: Dataset, issues: list[str]) -> float | None:
             return ms
         refused.append(f"{keyword} {rate!r}/s")
     if refused:
-        issues.append(f"{'; '.join(refused)}: not a finite frame time between {lo:g} and {hi:g} ms; "
-                      "frame time not calibrated")
+        issues.append(
+            f"{'; '.join(refused)}: not a finite frame time between {lo:g} and {hi:g} ms; frame time not calibrated"
+        )
     return None
 
 

@@ -37,9 +37,7 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 
-SUPPORTED_RASTER_SUFFIXES: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-)
+SUPPORTED_RASTER_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 """Lower-case suffixes of raster files the importer should pick up."""
 
 # Formats Pillow may open (keeps e.g. EPS, which would run Ghostscript, out).
@@ -303,10 +301,21 @@ def _photometric_for_mode(mode: str) -> str:
 
 def _raster_meta(photometric: str, rows: int, cols: int, frames: int) -> ImageMeta:
     return ImageMeta(
-        patient_id=None, patient_name=None, study_uid=None, study_date=None,
-        study_description=None, series_uid=None, series_description=None, sop_uid=None,
-        modality=None, photometric=photometric, transfer_syntax=None, manufacturer=None,
-        rows=rows, columns=cols, frame_count=frames,
+        patient_id=None,
+        patient_name=None,
+        study_uid=None,
+        study_date=None,
+        study_description=None,
+        series_uid=None,
+        series_description=None,
+        sop_uid=None,
+        modality=None,
+        photometric=photometric,
+        transfer_syntax=None,
+        manufacturer=None,
+        rows=rows,
+        columns=cols,
+        frame_count=frames,
     )
 
 
@@ -379,9 +388,7 @@ def _read_raster(p: Path) -> DecodedImage:
         arrays[i] = np.repeat(g[..., np.newaxis], 3, axis=-1)
     frames = np.ascontiguousarray(np.stack(arrays).astype(np.uint8, copy=False))
     # Colour by content: BUSI-style PNGs store grey images as RGB with equal channels.
-    is_color = bool(
-        np.any(frames[..., 0] != frames[..., 1]) or np.any(frames[..., 1] != frames[..., 2])
-    )
+    is_color = bool(np.any(frames[..., 0] != frames[..., 1]) or np.any(frames[..., 1] != frames[..., 2]))
     f, h, w = frames.shape[:3]
     return DecodedImage(
         path=p,

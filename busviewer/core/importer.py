@@ -209,8 +209,9 @@ def _collect(paths: list[Path], problems: list[ImportProblem], allow_outside: bo
     return tasks
 
 
-def _classify(path: Path, root: Path | None, problems: list[ImportProblem],
-              allow_outside: bool = False) -> _Task | list[_Task] | None:
+def _classify(
+    path: Path, root: Path | None, problems: list[ImportProblem], allow_outside: bool = False
+) -> _Task | list[_Task] | None:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _read_manifest(path, problems, allow_outside)
@@ -253,7 +254,9 @@ def _read_manifest(path: Path, problems: list[ImportProblem], allow_outside: boo
                     problems.append(ImportProblem(Path(where), "empty image or patient_id"))
                     continue
                 if label is not None and label not in LABELS:
-                    problems.append(ImportProblem(Path(where), f"unknown label {label!r} (expected {', '.join(LABELS)})"))
+                    problems.append(
+                        ImportProblem(Path(where), f"unknown label {label!r} (expected {', '.join(LABELS)})")
+                    )
                     continue
                 try:
                     patient = check_identifier(patient)
@@ -262,9 +265,15 @@ def _read_manifest(path: Path, problems: list[ImportProblem], allow_outside: boo
                     continue
                 file = Path(image) if Path(image).is_absolute() else path.parent / image
                 if not allow_outside and not _inside(file, folder):
-                    problems.append(ImportProblem(Path(where), (
-                        f"image {image!r} is outside the manifest's folder {folder}; not imported "
-                        "(allow it with --allow-outside)")))
+                    problems.append(
+                        ImportProblem(
+                            Path(where),
+                            (
+                                f"image {image!r} is outside the manifest's folder {folder}; not imported "
+                                "(allow it with --allow-outside)"
+                            ),
+                        )
+                    )
                     continue
                 kind = "dicom" if file.suffix.lower() in DICOM_SUFFIXES else "raster"
                 try:
@@ -278,8 +287,9 @@ def _read_manifest(path: Path, problems: list[ImportProblem], allow_outside: boo
     return tasks
 
 
-def _lookup(store: Store, tasks: list[_Task], start: int,
-            problems: list[ImportProblem]) -> dict[int, tuple[str, tuple[int, str] | None]]:
+def _lookup(
+    store: Store, tasks: list[_Task], start: int, problems: list[ImportProblem]
+) -> dict[int, tuple[str, tuple[int, str] | None]]:
     """Digest and stored ``(id, patient key)`` (None: not stored) of up to :data:`LOOKUP_AHEAD`
     files from ``start``; a file that cannot be read is a problem and is left out."""
     digests: dict[int, str] = {}

@@ -30,10 +30,20 @@ OUTSIDE_TEXT = "outside the model's training data"
 COLOUR_LIMIT = 0.02
 CHROMA_MIN = 40
 OPENING = 5
-B_MODE_PHOTOMETRIC = frozenset({
-    "MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_PARTIAL_422",
-    "YBR_ICT", "YBR_RCT", "PALETTE COLOR",
-})
+B_MODE_PHOTOMETRIC = frozenset(
+    {
+        "MONOCHROME1",
+        "MONOCHROME2",
+        "RGB",
+        "YBR_FULL",
+        "YBR_FULL_422",
+        "YBR_PARTIAL_420",
+        "YBR_PARTIAL_422",
+        "YBR_ICT",
+        "YBR_RCT",
+        "PALETTE COLOR",
+    }
+)
 _MAX_SIDE = 512  # larger images are checked on a strided copy (the share barely changes)
 
 
@@ -61,7 +71,7 @@ def colour_share(pixels: np.ndarray) -> float:
     a = pixels[::step, ::step, :3].astype(np.int16)
     chroma = a.max(axis=-1) - a.min(axis=-1)
     h, w = chroma.shape
-    centre = (chroma[int(h * 0.10):int(np.ceil(h * 0.95)), int(w * 0.05):int(np.ceil(w * 0.95))] > CHROMA_MIN)
+    centre = chroma[int(h * 0.10) : int(np.ceil(h * 0.95)), int(w * 0.05) : int(np.ceil(w * 0.95))] > CHROMA_MIN
     if centre.size == 0:
         return 0.0
     return float(_opened(centre.astype(np.uint8)).mean())
@@ -76,8 +86,12 @@ def assess_pixels(pixels: np.ndarray, photometric: str | None = None) -> GuardRe
         return GuardResult(True, f"{OUTSIDE_TEXT}: pixel layout {tuple(pixels.shape)} is not a B-mode image")
     share = colour_share(pixels)
     if share >= COLOUR_LIMIT:
-        return GuardResult(True, f"{OUTSIDE_TEXT}: colour Doppler or colour-coded image ({share:.0%} of the "
-                                 "image area is colour; the models saw greyscale B-mode only)", share)
+        return GuardResult(
+            True,
+            f"{OUTSIDE_TEXT}: colour Doppler or colour-coded image ({share:.0%} of the "
+            "image area is colour; the models saw greyscale B-mode only)",
+            share,
+        )
     return GuardResult(False, f"greyscale B-mode content (colour {share:.1%} of the image area)", share)
 
 

@@ -31,10 +31,9 @@ DEFAULT_BAND_MARGIN = 0.10
 TITLES = {"high_sensitivity": "High sensitivity", "balanced": "Balanced", "high_specificity": "High specificity"}
 HELP = {
     "high_sensitivity": "misses fewest cancers: the highest threshold that found >= 95% of the malignant "
-                        "validation images",
+    "validation images",
     "balanced": "best sensitivity + specificity on the validation images (Youden's J)",
-    "high_specificity": "fewest false alarms: the lowest threshold that cleared >= 95% of the benign "
-                        "validation images",
+    "high_specificity": "fewest false alarms: the lowest threshold that cleared >= 95% of the benign validation images",
 }
 
 
@@ -83,9 +82,11 @@ def threshold_for(card: Any, operating_point: str = DEFAULT_OPERATING_POINT) -> 
     return card_thresholds(card)[check_operating_point(operating_point)]
 
 
-def indeterminate_band(thresholds: Mapping[str, float] | None,
-                       operating_point: str = DEFAULT_OPERATING_POINT,
-                       margin: float = DEFAULT_BAND_MARGIN) -> tuple[float, float]:
+def indeterminate_band(
+    thresholds: Mapping[str, float] | None,
+    operating_point: str = DEFAULT_OPERATING_POINT,
+    margin: float = DEFAULT_BAND_MARGIN,
+) -> tuple[float, float]:
     """``(low, high)``: probabilities ``low <= p < high`` are indeterminate at ``operating_point``
     (``thresholds`` as from :func:`card_thresholds`; None: a card without operating points)."""
     check_operating_point(operating_point)
@@ -121,8 +122,19 @@ def describe(operating_point: str, threshold: float | None) -> str:
 
 
 __all__ = [
-    "DEFAULT_BAND_MARGIN", "DEFAULT_OPERATING_POINT", "DEFAULT_THRESHOLD", "HELP", "OPERATING_POINTS", "TITLES",
-    "card_temperature", "card_thresholds", "check_operating_point", "describe", "describe_band", "has_operating_points",
+    "DEFAULT_BAND_MARGIN",
+    "DEFAULT_OPERATING_POINT",
+    "DEFAULT_THRESHOLD",
+    "HELP",
+    "OPERATING_POINTS",
+    "TITLES",
+    "card_temperature",
+    "card_thresholds",
+    "check_operating_point",
+    "describe",
+    "describe_band",
+    "has_operating_points",
     "indeterminate_band",
-    "is_indeterminate", "threshold_for",
+    "is_indeterminate",
+    "threshold_for",
 ]

@@ -53,11 +53,13 @@ class Provenance:
     def lines(self) -> list[str]:
         """Plain text, one fact a line (``--version``)."""
         cuda = f"CUDA {self.torch_cuda}" if self.torch_cuda else "CPU only"
-        out = [f"busviewer {self.version}",
-               f"commit: {self.commit}",
-               f"build: {self.variant}" + (f", built {self.built}" if self.built else ""),
-               f"torch: {self.torch} ({cuda})",
-               f"torchvision: {self.torchvision}"]
+        out = [
+            f"busviewer {self.version}",
+            f"commit: {self.commit}",
+            f"build: {self.variant}" + (f", built {self.built}" if self.built else ""),
+            f"torch: {self.torch} ({cuda})",
+            f"torchvision: {self.torchvision}",
+        ]
         if not self.models:
             out.append("shipped models: none")
         for m in self.models:
@@ -87,12 +89,15 @@ def git_commit(root: Path | None = None) -> str:
     """``HEAD``'s hash (``+dirty`` when tracked files changed), or ``unknown`` without git."""
     where = str(root or paths.REPO_ROOT)
     try:
-        head = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
+        head = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
@@ -120,9 +125,11 @@ def _field(text: str, name: str) -> str | None:
 def library_versions() -> dict[str, str | None]:
     """torch, torchvision and torch's CUDA version, read from their version.py files."""
     torch_text = _version_file("torch")
-    return {"torch": _field(torch_text, "__version__") or "not installed",
-            "torchvision": _field(_version_file("torchvision"), "__version__") or "not installed",
-            "torch_cuda": _field(torch_text, "cuda")}
+    return {
+        "torch": _field(torch_text, "__version__") or "not installed",
+        "torchvision": _field(_version_file("torchvision"), "__version__") or "not installed",
+        "torch_cuda": _field(torch_text, "cuda"),
+    }
 
 
 def shipped_models_dir() -> Path:
@@ -144,8 +151,9 @@ def shipped_models(folder: Path | None = None) -> tuple[ShippedModel, ...]:
             continue
         if not isinstance(data, dict) or not {"name", "version", "sha256"} <= data.keys():
             continue
-        found.append(ShippedModel(f"{data['name']}:{data['version']}", str(data.get("architecture", "?")),
-                                  str(data["sha256"])))
+        found.append(
+            ShippedModel(f"{data['name']}:{data['version']}", str(data.get("architecture", "?")), str(data["sha256"]))
+        )
     return tuple(found)
 
 
@@ -153,11 +161,23 @@ def provenance() -> Provenance:
     """This installation's provenance (bundle: as recorded at build time)."""
     info = build_info()
     if info is not None:
-        return Provenance(version=str(info.get("version", __version__)), commit=str(info.get("commit", "unknown")),
-                          torch=str(info.get("torch", "?")), torchvision=str(info.get("torchvision", "?")),
-                          torch_cuda=info.get("torch_cuda"), variant=f"{info.get('variant', '?')} bundle",
-                          built=info.get("built"), models=shipped_models())
+        return Provenance(
+            version=str(info.get("version", __version__)),
+            commit=str(info.get("commit", "unknown")),
+            torch=str(info.get("torch", "?")),
+            torchvision=str(info.get("torchvision", "?")),
+            torch_cuda=info.get("torch_cuda"),
+            variant=f"{info.get('variant', '?')} bundle",
+            built=info.get("built"),
+            models=shipped_models(),
+        )
     libs = library_versions()
-    return Provenance(version=__version__, commit=git_commit(), torch=str(libs["torch"]),
-                      torchvision=str(libs["torchvision"]), torch_cuda=libs["torch_cuda"],
-                      variant="source", models=shipped_models())
+    return Provenance(
+        version=__version__,
+        commit=git_commit(),
+        torch=str(libs["torch"]),
+        torchvision=str(libs["torchvision"]),
+        torch_cuda=libs["torch_cuda"],
+        variant="source",
+        models=shipped_models(),
+    )

@@ -38,7 +38,7 @@ def check_birads(value: str | None) -> str | None:
     if not text:
         return None
     if text.startswith("BI-RADS"):
-        text = text[len("BI-RADS"):].strip()
+        text = text[len("BI-RADS") :].strip()
     if text not in BIRADS_CATEGORIES:
         raise ValueError(f"BI-RADS category {_shown(str(value))} is not one of {', '.join(BIRADS_CATEGORIES)}")
     return text

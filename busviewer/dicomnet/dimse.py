@@ -151,8 +151,10 @@ def echo(local: LocalAE, node: RemoteNode) -> float:
         _check_alive(assoc, node, "C-ECHO")
         if not status or status.Status != 0x0000:
             code = getattr(status, "Status", None)
-            raise PeerError(node.describe(), f"C-ECHO failed (status {code:#06x})" if code is not None
-                            else "no C-ECHO response (timeout)")
+            raise PeerError(
+                node.describe(),
+                f"C-ECHO failed (status {code:#06x})" if code is not None else "no C-ECHO response (timeout)",
+            )
     return time.perf_counter() - start
 
 
@@ -195,7 +197,11 @@ def find(local: LocalAE, node: RemoteNode, query: Query, level: str = "STUDY") -
     level = level.upper()
     if level not in ("PATIENT", "STUDY"):
         raise ValueError(f"level must be PATIENT or STUDY, not {level!r}")
-    model = PatientRootQueryRetrieveInformationModelFind if level == "PATIENT" else StudyRootQueryRetrieveInformationModelFind
+    model = (
+        PatientRootQueryRetrieveInformationModelFind
+        if level == "PATIENT"
+        else StudyRootQueryRetrieveInformationModelFind
+    )
     ae = make_ae(local, node)
     ae.add_requested_context(model)
     out: list[FindResult] = []
@@ -205,25 +211,48 @@ def find(local: LocalAE, node: RemoteNode, query: Query, level: str = "STUDY") -
             _check_alive(assoc, node, "C-FIND")
             if not status:
                 quick = time.perf_counter() - started < node.timeout_s * 0.9
-                what = ("the peer aborted the C-FIND" if assoc.is_aborted or not assoc.is_established
-                        else "the peer answered the C-FIND without a status" if quick
-                        else f"no C-FIND response within {node.timeout_s:g} s (timeout)")
-                raise PeerError(node.describe(), f"{what}; a PACS refuses queries from a calling AE title it "
-                                f"does not know: is {local.ae_title!r} registered there with this workstation's address?")
+                what = (
+                    "the peer aborted the C-FIND"
+                    if assoc.is_aborted or not assoc.is_established
+                    else "the peer answered the C-FIND without a status"
+                    if quick
+                    else f"no C-FIND response within {node.timeout_s:g} s (timeout)"
+                )
+                raise PeerError(
+                    node.describe(),
+                    f"{what}; a PACS refuses queries from a calling AE title it "
+                    f"does not know: is {local.ae_title!r} registered there with this workstation's address?",
+                )
             code = int(status.Status)
             if code in (0xFF00, 0xFF01) and ident is not None:
-                out.append(FindResult(
-                    level=level, patient_id=_text(ident, "PatientID"), patient_name=_text(ident, "PatientName"),
-                    study_uid=_text(ident, "StudyInstanceUID"), study_date=_text(ident, "StudyDate"),
-                    study_description=_text(ident, "StudyDescription"), modalities=_text(ident, "ModalitiesInStudy"),
-                    accession=_text(ident, "AccessionNumber"),
-                    instances=_int(ident, "NumberOfStudyRelatedInstances" if level == "STUDY"
-                                   else "NumberOfPatientRelatedStudies")))
+                out.append(
+                    FindResult(
+                        level=level,
+                        patient_id=_text(ident, "PatientID"),
+                        patient_name=_text(ident, "PatientName"),
+                        study_uid=_text(ident, "StudyInstanceUID"),
+                        study_date=_text(ident, "StudyDate"),
+                        study_description=_text(ident, "StudyDescription"),
+                        modalities=_text(ident, "ModalitiesInStudy"),
+                        accession=_text(ident, "AccessionNumber"),
+                        instances=_int(
+                            ident,
+                            "NumberOfStudyRelatedInstances" if level == "STUDY" else "NumberOfPatientRelatedStudies",
+                        ),
+                    )
+                )
             elif code != 0x0000:
                 comment = _text(status, "ErrorComment")
-                raise PeerError(node.describe(), f"C-FIND refused (status {code:#06x}"
-                                + (f": {comment})" if comment else ")")
-                                + ("; is this workstation's AE title registered there?" if code in (0xA700, 0xC000, 0xA900, 0x0124) else ""))
+                raise PeerError(
+                    node.describe(),
+                    f"C-FIND refused (status {code:#06x}"
+                    + (f": {comment})" if comment else ")")
+                    + (
+                        "; is this workstation's AE title registered there?"
+                        if code in (0xA700, 0xC000, 0xA900, 0x0124)
+                        else ""
+                    ),
+                )
     return out
 
 
@@ -247,8 +276,14 @@ def find_instances(local: LocalAE, node: RemoteNode, study_uid: str) -> list[dic
             for status, ident in assoc.send_c_find(q, StudyRootQueryRetrieveInformationModelFind):
                 _check_alive(assoc, node, "C-FIND")
                 if status and int(status.Status) in (0xFF00, 0xFF01) and ident is not None:
-                    out.append({"series_uid": uid, "modality": modality, "sop_uid": _text(ident, "SOPInstanceUID"),
-                                "sop_class_uid": _text(ident, "SOPClassUID")})
+                    out.append(
+                        {
+                            "series_uid": uid,
+                            "modality": modality,
+                            "sop_uid": _text(ident, "SOPInstanceUID"),
+                            "sop_class_uid": _text(ident, "SOPClassUID"),
+                        }
+                    )
     return out
 
 
@@ -270,12 +305,23 @@ def _sub_ops(ident: Any) -> tuple[int, int, int, int]:
             return int(getattr(ident, k, 0) or 0)
         except (TypeError, ValueError):
             return 0
-    return (n("NumberOfRemainingSuboperations"), n("NumberOfCompletedSuboperations"),
-            n("NumberOfFailedSuboperations"), n("NumberOfWarningSuboperations"))
+
+    return (
+        n("NumberOfRemainingSuboperations"),
+        n("NumberOfCompletedSuboperations"),
+        n("NumberOfFailedSuboperations"),
+        n("NumberOfWarningSuboperations"),
+    )
 
 
-def _follow(assoc: Association, node: RemoteNode, responses: Iterator[tuple[Any, Any]], what: str,
-            cancel: threading.Event | None, received: Callable[[], int]) -> tuple[int, int]:
+def _follow(
+    assoc: Association,
+    node: RemoteNode,
+    responses: Iterator[tuple[Any, Any]],
+    what: str,
+    cancel: threading.Event | None,
+    received: Callable[[], int],
+) -> tuple[int, int]:
     """Drain C-GET/C-MOVE responses; returns (completed, failed) or raises RetrieveIncomplete."""
     completed = failed = 0
     expected: int | None = None
@@ -284,8 +330,11 @@ def _follow(assoc: Association, node: RemoteNode, responses: Iterator[tuple[Any,
             assoc.abort()
             raise RetrieveIncomplete(node.describe(), f"{what} cancelled", received(), expected)
         if assoc.is_aborted or not status:
-            reason = ("the peer aborted the association" if assoc.is_aborted
-                      else f"no {what} response within {node.timeout_s:g} s (timeout)")
+            reason = (
+                "the peer aborted the association"
+                if assoc.is_aborted
+                else f"no {what} response within {node.timeout_s:g} s (timeout)"
+            )
             if assoc.is_established:
                 assoc.abort()
             raise RetrieveIncomplete(node.describe(), f"{what} interrupted: {reason}", received(), expected)
@@ -299,18 +348,32 @@ def _follow(assoc: Association, node: RemoteNode, responses: Iterator[tuple[Any,
         if code not in (0x0000, 0xB000):
             comment = _text(status, "ErrorComment")
             raise RetrieveIncomplete(
-                node.describe(), f"{what} failed (status {code:#06x}{': ' + comment if comment else ''})"
-                + ("; is this workstation's AE title registered there?" if code in (0xA701, 0xA702, 0xA801, 0xC000) else ""),
-                received(), expected)
+                node.describe(),
+                f"{what} failed (status {code:#06x}{': ' + comment if comment else ''})"
+                + (
+                    "; is this workstation's AE title registered there?"
+                    if code in (0xA701, 0xA702, 0xA801, 0xC000)
+                    else ""
+                ),
+                received(),
+                expected,
+            )
     if assoc.is_aborted:
-        raise RetrieveIncomplete(node.describe(), f"{what} interrupted: the peer aborted the association",
-                                 received(), expected)
+        raise RetrieveIncomplete(
+            node.describe(), f"{what} interrupted: the peer aborted the association", received(), expected
+        )
     return completed, failed
 
 
-def get_study(local: LocalAE, node: RemoteNode, study_uid: str, staging: Path,
-              on_file: Callable[[ReceivedFile], None] | None = None, cancel: threading.Event | None = None,
-              sop_uids: Iterable[str] = ()) -> list[ReceivedFile]:
+def get_study(
+    local: LocalAE,
+    node: RemoteNode,
+    study_uid: str,
+    staging: Path,
+    on_file: Callable[[ReceivedFile], None] | None = None,
+    cancel: threading.Event | None = None,
+    sop_uids: Iterable[str] = (),
+) -> list[ReceivedFile]:
     """C-GET a study (or some of its instances) into ``staging``; each file is written whole
     (temporary name, then renamed) before ``on_file`` sees it. Raises RetrieveIncomplete
     (with the whole files received so far) when the retrieve ends early."""
@@ -339,22 +402,31 @@ def get_study(local: LocalAE, node: RemoteNode, study_uid: str, staging: Path,
         return 0x0000
 
     with associate(ae, local, node, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)]) as assoc:
-        responses = assoc.send_c_get(_retrieve_identifier(study_uid, sop_uids), StudyRootQueryRetrieveInformationModelGet)
+        responses = assoc.send_c_get(
+            _retrieve_identifier(study_uid, sop_uids), StudyRootQueryRetrieveInformationModelGet
+        )
         completed, failed = _follow(assoc, node, responses, "C-GET", cancel, lambda: len(files))
     if failed and not files:
         raise RetrieveIncomplete(peer, f"C-GET: all {failed} sub-operation(s) failed at the peer", 0, failed)
     return files
 
 
-def move_study(local: LocalAE, node: RemoteNode, study_uid: str, destination: str,
-               cancel: threading.Event | None = None, received: Callable[[], int] = lambda: 0) -> tuple[int, int]:
+def move_study(
+    local: LocalAE,
+    node: RemoteNode,
+    study_uid: str,
+    destination: str,
+    cancel: threading.Event | None = None,
+    received: Callable[[], int] = lambda: 0,
+) -> tuple[int, int]:
     """C-MOVE a study to AE ``destination`` (usually this workstation's listener);
     returns (completed, failed) sub-operations."""
     ae = make_ae(local, node)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     with associate(ae, local, node) as assoc:
-        responses = assoc.send_c_move(_retrieve_identifier(study_uid), destination,
-                                      StudyRootQueryRetrieveInformationModelMove)
+        responses = assoc.send_c_move(
+            _retrieve_identifier(study_uid), destination, StudyRootQueryRetrieveInformationModelMove
+        )
         return _follow(assoc, node, responses, "C-MOVE", cancel, received)
 
 
@@ -367,9 +439,13 @@ def _header(path: Path) -> tuple[UID, UID, str]:
         raise ValueError(f"{path}: not a DICOM file with a SOP class and instance ({exc})") from exc
 
 
-def store_files(local: LocalAE, node: RemoteNode, files: Iterable[Path],
-                progress: Callable[[int, int, str], None] | None = None,
-                cancel: threading.Event | None = None) -> StoreReport:
+def store_files(
+    local: LocalAE,
+    node: RemoteNode,
+    files: Iterable[Path],
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> StoreReport:
     """C-STORE DICOM files to ``node``; per-file failures are reported, not raised."""
     report = StoreReport()
     items: list[tuple[Path, UID, UID, str]] = []
@@ -403,8 +479,10 @@ def store_files(local: LocalAE, node: RemoteNode, files: Iterable[Path],
                 raise PeerError(node.describe(), f"no C-STORE response within {node.timeout_s:g} s (timeout)")
             else:
                 comment = _text(status, "ErrorComment")
-                report.problems.append(f"{path.name}: refused by {node.describe()} (status {code:#06x}"
-                                       + (f": {comment})" if comment else ")"))
+                report.problems.append(
+                    f"{path.name}: refused by {node.describe()} (status {code:#06x}"
+                    + (f": {comment})" if comment else ")")
+                )
         if progress:
             progress(len(items), len(items), "")
     return report

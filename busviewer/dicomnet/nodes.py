@@ -86,8 +86,10 @@ class NetworkSettings:
             if n.name == name:
                 return n
         known = ", ".join(n.name for n in self.nodes) or "none configured"
-        raise SettingsError(f"no PACS node named {name!r} (known: {known}); add one with "
-                            "`busviewer pacs node add` or Settings > PACS nodes")
+        raise SettingsError(
+            f"no PACS node named {name!r} (known: {known}); add one with "
+            "`busviewer pacs node add` or Settings > PACS nodes"
+        )
 
     def with_node(self, node: RemoteNode) -> NetworkSettings:
         """These settings with ``node`` added (or replacing the node of the same name)."""

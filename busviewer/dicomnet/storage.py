@@ -52,9 +52,19 @@ OTHER_STORAGE = (
     "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
 )
 IMAGE_TRANSFER_SYNTAXES = (
-    ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian,
-    JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessP14, JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless,
-    JPEG2000Lossless, JPEG2000, RLELossless,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    DeflatedExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessP14,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
 )
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
@@ -130,8 +140,14 @@ class StorageServer:
     """A C-STORE SCP on the local AE's port. ``on_file`` (on pynetdicom's thread) gets each
     whole file; ``on_problem`` gets a message naming the peer for each refused dataset."""
 
-    def __init__(self, local: LocalAE, folder: Path, on_file: Callable[[ReceivedFile], None],
-                 on_problem: Callable[[str], None], host: str | None = None) -> None:
+    def __init__(
+        self,
+        local: LocalAE,
+        folder: Path,
+        on_file: Callable[[ReceivedFile], None],
+        on_problem: Callable[[str], None],
+        host: str | None = None,
+    ) -> None:
         self.local = local
         self.folder = Path(folder)
         self.on_file = on_file
@@ -173,12 +189,15 @@ class StorageServer:
                     ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
             try:
                 self._server = ae.start_server(
-                    (self.host, int(self.local.port)), block=False,
+                    (self.host, int(self.local.port)),
+                    block=False,
                     evt_handlers=[(evt.EVT_C_STORE, self._handle_store), (evt.EVT_C_ECHO, lambda _e: 0x0000)],
                 )
             except OSError as exc:
-                raise OSError(exc.errno, f"cannot listen on port {self.local.port} "
-                                         f"({exc.strerror or exc}; is another listener running?)") from exc
+                raise OSError(
+                    exc.errno,
+                    f"cannot listen on port {self.local.port} ({exc.strerror or exc}; is another listener running?)",
+                ) from exc
             log.info("listening as %s on port %s", self.local.ae_title, self.local.port)
 
     def stop(self) -> None:

@@ -16,8 +16,16 @@ from busviewer.dicomnet.errors import PeerError, RetrieveIncomplete
 from busviewer.dicomnet.nodes import RemoteNode
 from busviewer.dicomnet.storage import ReceivedFile, write_bytes_atomic
 
-_STUDY_FIELDS = ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "StudyDescription",
-                 "ModalitiesInStudy", "AccessionNumber", "NumberOfStudyRelatedInstances")
+_STUDY_FIELDS = (
+    "PatientID",
+    "PatientName",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyDescription",
+    "ModalitiesInStudy",
+    "AccessionNumber",
+    "NumberOfStudyRelatedInstances",
+)
 
 
 def _client(node: RemoteNode) -> Any:
@@ -46,7 +54,11 @@ def _peer_errors(node: RemoteNode, what: str) -> Iterator[None]:
         raise PeerError(node.describe(), f"{what}: no answer within {node.timeout_s:g} s (timeout)") from exc
     except requests.exceptions.ConnectionError as exc:
         text = str(exc)
-        why = "connection refused (is the server running?)" if "refused" in text.lower() else f"connection failed ({text[:200]})"
+        why = (
+            "connection refused (is the server running?)"
+            if "refused" in text.lower()
+            else f"connection failed ({text[:200]})"
+        )
         raise PeerError(node.describe(), f"{what}: {why}") from exc
     except requests.exceptions.HTTPError as exc:
         resp = exc.response
@@ -84,33 +96,51 @@ def echo(node: RemoteNode) -> float:
 def find(node: RemoteNode, query: Query, level: str = "STUDY") -> list[FindResult]:
     """QIDO-RS study search (patient level: the studies grouped by patient)."""
     filters: dict[str, Any] = {}
-    for key, value in (("PatientID", query.patient_id), ("PatientName", query.patient_name),
-                       ("StudyDate", query.study_date), ("ModalitiesInStudy", query.modality),
-                       ("StudyInstanceUID", query.study_uid)):
+    for key, value in (
+        ("PatientID", query.patient_id),
+        ("PatientName", query.patient_name),
+        ("StudyDate", query.study_date),
+        ("ModalitiesInStudy", query.modality),
+        ("StudyInstanceUID", query.study_uid),
+    ):
         if value:
             filters[key] = value
     with _peer_errors(node, "QIDO-RS"):
-        items = _client(node).search_for_studies(search_filters=filters, fields=list(_STUDY_FIELDS),
-                                                 fuzzymatching=False)
-    studies = [FindResult(
-        level="STUDY", patient_id=_value(i, "PatientID"), patient_name=_value(i, "PatientName"),
-        study_uid=_value(i, "StudyInstanceUID"), study_date=_value(i, "StudyDate"),
-        study_description=_value(i, "StudyDescription"), modalities=_value(i, "ModalitiesInStudy"),
-        accession=_value(i, "AccessionNumber"),
-        instances=int(_value(i, "NumberOfStudyRelatedInstances") or 0) or None) for i in items]
+        items = _client(node).search_for_studies(
+            search_filters=filters, fields=list(_STUDY_FIELDS), fuzzymatching=False
+        )
+    studies = [
+        FindResult(
+            level="STUDY",
+            patient_id=_value(i, "PatientID"),
+            patient_name=_value(i, "PatientName"),
+            study_uid=_value(i, "StudyInstanceUID"),
+            study_date=_value(i, "StudyDate"),
+            study_description=_value(i, "StudyDescription"),
+            modalities=_value(i, "ModalitiesInStudy"),
+            accession=_value(i, "AccessionNumber"),
+            instances=int(_value(i, "NumberOfStudyRelatedInstances") or 0) or None,
+        )
+        for i in items
+    ]
     if level.upper() != "PATIENT":
         return studies
     patients: dict[str, FindResult] = {}
     for s in studies:
         prev = patients.get(s.patient_id)
-        patients[s.patient_id] = FindResult("PATIENT", s.patient_id, s.patient_name,
-                                            instances=(prev.instances or 0) + 1 if prev else 1)
+        patients[s.patient_id] = FindResult(
+            "PATIENT", s.patient_id, s.patient_name, instances=(prev.instances or 0) + 1 if prev else 1
+        )
     return list(patients.values())
 
 
-def get_study(node: RemoteNode, study_uid: str, staging: Path,
-              on_file: Callable[[ReceivedFile], None] | None = None,
-              cancel: threading.Event | None = None) -> list[ReceivedFile]:
+def get_study(
+    node: RemoteNode,
+    study_uid: str,
+    staging: Path,
+    on_file: Callable[[ReceivedFile], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[ReceivedFile]:
     """WADO-RS a study (original transfer syntax where the server allows) into ``staging``."""
     from pydicom.filebase import DicomBytesIO
 
@@ -125,8 +155,15 @@ def get_study(node: RemoteNode, study_uid: str, staging: Path,
                 ds.save_as(buf, enforce_file_format=True)
                 path = staging / study_uid / f"{sop}.dcm"
                 write_bytes_atomic(path, buf.getvalue())
-                rec = ReceivedFile(path, sop, study_uid, str(ds.SOPClassUID), str(ds.get("PatientID") or ""),
-                                   node.describe(), "PixelData" in ds)
+                rec = ReceivedFile(
+                    path,
+                    sop,
+                    study_uid,
+                    str(ds.SOPClassUID),
+                    str(ds.get("PatientID") or ""),
+                    node.describe(),
+                    "PixelData" in ds,
+                )
                 files.append(rec)
                 if on_file is not None:
                     on_file(rec)
@@ -137,13 +174,15 @@ def get_study(node: RemoteNode, study_uid: str, staging: Path,
 
             if isinstance(exc, (requests.exceptions.RequestException, ValueError, TypeError)) and not files:
                 raise
-            raise RetrieveIncomplete(node.describe(), f"WADO-RS interrupted ({type(exc).__name__}: {exc})",
-                                     len(files)) from exc
+            raise RetrieveIncomplete(
+                node.describe(), f"WADO-RS interrupted ({type(exc).__name__}: {exc})", len(files)
+            ) from exc
     return files
 
 
-def store_files(node: RemoteNode, files: Iterable[Path],
-                progress: Callable[[int, int, str], None] | None = None) -> StoreReport:
+def store_files(
+    node: RemoteNode, files: Iterable[Path], progress: Callable[[int, int, str], None] | None = None
+) -> StoreReport:
     """STOW-RS DICOM files to ``node`` (one request per study)."""
     from pydicom import dcmread
 
@@ -163,8 +202,9 @@ def store_files(node: RemoteNode, files: Iterable[Path],
             progress(done, total, study)
         with _peer_errors(node, "STOW-RS"):
             answer = client.store_instances(datasets, study_instance_uid=study)  # type: ignore[union-attr]
-        failed = {str(i.ReferencedSOPInstanceUID): int(i.get("FailureReason", 0))
-                  for i in answer.get("FailedSOPSequence", [])}
+        failed = {
+            str(i.ReferencedSOPInstanceUID): int(i.get("FailureReason", 0)) for i in answer.get("FailedSOPSequence", [])
+        }
         for ds in datasets:
             sop = str(ds.SOPInstanceUID)
             if sop in failed:

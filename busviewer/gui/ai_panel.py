@@ -126,8 +126,9 @@ class AIPanel(QWidget):
         self.outside_note.hide()
         self.override_button = QPushButton("Classify flagged images anyway", self)
         self.override_button.setObjectName("overrideButton")
-        self.override_button.setToolTip("Show the models' results for the images flagged as outside their "
-                                        "training data (recorded with your name)")
+        self.override_button.setToolTip(
+            "Show the models' results for the images flagged as outside their training data (recorded with your name)"
+        )
         self.override_button.clicked.connect(lambda: self.overrideRequested.emit(not self._overridden()))
         self.override_button.hide()
 
@@ -189,8 +190,10 @@ class AIPanel(QWidget):
         self._situation(store_empty=empty)
 
     def set_models(self, cards: dict[str, Any], device: str, shipped: Sequence[str] = ()) -> None:
-        parts = [f"{ARCH_SHORT.get(a, a)}: {c.name} v{c.version}"
-                 for a, c in sorted(cards.items(), key=lambda kv: _order(kv[0]))]
+        parts = [
+            f"{ARCH_SHORT.get(a, a)}: {c.name} v{c.version}"
+            for a, c in sorted(cards.items(), key=lambda kv: _order(kv[0]))
+        ]
         missing = [ARCH_SHORT.get(a, a) for a in ARCH_ORDER if a not in cards]
         text = "Models: " + " · ".join(parts) + f" · {device}"
         if missing:
@@ -205,8 +208,9 @@ class AIPanel(QWidget):
         n = self.situation.installed if installed is None else installed
         self.models_label.setText("Models: none active")
         main = guidance.no_model_text(n)
-        self.show_message(main + (f"\n{detail}" if detail and detail not in (NO_MODEL_MESSAGE, main) else ""),
-                          warn=True)
+        self.show_message(
+            main + (f"\n{detail}" if detail and detail not in (NO_MODEL_MESSAGE, main) else ""), warn=True
+        )
         self.set_models_ready(False)
         self._situation(models="none", installed=n, shipped_active=())
 
@@ -320,8 +324,9 @@ class AIPanel(QWidget):
         lines = outside_lines(outside, overridden, self.numbers)
         self.outside_note.setText("\n".join(lines))
         self.outside_note.setVisible(bool(lines))
-        self.override_button.setText("Withdraw the override" if overridden and not outside
-                                     else "Classify flagged images anyway")
+        self.override_button.setText(
+            "Withdraw the override" if overridden and not outside else "Classify flagged images anyway"
+        )
         self.override_button.setVisible(bool(outside or overridden))
 
     def _fill_table(self, predictions: dict[tuple[int, str], Any]) -> None:

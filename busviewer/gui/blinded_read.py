@@ -59,8 +59,11 @@ class FirstReadBox(QGroupBox):
         self.button.setEnabled(False)
         self.calls.buttonToggled.connect(lambda *_: self.button.setEnabled(self.calls.checkedButton() is not None))
         self.button.clicked.connect(self._record)
-        note = QLabel("Blinded first read is on (Reading menu): the AI result of this patient is shown once "
-                      "your call is recorded. Both are kept for the Reader vs AI comparison.", self)
+        note = QLabel(
+            "Blinded first read is on (Reading menu): the AI result of this patient is shown once "
+            "your call is recorded. Both are kept for the Reader vs AI comparison.",
+            self,
+        )
         note.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(self.benign)
@@ -89,8 +92,18 @@ class FirstReadBox(QGroupBox):
 class ReaderVsAIDialog(QDialog):
     """Agreement and the reader's and the AI's sensitivity/specificity, by month and overall."""
 
-    COLUMNS = ("Period", "Reads", "Revealed", "AI no call", "Agreement", "With truth", "Reader sens.",
-               "Reader spec.", "AI sens.", "AI spec.")
+    COLUMNS = (
+        "Period",
+        "Reads",
+        "Revealed",
+        "AI no call",
+        "Agreement",
+        "With truth",
+        "Reader sens.",
+        "Reader spec.",
+        "AI sens.",
+        "AI spec.",
+    )
 
     def __init__(self, total: br.Tally, periods: list[br.Tally], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -101,22 +114,39 @@ class ReaderVsAIDialog(QDialog):
         self.table.verticalHeader().hide()
         for t in [*periods, total]:
             r = t.rates()
-            cells = (t.period, str(t.reads), str(t.revealed), str(t.ai_no_call), br.fmt_rate(t.agreement),
-                     str(t.with_truth), br.fmt_rate(r["reader_sensitivity"]), br.fmt_rate(r["reader_specificity"]),
-                     br.fmt_rate(r["ai_sensitivity"]), br.fmt_rate(r["ai_specificity"]))
+            cells = (
+                t.period,
+                str(t.reads),
+                str(t.revealed),
+                str(t.ai_no_call),
+                br.fmt_rate(t.agreement),
+                str(t.with_truth),
+                br.fmt_rate(r["reader_sensitivity"]),
+                br.fmt_rate(r["reader_specificity"]),
+                br.fmt_rate(r["ai_sensitivity"]),
+                br.fmt_rate(r["ai_specificity"]),
+            )
             row = self.table.rowCount()
             self.table.insertRow(row)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter if col
-                                      else Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+                item.setTextAlignment(
+                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    if col
+                    else Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+                )
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
         self.summary = QLabel(
-            (f"{total.reads} first read(s); agreement over {total.compared} revealed read(s) where the AI made a "
-             f"call ({total.ai_no_call} where it did not: indeterminate or not classified). Sensitivity and "
-             f"specificity over {total.with_truth} patient(s) with biopsy or imported ground truth.")
-            if total.reads else "No first reads recorded yet: turn on Reading > Blinded first read.", self)
+            (
+                f"{total.reads} first read(s); agreement over {total.compared} revealed read(s) where the AI made a "
+                f"call ({total.ai_no_call} where it did not: indeterminate or not classified). Sensitivity and "
+                f"specificity over {total.with_truth} patient(s) with biopsy or imported ground truth."
+            )
+            if total.reads
+            else "No first reads recorded yet: turn on Reading > Blinded first read.",
+            self,
+        )
         self.summary.setWordWrap(True)
         notice = QLabel(RESEARCH_NOTICE, self)
         notice.setWordWrap(True)
@@ -153,7 +183,8 @@ class BlindedReading:
         self._set_verdict, self._set_verdicts = model.set_verdict, model.set_verdicts
         model.set_verdict = self._worklist_verdict  # the worklist's AI column obeys the blinding
         model.set_verdicts = lambda verdicts: self._set_verdicts(
-            {k: (v if self.visible(k) else HIDDEN_TEXT) for k, v in verdicts.items()})
+            {k: (v if self.visible(k) else HIDDEN_TEXT) for k, v in verdicts.items()}
+        )
         window.patientOpened.connect(self.patient_opened)
         window.analysisFinished.connect(self.analysis_shown)
         self.load_reads()
@@ -170,8 +201,9 @@ class BlindedReading:
 
     def load_reads(self) -> None:
         store = self.window.store
-        workers.submit(lambda: {r.patient_key for r in br.reads(store, store.user)}, name="reads",
-                       on_result=self._reads_loaded)
+        workers.submit(
+            lambda: {r.patient_key for r in br.reads(store, store.user)}, name="reads", on_result=self._reads_loaded
+        )
 
     def _reads_loaded(self, keys: set[str]) -> None:
         self.read_keys = set(keys)
@@ -210,8 +242,13 @@ class BlindedReading:
             rec = br.record(store, key, call, birads or None)
             return br.reveal(store, key, shown) if shown is not None else rec
 
-        workers.submit(run, w.store, name="first read", on_result=lambda rec, k=key: self._recorded(k, rec),
-                       on_error=lambda e: w.report_error("First read not saved", str(e)))
+        workers.submit(
+            run,
+            w.store,
+            name="first read",
+            on_result=lambda rec, k=key: self._recorded(k, rec),
+            on_error=lambda e: w.report_error("First read not saved", str(e)),
+        )
 
     def _recorded(self, key: str, rec: Any) -> None:
         self.read_keys.add(key)
@@ -236,8 +273,13 @@ class BlindedReading:
 
     def open_comparison(self) -> None:
         store = self.window.store
-        workers.submit(br.compare, store, name="reader vs AI", on_result=self._show_comparison,
-                       on_error=lambda e: self.window.report_error("Reader vs AI", str(e)))
+        workers.submit(
+            br.compare,
+            store,
+            name="reader vs AI",
+            on_result=self._show_comparison,
+            on_error=lambda e: self.window.report_error("Reader vs AI", str(e)),
+        )
 
     def _show_comparison(self, result: tuple[br.Tally, list[br.Tally]]) -> None:
         self.dialog = ReaderVsAIDialog(result[0], result[1], self.window)

@@ -41,7 +41,9 @@ def region_at(regions: Sequence[Any], x: float, y: float) -> Any | None:
 
 
 def measure(
-    p0: tuple[float, float], p1: tuple[float, float], regions: Sequence[Any],
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    regions: Sequence[Any],
     pixel_spacing_mm: tuple[float, float] | None = None,
 ) -> tuple[float, float | None, str]:
     """Distance between two image points: (pixels, millimetres or None, where the scale came from)."""
@@ -61,8 +63,10 @@ def measure(
 
 def region_centre(region: Any) -> tuple[float, float]:
     try:
-        return ((float(_get(region, "x0")) + float(_get(region, "x1"))) / 2,
-                (float(_get(region, "y0")) + float(_get(region, "y1"))) / 2)
+        return (
+            (float(_get(region, "x0")) + float(_get(region, "x1"))) / 2,
+            (float(_get(region, "y0")) + float(_get(region, "y1"))) / 2,
+        )
     except (TypeError, ValueError):
         return (-1.0, -1.0)
 
@@ -91,8 +95,13 @@ class Caliper(pg.LineSegmentROI):
     """A measuring line with a numbered label; locked (not editable) unless the caliper tool is on."""
 
     def __init__(self, number: int, p0: Sequence[float], p1: Sequence[float]) -> None:
-        super().__init__([p0, p1], handles=(CaliperHandle(), CaliperHandle()), pen=pg.mkPen(CALIPER_COLOUR, width=2),
-                         hoverPen=pg.mkPen("#ffffff", width=2), movable=False)
+        super().__init__(
+            [p0, p1],
+            handles=(CaliperHandle(), CaliperHandle()),
+            pen=pg.mkPen(CALIPER_COLOUR, width=2),
+            hoverPen=pg.mkPen("#ffffff", width=2),
+            movable=False,
+        )
         self.number = number
         self.text = ""
         self.label = pg.TextItem("", color="#111111", fill=pg.mkBrush(255, 213, 79, 230), anchor=(0, 1))
@@ -159,8 +168,9 @@ class CaliperTool(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.list, 1)
         lay.addLayout(buttons)
-        QShortcut(QKeySequence.StandardKey.Delete, self.list, self.delete_selected,
-                  context=Qt.ShortcutContext.WidgetShortcut)
+        QShortcut(
+            QKeySequence.StandardKey.Delete, self.list, self.delete_selected, context=Qt.ShortcutContext.WidgetShortcut
+        )
         self.setVisible(False)
 
     def set_calibration(self, regions: Sequence[Any], spacing: tuple[float, float] | None) -> None:

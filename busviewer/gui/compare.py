@@ -70,9 +70,13 @@ class ComparePane(QWidget):
             self._task.cancel()
         from busviewer.gui.tasks import task_decode
 
-        self._task = workers.submit(task_decode, rec.source_path, name="decode (right)",
-                                    on_result=lambda im, i=image_id: self._decoded(i, im),
-                                    on_error=lambda e, i=image_id: self._failed(i, e))
+        self._task = workers.submit(
+            task_decode,
+            rec.source_path,
+            name="decode (right)",
+            on_result=lambda im, i=image_id: self._decoded(i, im),
+            on_error=lambda e, i=image_id: self._failed(i, e),
+        )
 
     def _decoded(self, image_id: int, img: Any) -> None:
         self._task = None
@@ -91,8 +95,13 @@ class ComparePane(QWidget):
             return
         n = self.window_.image_number(image_id)
         view = self.window_.thumbnails.view_text(image_id)
-        self.viewer.set_image(img, title=f"#{n} {rec.name}" + (f" · {view}" if view else ""),
-                              regions=img.regions or rec.regions, pixel_spacing_mm=img.pixel_spacing_mm, key=image_id)
+        self.viewer.set_image(
+            img,
+            title=f"#{n} {rec.name}" + (f" · {view}" if view else ""),
+            regions=img.regions or rec.regions,
+            pixel_spacing_mm=img.pixel_spacing_mm,
+            key=image_id,
+        )
         self.imageShown.emit(image_id)
 
 

@@ -128,8 +128,9 @@ class ProgressDialog(QDialog):
         self._cancel()
 
 
-def message_box(parent: QWidget | None, title: str, text: str, detail: str = "",
-                icon: QMessageBox.Icon = QMessageBox.Icon.Warning) -> QMessageBox:
+def message_box(
+    parent: QWidget | None, title: str, text: str, detail: str = "", icon: QMessageBox.Icon = QMessageBox.Icon.Warning
+) -> QMessageBox:
     """Show a non-blocking message (the app keeps running behind it)."""
     box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, parent)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

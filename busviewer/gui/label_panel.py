@@ -205,17 +205,23 @@ class LabelEditor(QGroupBox):
         if label is None or (self.image_id is None and self.patient_key is None):
             return False
         source = "biopsy" if self.biopsy.isChecked() else "reader"
-        target: dict[str, Any] = ({"image_id": self.image_id} if self.image_id is not None
-                                  else {"patient_key": self.patient_key})
+        target: dict[str, Any] = (
+            {"image_id": self.image_id} if self.image_id is not None else {"patient_key": self.patient_key}
+        )
         try:
             if source == "reader" and "biopsy" in self.labels:
                 self.store.clear_label(source="biopsy", **target)
             self.store.set_label(
-                label, source=source, birads=self.birads.currentData(), biopsy_confirmed=self.biopsy.isChecked(),
-                note=self.note.text().strip() or None, **target,
+                label,
+                source=source,
+                birads=self.birads.currentData(),
+                biopsy_confirmed=self.biopsy.isChecked(),
+                note=self.note.text().strip() or None,
+                **target,
             )
             labels = (
-                self.store.image(self.image_id).labels if self.image_id is not None
+                self.store.image(self.image_id).labels
+                if self.image_id is not None
                 else self.store.patient_label(self.patient_key)  # type: ignore[arg-type]
             )
         except (StoreError, KeyError, ValueError) as exc:
@@ -241,8 +247,11 @@ class LabelPanel(QWidget):
                 sc = QShortcut(QKeySequence(f"{mod}+{digit}"), self)
                 sc.setContext(Qt.ShortcutContext.WindowShortcut)
                 sc.activated.connect(lambda d=digit, e=editor: e.apply_birads(d))
-        hint = QLabel("B / M label the current image, Ctrl+0..6 its BI-RADS (Ctrl+4 again: 4A, 4B, 4C), Alt+0..6 "
-                      "the patient's · R marks the patient reviewed · every change is saved at once", self)
+        hint = QLabel(
+            "B / M label the current image, Ctrl+0..6 its BI-RADS (Ctrl+4 again: 4A, 4B, 4C), Alt+0..6 "
+            "the patient's · R marks the patient reviewed · every change is saved at once",
+            self,
+        )
         hint.setObjectName("dimLabel")
         hint.setWordWrap(True)
         lay = QVBoxLayout(self)

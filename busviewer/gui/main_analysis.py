@@ -44,7 +44,11 @@ class AnalysisMixin:
             return guard_analysis(analyzer.store, analysis)
 
         self._analysis_task = workers.submit(
-            run, self.analyzer, key, pool="ai", name="analyse",
+            run,
+            self.analyzer,
+            key,
+            pool="ai",
+            name="analyse",
             on_progress=lambda d, t, _s, k=key: self._analysis_progress(k, d, t),
             on_result=lambda a, k=key: self._analysis_done(k, a),
             on_error=lambda e, k=key: self._analysis_error(k, e),
@@ -65,9 +69,13 @@ class AnalysisMixin:
                 set_override(store, image_id, on)
             return guard_analysis(store, shown)
 
-        workers.submit(run, self.store, name="override",
-                       on_result=lambda a, k=shown.patient_key: self._override_done(k, a),
-                       on_error=lambda e: self.report_error("Override not saved", str(e)))
+        workers.submit(
+            run,
+            self.store,
+            name="override",
+            on_result=lambda a, k=shown.patient_key: self._override_done(k, a),
+            on_error=lambda e: self.report_error("Override not saved", str(e)),
+        )
 
     def _override_done(self, key: str, analysis: Any) -> None:
         self.analyses[key] = analysis
@@ -147,16 +155,21 @@ class AnalysisMixin:
         key = (image_id, arch, self.viewer.frame)
         if key in self.cams:
             self.viewer.set_cam(self.cams[key], cam_ui.alpha())
-            cam_ui.set_status(f"{ARCH_SHORT.get(arch, arch)} on image #{self.image_number(image_id)}"
-                              + (f", frame {key[2] + 1}" if self.viewer.frame_count() > 1 else ""))
+            cam_ui.set_status(
+                f"{ARCH_SHORT.get(arch, arch)} on image #{self.image_number(image_id)}"
+                + (f", frame {key[2] + 1}" if self.viewer.frame_count() > 1 else "")
+            )
             return
         self.viewer.set_cam(None)
         if self.viewer.is_playing():
             cam_ui.set_status("Paused while the cine plays")
             return
         if self.models_state != "ready" or self.analyzer is None:
-            cam_ui.set_status("Grad-CAM needs an active model" if self.models_state in ("none", "error")
-                              else "Waiting for the models to load…")
+            cam_ui.set_status(
+                "Grad-CAM needs an active model"
+                if self.models_state in ("none", "error")
+                else "Waiting for the models to load…"
+            )
             return
         if arch not in (getattr(self.analyzer, "cards", None) or {arch: None}):
             cam_ui.set_status(f"No active {ARCH_SHORT.get(arch, arch)} model")
@@ -166,7 +179,11 @@ class AnalysisMixin:
             return
         self._cam_pending.add(key)
         workers.submit(
-            lambda analyzer, k: analyzer.gradcam(k[0], k[1], k[2]), self.analyzer, key, pool="ai", name="gradcam",
+            lambda analyzer, k: analyzer.gradcam(k[0], k[1], k[2]),
+            self.analyzer,
+            key,
+            pool="ai",
+            name="gradcam",
             on_result=lambda cam, k=key: self._cam_done(k, cam),
             on_error=lambda e, k=key: self._cam_failed(k, e),
         )
@@ -192,22 +209,40 @@ class AnalysisMixin:
         image_id, frame = self.current_image_id, self.viewer.frame
         if image_id is None or self._ai_hidden_for(image_id):
             return
-        if (image_id is None or self._displayed_id != image_id or self.models_state != "ready"
-                or self.analyzer is None or not self.rois.suggestion.begin(image_id, frame, bool(self.rois.items))):
+        if (
+            image_id is None
+            or self._displayed_id != image_id
+            or self.models_state != "ready"
+            or self.analyzer is None
+            or not self.rois.suggestion.begin(image_id, frame, bool(self.rois.items))
+        ):
             return
         bar = self.rois.suggestion
-        workers.submit(suggest_roi, self.analyzer, image_id, frame, None, self.ai_panel.cam.architecture(),
-                       pool="ai", name="suggest roi",
-                       on_result=lambda s, i=image_id, f=frame: bar.finish(
-                           i, f, *((None, RuntimeError(self._ai_hidden_for(i))) if self._ai_hidden_for(i) else (s,))),
-                       on_error=lambda e, i=image_id, f=frame: bar.finish(i, f, None, e))
+        workers.submit(
+            suggest_roi,
+            self.analyzer,
+            image_id,
+            frame,
+            None,
+            self.ai_panel.cam.architecture(),
+            pool="ai",
+            name="suggest roi",
+            on_result=lambda s, i=image_id, f=frame: bar.finish(
+                i, f, *((None, RuntimeError(self._ai_hidden_for(i))) if self._ai_hidden_for(i) else (s,))
+            ),
+            on_error=lambda e, i=image_id, f=frame: bar.finish(i, f, None, e),
+        )
 
     def classify_roi(self, roi_id: int) -> None:
         if self.analyzer is None or self.models_state != "ready":
             self.rois.set_result(roi_id, None, "no active model")
             return
         workers.submit(
-            lambda analyzer, r: analyzer.classify_roi(r), self.analyzer, roi_id, pool="ai", name="classify roi",
+            lambda analyzer, r: analyzer.classify_roi(r),
+            self.analyzer,
+            roi_id,
+            pool="ai",
+            name="classify roi",
             on_result=lambda res, r=roi_id: self._roi_done(r, res),
             on_error=lambda e, r=roi_id: self._roi_failed(r, e),
         )

@@ -28,8 +28,11 @@ class FilesMixin:
     def import_files_dialog(self) -> None:
         last = QSettings().value("paths/import", str(Path.home()))
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Import files", str(last),
-            "Images and manifests (*.dcm *.dicom *.png *.jpg *.jpeg *.csv);;All files (*)")
+            self,
+            "Import files",
+            str(last),
+            "Images and manifests (*.dcm *.dicom *.png *.jpg *.jpeg *.csv);;All files (*)",
+        )
         if files:
             QSettings().setValue("paths/import", str(Path(files[0]).parent))
             self.import_paths(files)
@@ -48,8 +51,12 @@ class FilesMixin:
         def run(store: Store, items: list[str], ctx: workers.TaskContext) -> Any:
             from busviewer.core.importer import import_paths
 
-            return import_paths(store, items, progress=lambda ev: ctx.progress(
-                ev.done, ev.total, f"{ev.done} of {ev.total}: {ev.path.name}"), cancel=ctx.cancel)
+            return import_paths(
+                store,
+                items,
+                progress=lambda ev: ctx.progress(ev.done, ev.total, f"{ev.done} of {ev.total}: {ev.path.name}"),
+                cancel=ctx.cancel,
+            )
 
         def done(report: Any) -> None:
             dialog.close()
@@ -59,9 +66,12 @@ class FilesMixin:
             if report.problems:
                 lines = [str(p) for p in report.problems]
                 shown = "\n".join(lines[:12]) + (f"\n… and {len(lines) - 12} more" if len(lines) > 12 else "")
-                self.report_error("Some files were not imported",
-                                  f"{report.summary()}\n\n{shown}", detail="\n".join(lines),
-                                  icon=QMessageBox.Icon.Warning)
+                self.report_error(
+                    "Some files were not imported",
+                    f"{report.summary()}\n\n{shown}",
+                    detail="\n".join(lines),
+                    icon=QMessageBox.Icon.Warning,
+                )
             self.refresh_worklist()
             self.importFinished.emit(report)
 
@@ -71,8 +81,15 @@ class FilesMixin:
             self.report_error("Import failed", str(exc))
             self.importFinished.emit(None)
 
-        task = workers.submit(run, self.store, [str(p) for p in paths], name="import",
-                              on_progress=dialog.set_progress, on_result=done, on_error=failed)
+        task = workers.submit(
+            run,
+            self.store,
+            [str(p) for p in paths],
+            name="import",
+            on_progress=dialog.set_progress,
+            on_result=done,
+            on_error=failed,
+        )
         dialog.cancelRequested.connect(task.cancel)
         return task
 
@@ -84,7 +101,8 @@ class FilesMixin:
             return
         last = QSettings().value("paths/export", str(Path.home()))
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export patient report", str(Path(str(last)) / f"{self.patient_key}_report.pdf"), "PDF (*.pdf)")
+            self, "Export patient report", str(Path(str(last)) / f"{self.patient_key}_report.pdf"), "PDF (*.pdf)"
+        )
         if path:
             QSettings().setValue("paths/export", str(Path(path).parent))
             self.export_report(Path(path))
@@ -93,9 +111,11 @@ class FilesMixin:
         if self.patient_key is None:
             return None
         if self.ai_panel.blinded:  # the report holds the AI result: not before the reader's first read
-            self.inform("Record your first read first",
-                        "The report shows the AI result, which stays hidden until you record your own call "
-                        "(benign/malignant and BI-RADS) for this patient.")
+            self.inform(
+                "Record your first read first",
+                "The report shows the AI result, which stays hidden until you record your own call "
+                "(benign/malignant and BI-RADS) for this patient.",
+            )
             return None
         key = self.patient_key
         analysis = self.analyses.get(key)
@@ -121,5 +141,6 @@ class FilesMixin:
             self.report_error("Report not exported", f"{out_path}: {what}")
             self.reportExported.emit(None)
 
-        return workers.submit(run, self.store, key, Path(out_path), analysis, cams, name="report",
-                              on_result=done, on_error=failed)
+        return workers.submit(
+            run, self.store, key, Path(out_path), analysis, cams, name="report", on_result=done, on_error=failed
+        )

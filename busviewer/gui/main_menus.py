@@ -131,8 +131,13 @@ class MenusMixin:
         question = model_service.activation_question(entry.card) if entry is not None else None
         if question is not None:
             if confirm is None:
-                box = QMessageBox(QMessageBox.Icon.Warning, "Activate this model?", question,
-                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+                box = QMessageBox(
+                    QMessageBox.Icon.Warning,
+                    "Activate this model?",
+                    question,
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                    self,
+                )
                 box.setDefaultButton(QMessageBox.StandardButton.Cancel)
                 confirm = box.exec() == QMessageBox.StandardButton.Yes
             if not confirm:
@@ -145,8 +150,15 @@ class MenusMixin:
         def done(_entry: Any) -> None:
             self.models_changed()
 
-        workers.submit(task, self.registry, self.store, pool="ai", name="activate", on_result=done,
-                       on_error=lambda e: self.report_error("Model not activated", str(e)))
+        workers.submit(
+            task,
+            self.registry,
+            self.store,
+            pool="ai",
+            name="activate",
+            on_result=done,
+            on_error=lambda e: self.report_error("Model not activated", str(e)),
+        )
 
     def models_changed(self) -> None:
         """The active models changed (menu, model manager, training wizard): reload them and
@@ -160,26 +172,38 @@ class MenusMixin:
             self._pending_analysis = True
 
     def import_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import model", str(Path.home()),
-                                              "Model (*.safetensors *.json);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import model", str(Path.home()), "Model (*.safetensors *.json);;All files (*)"
+        )
         if path:
             self.import_model(Path(path))
 
     def import_model(self, path: Path) -> workers.Task:
         """Model > Import model...: the same audited import as the model manager's."""
+
         def run(registry: Any, factory: Callable[[], Any], store: Store, p: Path) -> Any:
             return model_service.import_model(registry or factory(), store, p).entry
 
         def done(entry: Any) -> None:
             self.statusBar().showMessage(
                 f"Imported model {entry.card.name} v{entry.card.version} ({entry.card.architecture}); "
-                "choose it in Model > Active model", 15000)
+                "choose it in Model > Active model",
+                15000,
+            )
             self.models_state = "idle" if self.models_state != "loading" else self.models_state
             self.load_models()
 
-        return workers.submit(run, self.registry, self.registry_factory, self.store, path, pool="ai",
-                              name="import model",
-                              on_result=done, on_error=lambda e: self.report_error("Model not imported", str(e)))
+        return workers.submit(
+            run,
+            self.registry,
+            self.registry_factory,
+            self.store,
+            path,
+            pool="ai",
+            name="import model",
+            on_result=done,
+            on_error=lambda e: self.report_error("Model not imported", str(e)),
+        )
 
     def open_training_wizard(self) -> None:
         from busviewer.gui.training_wizard import open_wizard  # lazily: its pages are many widgets

@@ -65,7 +65,9 @@ class PatientMixin:
                 self.ai_panel.show_message("Showing stored results; press Analyse to run the active models again.")
         if records:
             self._patient_task = workers.submit(
-                task_decode_patient, [r for r in records if r.id not in self._cache], name="thumbnails",
+                task_decode_patient,
+                [r for r in records if r.id not in self._cache],
+                name="thumbnails",
                 on_partial=self._thumbnail_ready,
             )
             for rec in records:
@@ -136,8 +138,7 @@ class PatientMixin:
             self.report_error("Review state not saved", str(exc))
             return
         self._refresh_current_patient_row()
-        self.statusBar().showMessage(
-            f"Patient {self.patient_key} marked {'reviewed' if now else 'not reviewed'}", 4000)
+        self.statusBar().showMessage(f"Patient {self.patient_key} marked {'reviewed' if now else 'not reviewed'}", 4000)
 
     def _refresh_current_patient_row(self) -> None:
         if self.patient_key is None:
@@ -180,7 +181,9 @@ class PatientMixin:
             return
         if image_id not in self._decode_tasks:
             self._decode_tasks[image_id] = workers.submit(
-                task_decode, rec.source_path, name="decode",
+                task_decode,
+                rec.source_path,
+                name="decode",
                 on_result=lambda im, i=image_id: self._decoded(i, im),
                 on_error=lambda e, i=image_id: self._decode_failed(i, e),
             )
@@ -214,8 +217,13 @@ class PatientMixin:
             return
         self._displayed_id = image_id
         view = self.thumbnails.view_text(image_id)
-        self.viewer.set_image(img, title=f"#{self.image_number(image_id)} {rec.name}" + (f" · {view}" if view else ""),
-                              regions=img.regions or rec.regions, pixel_spacing_mm=img.pixel_spacing_mm, key=image_id)
+        self.viewer.set_image(
+            img,
+            title=f"#{self.image_number(image_id)} {rec.name}" + (f" · {view}" if view else ""),
+            regions=img.regions or rec.regions,
+            pixel_spacing_mm=img.pixel_spacing_mm,
+            key=image_id,
+        )
         self.rois.set_image(image_id, frame=self.viewer.frame)
         self._refresh_cam()
         self.suggest_roi()
@@ -244,8 +252,7 @@ class PatientMixin:
         if self.current_image_id is None:
             return
         if self.labels.image.apply_label(label):
-            self.statusBar().showMessage(
-                f"Image #{self.image_number(self.current_image_id)} labelled {label}", 3000)
+            self.statusBar().showMessage(f"Image #{self.image_number(self.current_image_id)} labelled {label}", 3000)
 
     def _image_label_changed(self) -> None:
         image_id = self.labels.image.image_id
@@ -268,5 +275,8 @@ class PatientMixin:
         if self.ai_panel.blinded:
             return "the AI result is hidden until your first read"
         shown = self.ai_panel.analysis
-        return "outside the model's training data" if shown is not None and image_id in getattr(
-            shown, "outside", {}) else ""
+        return (
+            "outside the model's training data"
+            if shown is not None and image_id in getattr(shown, "outside", {})
+            else ""
+        )

@@ -205,21 +205,32 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         QTimer.singleShot(0, self.load_models)
 
     def refresh_worklist(self) -> None:
-        workers.submit(self.store.patients, name="worklist", on_result=self._worklist_loaded,
-                       on_error=lambda e: self.report_error("Cannot read the worklist", str(e)))
+        workers.submit(
+            self.store.patients,
+            name="worklist",
+            on_result=self._worklist_loaded,
+            on_error=lambda e: self.report_error("Cannot read the worklist", str(e)),
+        )
 
     def _worklist_loaded(self, patients: list[Any]) -> None:
         self.worklist.set_patients(patients, keep=self.patient_key)
         self.ai_panel.set_store_empty(not patients)
         if self.patient_key is None:
             self.viewer.show_message(
-                "Open a patient from the worklist" if patients else
-                "No patients in the store yet.\n\nFile > Import folder… (one folder per patient, or DICOM)\n"
-                "File > Import files… (DICOM, PNG/JPEG or a CSV manifest)")
+                "Open a patient from the worklist"
+                if patients
+                else "No patients in the store yet.\n\nFile > Import folder… (one folder per patient, or DICOM)\n"
+                "File > Import files… (DICOM, PNG/JPEG or a CSV manifest)"
+            )
         self.worklistLoaded.emit()
-        workers.submit(task_stored_verdicts, self.store, self.ai_panel.operating_point(), name="verdicts",
-                       on_result=self.worklist.model.set_verdicts,
-                       on_error=lambda e: log.info("stored verdicts unavailable: %s", e))
+        workers.submit(
+            task_stored_verdicts,
+            self.store,
+            self.ai_panel.operating_point(),
+            name="verdicts",
+            on_result=self.worklist.model.set_verdicts,
+            on_error=lambda e: log.info("stored verdicts unavailable: %s", e),
+        )
 
     def load_models(self) -> None:
         if self.models_state == "loading":
@@ -228,8 +239,17 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         self.model_status.setText("AI: loading models…")
         self.ai_panel.set_models_loading()
         self.rois.sync()
-        workers.submit(task_load_models, self.store, self.registry_factory, self.analyzer_factory, self.analyzer,
-                       pool="ai", name="load models", on_result=self._models_loaded, on_error=self._models_failed)
+        workers.submit(
+            task_load_models,
+            self.store,
+            self.registry_factory,
+            self.analyzer_factory,
+            self.analyzer,
+            pool="ai",
+            name="load models",
+            on_result=self._models_loaded,
+            on_error=self._models_failed,
+        )
 
     def _models_loaded(self, res: ModelsLoaded) -> None:
         self.analyzer, self.registry, self.model_entries = res.analyzer, res.registry, res.entries
@@ -246,14 +266,19 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         self.models_state = "ready"
         names = " + ".join(f"{c.name} v{c.version}" for _a, c in sorted(res.cards.items()))
         self.model_status.setText(f"AI: {names} · {res.device}")
-        self.model_status.setToolTip("\n".join(f"{ARCH_TITLES.get(a, a)}: {c.name} v{c.version}"
-                                               for a, c in sorted(res.cards.items())))
-        self.ai_panel.set_models(res.cards, res.device, shipped=[
-            e.architecture for e in res.entries if e.active and getattr(e, "location", "") == "shipped"])
+        self.model_status.setToolTip(
+            "\n".join(f"{ARCH_TITLES.get(a, a)}: {c.name} v{c.version}" for a, c in sorted(res.cards.items()))
+        )
+        self.ai_panel.set_models(
+            res.cards,
+            res.device,
+            shipped=[e.architecture for e in res.entries if e.active and getattr(e, "location", "") == "shipped"],
+        )
         self.rois.sync()
         self.modelsLoaded.emit(res.cards)
-        if self._pending_analysis or (self.patient_key and self.ai_panel.auto_analyse()
-                                      and self.patient_key not in self.analyses):
+        if self._pending_analysis or (
+            self.patient_key and self.ai_panel.auto_analyse() and self.patient_key not in self.analyses
+        ):
             self._pending_analysis = False
             self.analyse()
         self._refresh_cam()
@@ -276,8 +301,9 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
             message_box(self, title, text, icon=QMessageBox.Icon.Information)
         self.infoShown.emit(title, text)
 
-    def report_error(self, title: str, text: str, detail: str = "",
-                     icon: QMessageBox.Icon = QMessageBox.Icon.Critical) -> None:
+    def report_error(
+        self, title: str, text: str, detail: str = "", icon: QMessageBox.Icon = QMessageBox.Icon.Critical
+    ) -> None:
         """Tell the reader what went wrong (naming the file); the app keeps running."""
         log.warning("%s: %s", title, text)
         self.errors.append((title, text))

@@ -68,14 +68,28 @@ def card_html(entry: Any) -> str:
     rows = [
         ("Model", f"{c.name} v{c.version}" + ("  <b>(active)</b>" if entry.active else "")),
         ("Architecture", ARCH_TITLES.get(c.architecture, c.architecture)),
-        ("Input", f"{'B-mode' if c.input_mode == 'bmode' else 'B-mode + strain elastography'}, "
-                  f"{c.input_size}×{c.input_size} pixels"),
+        (
+            "Input",
+            f"{'B-mode' if c.input_mode == 'bmode' else 'B-mode + strain elastography'}, "
+            f"{c.input_size}×{c.input_size} pixels",
+        ),
         ("Created", e(local_time(c.created))),
-        ("Started from", e(f"{c.parent.replace(':', ' v')} (fine-tuned from it)" if c.parent else
-                           {"imagenet": "ImageNet weights", "random": "random initialisation"}.get(
-                               c.pretrained_init, str(c.pretrained_init)))),
-        ("Origin", "shipped with busviewer" if entry.location == "shipped" else
-                   ("trained here" if (c.training or {}).get("run_dir") else "added here (imported)")),
+        (
+            "Started from",
+            e(
+                f"{c.parent.replace(':', ' v')} (fine-tuned from it)"
+                if c.parent
+                else {"imagenet": "ImageNet weights", "random": "random initialisation"}.get(
+                    c.pretrained_init, str(c.pretrained_init)
+                )
+            ),
+        ),
+        (
+            "Origin",
+            "shipped with busviewer"
+            if entry.location == "shipped"
+            else ("trained here" if (c.training or {}).get("run_dir") else "added here (imported)"),
+        ),
         ("File", e(str(entry.weights_path))),
         ("sha256", f"<code>{e(c.sha256[:16])}…</code>" if c.sha256 else "—"),
     ]
@@ -88,41 +102,75 @@ def card_html(entry: Any) -> str:
     if data:
         ipc = data.get("images_per_class") or {}
         ppc = data.get("patients_per_class") or {}
-        rows.append(("Training data", e(
-            f"{data.get('images', '?')} images of {data.get('patients', '?')} patients "
-            f"(benign {ipc.get('benign', '?')} images / {ppc.get('benign', '?')} patients, "
-            f"malignant {ipc.get('malignant', '?')} / {ppc.get('malignant', '?')}); "
-            f"label sources: {', '.join(f'{k} {v}' for k, v in (data.get('label_sources') or {}).items()) or '?'}")))
+        rows.append(
+            (
+                "Training data",
+                e(
+                    f"{data.get('images', '?')} images of {data.get('patients', '?')} patients "
+                    f"(benign {ipc.get('benign', '?')} images / {ppc.get('benign', '?')} patients, "
+                    f"malignant {ipc.get('malignant', '?')} / {ppc.get('malignant', '?')}); "
+                    f"label sources: {', '.join(f'{k} {v}' for k, v in (data.get('label_sources') or {}).items()) or '?'}"
+                ),
+            )
+        )
     split = t.get("split") if isinstance(t.get("split"), dict) else {}
     counts = split.get("counts") if isinstance(split.get("counts"), dict) else {}
     if counts:
-        rows.append(("Split (patients)", e(", ".join(
-            f"{part} {c2.get('patients', '?')}" for part, c2 in counts.items() if isinstance(c2, dict)))
-            + (f", {split.get('cv_folds')}-fold CV" if split.get("cv_folds") else "")))
+        rows.append(
+            (
+                "Split (patients)",
+                e(", ".join(f"{part} {c2.get('patients', '?')}" for part, c2 in counts.items() if isinstance(c2, dict)))
+                + (f", {split.get('cv_folds')}-fold CV" if split.get("cv_folds") else ""),
+            )
+        )
     settings = t.get("settings") if isinstance(t.get("settings"), dict) else {}
     if settings:
-        rows.append(("Settings", e(
-            f"{settings.get('optimizer', 'Adam')} lr {settings.get('lr')}, up to {settings.get('epochs')} epochs "
-            f"(patience {settings.get('patience')}), batch {settings.get('batch_size')}, "
-            f"balancing {settings.get('balance')}, seed {settings.get('seed')}")))
+        rows.append(
+            (
+                "Settings",
+                e(
+                    f"{settings.get('optimizer', 'Adam')} lr {settings.get('lr')}, up to {settings.get('epochs')} epochs "
+                    f"(patience {settings.get('patience')}), batch {settings.get('batch_size')}, "
+                    f"balancing {settings.get('balance')}, seed {settings.get('seed')}"
+                ),
+            )
+        )
     if t.get("device"):
-        rows.append(("Trained on", e(f"{t.get('device')}" + (f", {t.get('wall_s'):.0f} s"
-                                                               if isinstance(t.get("wall_s"), (int, float)) else ""))))
+        rows.append(
+            (
+                "Trained on",
+                e(
+                    f"{t.get('device')}"
+                    + (f", {t.get('wall_s'):.0f} s" if isinstance(t.get("wall_s"), (int, float)) else "")
+                ),
+            )
+        )
     img, pat = c.test_metrics()
     out = ["<table cellspacing='2' cellpadding='2'>"]
     out += [f"<tr><td valign='top'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows]
     out.append("</table>")
     if img or pat:
-        keys = [("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
-                ("precision", "Precision"), ("f1", "F1"), ("auc", "AUC")]
+        keys = [
+            ("accuracy", "Accuracy"),
+            ("sensitivity", "Sensitivity"),
+            ("specificity", "Specificity"),
+            ("precision", "Precision"),
+            ("f1", "F1"),
+            ("auc", "AUC"),
+        ]
         out.append("<p><b>Test metrics</b> (held-out test patients of its training run)</p>")
-        out.append("<table cellspacing='2' cellpadding='3' border='0'><tr><th></th><th>per image</th>"
-                   "<th>per patient</th></tr>")
+        out.append(
+            "<table cellspacing='2' cellpadding='3' border='0'><tr><th></th><th>per image</th><th>per patient</th></tr>"
+        )
         for k, title in keys:
-            out.append(f"<tr><td>{title}</td><td align='right'>{_num(img.get(k))}</td>"
-                       f"<td align='right'>{_num(pat.get(k))}</td></tr>")
-        out.append(f"<tr><td>n</td><td align='right'>{_num(img.get('n'))}</td>"
-                   f"<td align='right'>{_num(pat.get('n'))}</td></tr></table>")
+            out.append(
+                f"<tr><td>{title}</td><td align='right'>{_num(img.get(k))}</td>"
+                f"<td align='right'>{_num(pat.get(k))}</td></tr>"
+            )
+        out.append(
+            f"<tr><td>n</td><td align='right'>{_num(img.get('n'))}</td>"
+            f"<td align='right'>{_num(pat.get('n'))}</td></tr></table>"
+        )
         cv = c.metrics.get("cv") if isinstance(c.metrics, dict) else None
         if isinstance(cv, dict) and isinstance(cv.get("image"), dict):
             auc = cv["image"].get("auc") or {}
@@ -171,8 +219,14 @@ class ModelManagerDialog(QDialog):
     errorShown = Signal(str, str)
     actionDone = Signal(str)
 
-    def __init__(self, store: Any, parent: QWidget | None = None, *, registry: Any = None,
-                 registry_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        parent: QWidget | None = None,
+        *,
+        registry: Any = None,
+        registry_factory: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.store = store
         self.registry = registry if registry is not None else getattr(parent, "registry", None)
@@ -194,7 +248,9 @@ class ModelManagerDialog(QDialog):
     def _build(self) -> None:
         intro = QLabel(
             "Each line is one model version. The <b>active</b> version of each architecture is the one used "
-            "to analyse patients. Versions are never changed; training adds a new version.", self)
+            "to analyse patients. Versions are never changed; training adds a new version.",
+            self,
+        )
         intro.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -236,8 +292,14 @@ class ModelManagerDialog(QDialog):
         close = QPushButton("Close", self)
         close.clicked.connect(self.accept)
         buttons = QHBoxLayout()
-        for b in (self.activate_button, self.rollback_button, self.default_button, self.import_button,
-                  self.export_button, self.delete_button):
+        for b in (
+            self.activate_button,
+            self.rollback_button,
+            self.default_button,
+            self.import_button,
+            self.export_button,
+            self.delete_button,
+        ):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(close)
@@ -256,9 +318,15 @@ class ModelManagerDialog(QDialog):
         keep = select_ref or (self.selected().ref if self.selected() is not None else None)
         self.busy = True
         self._update_buttons()
-        return self._submit(task_list, self.registry, self.registry_factory, self.store, name="list models",
-                            on_result=lambda res: self._listed(res, keep),
-                            on_error=lambda e: self._failed("The model list could not be read", e))
+        return self._submit(
+            task_list,
+            self.registry,
+            self.registry_factory,
+            self.store,
+            name="list models",
+            on_result=lambda res: self._listed(res, keep),
+            on_error=lambda e: self._failed("The model list could not be read", e),
+        )
 
     def _listed(self, res: Listing, keep: str | None) -> None:
         self.registry, self.entries, self.stacks, self.defaults = res.registry, res.entries, res.stacks, res.defaults
@@ -270,11 +338,21 @@ class ModelManagerDialog(QDialog):
         for r, e in enumerate(self.entries):
             c = e.card
             img, _pat = c.test_metrics()
-            origin = "shipped" if e.location == "shipped" else ("trained here" if c.training.get("run_dir")
-                                                                  else "added here")
-            values = [f"{c.name} v{c.version}", ARCH_SHORT.get(c.architecture, c.architecture),
-                      "● active" if e.active else "", local_time(c.created),
-                      _dash(img.get("auc")), _dash(img.get("sensitivity")), _dash(img.get("specificity")), origin]
+            origin = (
+                "shipped"
+                if e.location == "shipped"
+                else ("trained here" if c.training.get("run_dir") else "added here")
+            )
+            values = [
+                f"{c.name} v{c.version}",
+                ARCH_SHORT.get(c.architecture, c.architecture),
+                "● active" if e.active else "",
+                local_time(c.created),
+                _dash(img.get("auc")),
+                _dash(img.get("sensitivity")),
+                _dash(img.get("specificity")),
+                origin,
+            ]
             for col, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 if col == 0:
@@ -292,8 +370,12 @@ class ModelManagerDialog(QDialog):
                 row_to_select = r
         if self.entries:
             t.selectRow(row_to_select)
-        active = [f"{ARCH_SHORT.get(a, a)}: {e.name} v{e.version}" for a in ARCH_TITLES
-                  for e in self.entries if e.active and e.architecture == a]
+        active = [
+            f"{ARCH_SHORT.get(a, a)}: {e.name} v{e.version}"
+            for a in ARCH_TITLES
+            for e in self.entries
+            if e.active and e.architecture == a
+        ]
         self.status.setText(f"{len(self.entries)} model version(s). Active — " + ("; ".join(active) or "none"))
         self._selection_changed()
         self.refreshed.emit()
@@ -332,8 +414,13 @@ class ModelManagerDialog(QDialog):
         e = self.selected()
         idle = not self.busy
         self.import_button.setEnabled(idle)
-        for b in (self.activate_button, self.export_button, self.delete_button, self.rollback_button,
-                  self.default_button):
+        for b in (
+            self.activate_button,
+            self.export_button,
+            self.delete_button,
+            self.rollback_button,
+            self.default_button,
+        ):
             b.setEnabled(False)
         if e is None or not idle:
             self.rollback_button.setText("Roll back")
@@ -341,13 +428,17 @@ class ModelManagerDialog(QDialog):
         self._update_default_button(e.architecture)
         arch = ARCH_SHORT.get(e.architecture, e.architecture)
         self.activate_button.setEnabled(not e.active)
-        self.activate_button.setToolTip(f"This is already the active {arch} model" if e.active else
-                                        f"Use {e.name} v{e.version} to analyse patients "
-                                        f"(replaces the active {arch} model)")
+        self.activate_button.setToolTip(
+            f"This is already the active {arch} model"
+            if e.active
+            else f"Use {e.name} v{e.version} to analyse patients (replaces the active {arch} model)"
+        )
         self.export_button.setEnabled(True)
         if e.active:
-            self.delete_button.setToolTip(f"{e.name} v{e.version} is the active {arch} model and cannot be deleted; "
-                                          "activate another version first")
+            self.delete_button.setToolTip(
+                f"{e.name} v{e.version} is the active {arch} model and cannot be deleted; "
+                "activate another version first"
+            )
         elif e.location == "shipped":
             self.delete_button.setToolTip("Models shipped with busviewer cannot be deleted")
         else:
@@ -358,8 +449,9 @@ class ModelManagerDialog(QDialog):
             name, version = split_ref(target)
             self.rollback_button.setText(f"Roll back {arch} to {name} v{version}")
             self.rollback_button.setEnabled(True)
-            self.rollback_button.setToolTip(f"Activate {target} again: the {arch} model that was active before "
-                                            "the current one")
+            self.rollback_button.setToolTip(
+                f"Activate {target} again: the {arch} model that was active before the current one"
+            )
         else:
             self.rollback_button.setText("Roll back")
             self.rollback_button.setToolTip(f"No earlier active {arch} model is recorded")
@@ -374,8 +466,9 @@ class ModelManagerDialog(QDialog):
             self.default_button.setToolTip(f"The shipped {arch} model {default} is already the active one")
         else:
             self.default_button.setEnabled(True)
-            self.default_button.setToolTip(f"Go back to the {arch} model shipped with busviewer ({default}) "
-                                           f"instead of {active or 'none'}")
+            self.default_button.setToolTip(
+                f"Go back to the {arch} model shipped with busviewer ({default}) instead of {active or 'none'}"
+            )
 
     # ---------------------------------------------------------------- actions
     def _submit(self, fn: Callable[..., Any], *args: Any, pool: str = "io", **kwargs: Any) -> workers.Task:
@@ -390,8 +483,15 @@ class ModelManagerDialog(QDialog):
         self._tasks.append(task)
         return task
 
-    def _run_action(self, what: str, fn: Callable[..., Any], *args: Any, select_ref: str | None = None,
-                    changes_active: bool = True, pool: str = "ai") -> workers.Task:
+    def _run_action(
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        select_ref: str | None = None,
+        changes_active: bool = True,
+        pool: str = "ai",
+    ) -> workers.Task:
         self.busy = True
         self._update_buttons()
         self.status.setText(f"{what}…")
@@ -430,10 +530,12 @@ class ModelManagerDialog(QDialog):
         def run(registry: Any, store: Any, name: str, version: int) -> str:
             entry, prev = model_service.activate(registry, store, name, version)
             return f"{entry.name} v{entry.version} is now the active {ARCH_SHORT.get(entry.architecture)} model" + (
-                f" (was {prev})" if prev else "")
+                f" (was {prev})" if prev else ""
+            )
 
-        return self._run_action(f"Activating {e.name} v{e.version}", run, self.registry, self.store, e.name,
-                                e.version, select_ref=e.ref)
+        return self._run_action(
+            f"Activating {e.name} v{e.version}", run, self.registry, self.store, e.name, e.version, select_ref=e.ref
+        )
 
     def roll_back_selected(self) -> workers.Task | None:
         e = self.selected()
@@ -448,13 +550,15 @@ class ModelManagerDialog(QDialog):
         name, version = split_ref(target)
 
         def run(registry: Any, store: Any) -> str:
-            entry, prev = model_service.activate(registry, store, name, version,
-                                                 action=model_service.AuditAction.ROLLBACK_MODEL)
-            return f"Rolled back: {entry.name} v{entry.version} is the active {ARCH_SHORT.get(entry.architecture)} " \
-                   f"model again (instead of {prev})"
+            entry, prev = model_service.activate(
+                registry, store, name, version, action=model_service.AuditAction.ROLLBACK_MODEL
+            )
+            return (
+                f"Rolled back: {entry.name} v{entry.version} is the active {ARCH_SHORT.get(entry.architecture)} "
+                f"model again (instead of {prev})"
+            )
 
-        return self._run_action(f"Rolling back to {name} v{version}", run, self.registry, self.store,
-                                select_ref=target)
+        return self._run_action(f"Rolling back to {name} v{version}", run, self.registry, self.store, select_ref=target)
 
     def use_default_selected(self) -> workers.Task | None:
         e = self.selected()
@@ -470,11 +574,18 @@ class ModelManagerDialog(QDialog):
 
         def run(registry: Any, store: Any) -> str:
             entry, prev = model_service.use_default(registry, store, architecture)
-            return (f"{entry.name} v{entry.version}, shipped with busviewer, is the active "
-                    f"{ARCH_SHORT.get(architecture)} model again" + (f" (instead of {prev})" if prev else ""))
+            return (
+                f"{entry.name} v{entry.version}, shipped with busviewer, is the active "
+                f"{ARCH_SHORT.get(architecture)} model again" + (f" (instead of {prev})" if prev else "")
+            )
 
-        return self._run_action(f"Going back to the shipped {ARCH_SHORT.get(architecture)} model", run,
-                                self.registry, self.store, select_ref=target)
+        return self._run_action(
+            f"Going back to the shipped {ARCH_SHORT.get(architecture)} model",
+            run,
+            self.registry,
+            self.store,
+            select_ref=target,
+        )
 
     def delete_selected(self, confirm: bool | None = None) -> workers.Task | None:
         e = self.selected()
@@ -484,20 +595,23 @@ class ModelManagerDialog(QDialog):
             confirm = self._confirm(
                 "Delete model version",
                 f"Delete {e.name} v{e.version} ({ARCH_SHORT.get(e.architecture)})?\n\nIts weights and model card are "
-                f"removed from this computer:\n{e.weights_path}\n\nExport it first if you may need it again.")
+                f"removed from this computer:\n{e.weights_path}\n\nExport it first if you may need it again.",
+            )
         if not confirm:
             return None
 
         def run(registry: Any, store: Any, name: str, version: int) -> str:
             return f"Deleted {model_service.delete_model(registry, store, name, version)}"
 
-        return self._run_action(f"Deleting {e.name} v{e.version}", run, self.registry, self.store, e.name,
-                                e.version, changes_active=False)
+        return self._run_action(
+            f"Deleting {e.name} v{e.version}", run, self.registry, self.store, e.name, e.version, changes_active=False
+        )
 
     def import_dialog(self) -> None:
         last = QSettings().value("paths/model_import", str(Path.home()))
-        path, _ = QFileDialog.getOpenFileName(self, "Import model (weights or model card)", str(last),
-                                              "Model (*.safetensors *.json);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import model (weights or model card)", str(last), "Model (*.safetensors *.json);;All files (*)"
+        )
         if path:
             QSettings().setValue("paths/model_import", str(Path(path).parent))
             self.import_file(Path(path))
@@ -515,8 +629,10 @@ class ModelManagerDialog(QDialog):
 
         def ok(entry: Any) -> None:
             self.busy = False
-            self.status.setText(f"Imported {entry.name} v{entry.version} ({ARCH_SHORT.get(entry.architecture)}); "
-                                "select it and press Activate to use it.")
+            self.status.setText(
+                f"Imported {entry.name} v{entry.version} ({ARCH_SHORT.get(entry.architecture)}); "
+                "select it and press Activate to use it."
+            )
             self.refresh(entry.ref)
             self.registryChanged.emit()
             self.actionDone.emit("import")
@@ -530,8 +646,17 @@ class ModelManagerDialog(QDialog):
             self._update_buttons()
             self.actionDone.emit("import")
 
-        return self._submit(run, self.registry, self.registry_factory, self.store, path, pool="ai",
-                            name="import model", on_result=ok, on_error=bad)
+        return self._submit(
+            run,
+            self.registry,
+            self.registry_factory,
+            self.store,
+            path,
+            pool="ai",
+            name="import model",
+            on_result=ok,
+            on_error=bad,
+        )
 
     def export_dialog(self) -> None:
         e = self.selected()
@@ -576,13 +701,28 @@ class ModelManagerDialog(QDialog):
         self.busy = True
         self._update_buttons()
         self.status.setText(f"Exporting {e.name} v{e.version}…")
-        return self._submit(run, self.registry, self.store, e.name, e.version, folder, overwrite, name="export model",
-                            on_result=ok, on_error=bad)
+        return self._submit(
+            run,
+            self.registry,
+            self.store,
+            e.name,
+            e.version,
+            folder,
+            overwrite,
+            name="export model",
+            on_result=ok,
+            on_error=bad,
+        )
 
     # ---------------------------------------------------------------- helpers
     def _confirm(self, title: str, text: str) -> bool:
-        box = QMessageBox(QMessageBox.Icon.Warning, title, text,
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         return box.exec() == QMessageBox.StandardButton.Yes
 
@@ -596,7 +736,6 @@ class ModelManagerDialog(QDialog):
         self.status.setText(f"{title}: {text.splitlines()[0] if text else ''}")
         self.error_box = message_box(self, title, text, icon=QMessageBox.Icon.Critical)
         self.errorShown.emit(title, text)
-
 
 
 def open_manager(store: Any, parent: QWidget | None = None, **kwargs: Any) -> ModelManagerDialog:

@@ -50,8 +50,9 @@ def task_listen(store: Any, local: LocalAE, ctx: workers.TaskContext) -> None:
     Listener(store, local).run(ctx.cancel, ctx.partial)
 
 
-def task_send(store: Any, settings: NetworkSettings, node: str, patient: str, analysis: Any, cams: dict,
-              operating_point: str) -> Any:
+def task_send(
+    store: Any, settings: NetworkSettings, node: str, patient: str, analysis: Any, cams: dict, operating_point: str
+) -> Any:
     from busviewer.services.results_export import send_results
 
     return send_results(store, settings, node, patient, analysis, cams or None, operating_point)
@@ -86,8 +87,11 @@ class NodesDialog(QDialog):
             self._add_row(n)
         lay.addWidget(self.table)
         row = QHBoxLayout()
-        for text, slot in (("Add", lambda: self._add_row(RemoteNode("new", "PACS", "localhost", 104))),
-                           ("Remove", lambda: self.table.removeRow(self.table.currentRow())), ("Test", self.test)):
+        for text, slot in (
+            ("Add", lambda: self._add_row(RemoteNode("new", "PACS", "localhost", 104))),
+            ("Remove", lambda: self.table.removeRow(self.table.currentRow())),
+            ("Test", self.test),
+        ):
             b = QPushButton(text, self)
             b.clicked.connect(slot)
             row.addWidget(b)
@@ -109,10 +113,14 @@ class NodesDialog(QDialog):
         nodes = []
         for r in range(self.table.rowCount()):
             v = [(self.table.item(r, c).text() if self.table.item(r, c) else "").strip() for c in range(6)]
-            nodes.append(RemoteNode(v[0], v[1], v[2], int(v[3] or 104), "dicomweb" if v[4] else "dimse", v[4],
-                                    v[5] or "get").checked())
-        return NetworkSettings(replace(self.settings.local, ae_title=self.aet.text().strip(), port=self.port.value()),
-                               tuple(nodes))
+            nodes.append(
+                RemoteNode(
+                    v[0], v[1], v[2], int(v[3] or 104), "dicomweb" if v[4] else "dimse", v[4], v[5] or "get"
+                ).checked()
+            )
+        return NetworkSettings(
+            replace(self.settings.local, ae_title=self.aet.text().strip(), port=self.port.value()), tuple(nodes)
+        )
 
     def save(self) -> None:
         try:
@@ -137,9 +145,14 @@ class NodesDialog(QDialog):
 
         self.status.setText(f"Testing {name}…")
         label = self.status
-        workers.submit(echo, settings, name, name="echo",
-                       on_result=lambda t: label.setText(f"{name}: answered in {t * 1000:.0f} ms"),
-                       on_error=lambda e: label.setText(str(e)))
+        workers.submit(
+            echo,
+            settings,
+            name,
+            name="echo",
+            on_result=lambda t: label.setText(f"{name}: answered in {t * 1000:.0f} ms"),
+            on_error=lambda e: label.setText(str(e)),
+        )
 
 
 class QueryDialog(QDialog):
@@ -157,8 +170,13 @@ class QueryDialog(QDialog):
         self.patient_id, self.name_, self.date = QLineEdit(self), QLineEdit(self), QLineEdit(self)
         self.date.setPlaceholderText("YYYYMMDD or YYYYMMDD-YYYYMMDD")
         self.modality = QLineEdit("US", self)
-        for text, w in (("Node", self.node), ("Patient ID", self.patient_id), ("Patient name", self.name_),
-                        ("Study date", self.date), ("Modality", self.modality)):
+        for text, w in (
+            ("Node", self.node),
+            ("Patient ID", self.patient_id),
+            ("Patient name", self.name_),
+            ("Study date", self.date),
+            ("Modality", self.modality),
+        ):
             form.addRow(text, w)
         lay.addLayout(form)
         self.search_button = QPushButton("Search", self)
@@ -177,11 +195,23 @@ class QueryDialog(QDialog):
     def search(self) -> workers.Task:
         from busviewer.services.pacs import Query, find
 
-        q = Query(self.patient_id.text().strip(), self.name_.text().strip(), self.date.text().strip(),
-                  self.modality.text().strip())
+        q = Query(
+            self.patient_id.text().strip(),
+            self.name_.text().strip(),
+            self.date.text().strip(),
+            self.modality.text().strip(),
+        )
         self.status.setText("Searching…")
-        return workers.submit(find, self.settings, self.node.currentText(), q, "STUDY", name="pacs find",
-                              on_result=self._found, on_error=lambda e: self.status.setText(str(e)))
+        return workers.submit(
+            find,
+            self.settings,
+            self.node.currentText(),
+            q,
+            "STUDY",
+            name="pacs find",
+            on_result=self._found,
+            on_error=lambda e: self.status.setText(str(e)),
+        )
 
     def _found(self, results: list[Any]) -> None:
         self.results = results
@@ -214,9 +244,17 @@ class QueryDialog(QDialog):
                 status.setText(str(exc))
                 self.window_.report_error("Retrieve failed", str(exc))
 
-            task = workers.submit(task_retrieve, self.window_.store, self.settings, self.node.currentText(), uid,
-                                  name="pacs retrieve", on_progress=dialog.set_progress, on_result=done,
-                                  on_error=failed)
+            task = workers.submit(
+                task_retrieve,
+                self.window_.store,
+                self.settings,
+                self.node.currentText(),
+                uid,
+                name="pacs retrieve",
+                on_progress=dialog.set_progress,
+                on_result=done,
+                on_error=failed,
+            )
             dialog.cancelRequested.connect(task.cancel)
             tasks.append(task)
         return tasks
@@ -267,8 +305,9 @@ class PacsActions:
         if s is None:
             return None
         if not s.nodes:
-            self.window.report_error("No PACS node", "Add a node first: File > PACS nodes…",
-                                     icon=QMessageBox.Icon.Information)
+            self.window.report_error(
+                "No PACS node", "Add a node first: File > PACS nodes…", icon=QMessageBox.Icon.Information
+            )
             return None
         dlg = QueryDialog(self.window, s)
         dlg.show()
@@ -286,9 +325,15 @@ class PacsActions:
         if s is None or self.listener_task is not None:
             return
         self.indicator.setText(f"Listener: starting ({s.local.ae_title}:{s.local.port})")
-        self.listener_task = workers.submit(task_listen, self.window.store, s.local, name="listener",
-                                            on_partial=self._event, on_error=self._listener_failed,
-                                            on_finished=self._listener_stopped)
+        self.listener_task = workers.submit(
+            task_listen,
+            self.window.store,
+            s.local,
+            name="listener",
+            on_partial=self._event,
+            on_error=self._listener_failed,
+            on_finished=self._listener_stopped,
+        )
 
     def _event(self, ev: Any) -> None:
         self.events.append(ev)
@@ -313,8 +358,12 @@ class PacsActions:
         w = self.window
         s = self.settings()
         if s is not None and (w.patient_key is None or not s.nodes):  # nothing to do yet: a note, not an error
-            w.inform("Nothing to send yet", "Open an analysed patient first." if s.nodes else
-                     "Add a PACS node first (File > PACS nodes…), then open an analysed patient.")
+            w.inform(
+                "Nothing to send yet",
+                "Open an analysed patient first."
+                if s.nodes
+                else "Add a PACS node first (File > PACS nodes…), then open an analysed patient.",
+            )
             return None
         if s is None:
             return None
@@ -337,8 +386,19 @@ class PacsActions:
             if sent.problems:
                 w.report_error("Some results were not sent", "\n".join(sent.problems))
 
-        return workers.submit(task_send, w.store, s, node, w.patient_key, analysis, cams, point, name="send results",
-                              on_result=done, on_error=lambda e: w.report_error("Results not sent", str(e)))
+        return workers.submit(
+            task_send,
+            w.store,
+            s,
+            node,
+            w.patient_key,
+            analysis,
+            cams,
+            point,
+            name="send results",
+            on_result=done,
+            on_error=lambda e: w.report_error("Results not sent", str(e)),
+        )
 
     def deid_dialog(self, out: Path | None = None, burned_in: str | None = None) -> workers.Task | None:
         w = self.window
@@ -352,10 +412,14 @@ class PacsActions:
                 return None
             out = Path(folder)
         if burned_in is None:
-            box = QMessageBox(QMessageBox.Icon.Question, "Burned-in annotation",
-                              "Ultrasound images often carry burned-in patient text. Images whose Burned In "
-                              "Annotation is YES or absent are flagged. Blank everything outside the ultrasound "
-                              "tissue region, or refuse those images?", parent=w)
+            box = QMessageBox(
+                QMessageBox.Icon.Question,
+                "Burned-in annotation",
+                "Ultrasound images often carry burned-in patient text. Images whose Burned In "
+                "Annotation is YES or absent are flagged. Blank everything outside the ultrasound "
+                "tissue region, or refuse those images?",
+                parent=w,
+            )
             blank = box.addButton("Blank outside tissue", QMessageBox.ButtonRole.AcceptRole)
             box.addButton("Refuse them", QMessageBox.ButtonRole.RejectRole)
             box.exec()
@@ -367,15 +431,27 @@ class PacsActions:
             dialog.close()
             w.statusBar().showMessage(report.summary(), 15000)
             if report.refused:
-                w.report_error("Some images were not exported", report.summary() + "\n\n" + "\n".join(report.refused),
-                               icon=QMessageBox.Icon.Warning)
+                w.report_error(
+                    "Some images were not exported",
+                    report.summary() + "\n\n" + "\n".join(report.refused),
+                    icon=QMessageBox.Icon.Warning,
+                )
 
         def failed(exc: BaseException) -> None:
             dialog.close()
             w.report_error("De-identified export failed", str(exc))
 
-        task = workers.submit(task_deid, w.store, patients, out, burned_in, name="deid export",
-                              on_progress=dialog.set_progress, on_result=done, on_error=failed)
+        task = workers.submit(
+            task_deid,
+            w.store,
+            patients,
+            out,
+            burned_in,
+            name="deid export",
+            on_progress=dialog.set_progress,
+            on_result=done,
+            on_error=failed,
+        )
         dialog.cancelRequested.connect(task.cancel)
         return task
 

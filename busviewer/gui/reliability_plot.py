@@ -74,13 +74,20 @@ class ReliabilityPlot(QWidget):
         for name in OPERATING_POINTS:
             pt = points.get(name)
             if pt:
-                parts.append(f"{TITLES[name]} ≥ {_num(pt['threshold'])} (patients: sens "
-                             f"{_num(pt['patient']['sensitivity'])}, spec {_num(pt['patient']['specificity'])})")
-        fitted = "fitted on the validation patients" if cal.get("operating_points") else \
-            "not fitted (validation had one class): 0.5"
-        self.summary.setText(f"Temperature {_num(cal.get('temperature'))}; ECE (10 bins) on the test images "
-                             f"{_num(test.get('ece_before'))} → {_num(test.get('ece_after'))}. Operating points "
-                             f"({fitted}): " + "; ".join(parts))
+                parts.append(
+                    f"{TITLES[name]} ≥ {_num(pt['threshold'])} (patients: sens "
+                    f"{_num(pt['patient']['sensitivity'])}, spec {_num(pt['patient']['specificity'])})"
+                )
+        fitted = (
+            "fitted on the validation patients"
+            if cal.get("operating_points")
+            else "not fitted (validation had one class): 0.5"
+        )
+        self.summary.setText(
+            f"Temperature {_num(cal.get('temperature'))}; ECE (10 bins) on the test images "
+            f"{_num(test.get('ece_before'))} → {_num(test.get('ece_after'))}. Operating points "
+            f"({fitted}): " + "; ".join(parts)
+        )
 
     def summary_text(self) -> str:
         return self.summary.text()

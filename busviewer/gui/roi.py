@@ -38,10 +38,17 @@ class LesionROI(pg.ROI):
 
     def __init__(self, record: RoiRecord, bounds: QRectF) -> None:
         super().__init__(
-            (record.x0, record.y0), (record.x1 - record.x0, record.y1 - record.y0),
-            pen=pg.mkPen(ROI_COLOUR, width=2), hoverPen=pg.mkPen(SELECTED_COLOUR, width=3),
-            handlePen=pg.mkPen(ROI_COLOUR), maxBounds=bounds, snapSize=1.0,
-            translateSnap=True, scaleSnap=True, rotatable=False, removable=False,
+            (record.x0, record.y0),
+            (record.x1 - record.x0, record.y1 - record.y0),
+            pen=pg.mkPen(ROI_COLOUR, width=2),
+            hoverPen=pg.mkPen(SELECTED_COLOUR, width=3),
+            handlePen=pg.mkPen(ROI_COLOUR),
+            maxBounds=bounds,
+            snapSize=1.0,
+            translateSnap=True,
+            scaleSnap=True,
+            rotatable=False,
+            removable=False,
         )
         self.roi_id = record.id
         for corner, opposite in (((0, 0), (1, 1)), ((1, 1), (0, 0)), ((1, 0), (0, 1)), ((0, 1), (1, 0))):
@@ -261,8 +268,10 @@ class RoiPanel(QWidget):
         if res:
             if "error" in res:
                 return text + f"\n   {res['error']}"
-            parts = [f"{ARCH_SHORT.get(arch, arch)} {p.label} {p.malignant_probability:.2f}"
-                     for arch, p in sorted(res.items())]
+            parts = [
+                f"{ARCH_SHORT.get(arch, arch)} {p.label} {p.malignant_probability:.2f}"
+                for arch, p in sorted(res.items())
+            ]
             text += "\n   " + "  ·  ".join(parts) + "  (p malignant)"
         return text
 

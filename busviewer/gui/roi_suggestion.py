@@ -31,9 +31,19 @@ class SuggestedROI(pg.ROI):
     def __init__(self, box: tuple[int, int, int, int], bounds: QRectF, caption: str) -> None:
         x0, y0, x1, y1 = box
         pen = pg.mkPen(SUGGEST_COLOUR, width=2, style=Qt.PenStyle.DashLine)
-        super().__init__((x0, y0), (x1 - x0, y1 - y0), pen=pen, hoverPen=pg.mkPen("#ffffff", width=2,
-                         style=Qt.PenStyle.DashLine), handlePen=pg.mkPen(SUGGEST_COLOUR), maxBounds=bounds,
-                         snapSize=1.0, translateSnap=True, scaleSnap=True, rotatable=False, removable=False)
+        super().__init__(
+            (x0, y0),
+            (x1 - x0, y1 - y0),
+            pen=pen,
+            hoverPen=pg.mkPen("#ffffff", width=2, style=Qt.PenStyle.DashLine),
+            handlePen=pg.mkPen(SUGGEST_COLOUR),
+            maxBounds=bounds,
+            snapSize=1.0,
+            translateSnap=True,
+            scaleSnap=True,
+            rotatable=False,
+            removable=False,
+        )
         for corner, opposite in (((0, 0), (1, 1)), ((1, 1), (0, 0)), ((1, 0), (0, 1)), ((0, 1), (1, 0))):
             self.addScaleHandle(corner, opposite)
         self.caption = pg.TextItem(caption, color="#000000", fill=pg.mkBrush(255, 213, 79, 220), anchor=(0, 1))
@@ -66,8 +76,9 @@ class SuggestionBar(QWidget):
         self.done: set[tuple[int, int]] = set()  # asked (shown, rejected, accepted or none found)
 
         self.enabled = QCheckBox("Suggest an ROI from Grad-CAM", self)
-        self.enabled.setToolTip("Propose a lesion rectangle from the active model's Grad-CAM when an image "
-                                "without ROIs is shown")
+        self.enabled.setToolTip(
+            "Propose a lesion rectangle from the active model's Grad-CAM when an image without ROIs is shown"
+        )
         self.enabled.setChecked(bool(QSettings().value(SETTINGS_SUGGEST, True, type=bool)))
         self.enabled.toggled.connect(self._enabled_toggled)
         self.label = QLabel("", self)  # one line; the details are in its tooltip
@@ -98,8 +109,13 @@ class SuggestionBar(QWidget):
     def begin(self, image_id: int, frame: int, has_rois: bool) -> bool:
         """Should a suggestion be computed for this image now? (marks it pending if so)"""
         key = (image_id, frame)
-        if (not self.enabled.isChecked() or has_rois or key in self.pending or key in self.done
-                or image_id != self.image_id):
+        if (
+            not self.enabled.isChecked()
+            or has_rois
+            or key in self.pending
+            or key in self.done
+            or image_id != self.image_id
+        ):
             return False
         self.pending.add(key)
         self.label.setText("Suggesting an ROI…")
@@ -137,9 +153,11 @@ class SuggestionBar(QWidget):
         self.viewer.view.addItem(self.item)
         x0, y0, x1, y1 = suggestion.box
         self.label.setText(f"Suggested ROI {x1 - x0}×{y1 - y0} px")
-        self.label.setToolTip(f"At ({x0}, {y0}), from the Grad-CAM of {suggestion.model} (threshold {suggestion.fraction:g} of the "
-                              f"maximum, margin {suggestion.margin:g}, {suggestion.params_source}). Move or resize "
-                              "the dashed rectangle if needed, then Accept or Reject.")
+        self.label.setToolTip(
+            f"At ({x0}, {y0}), from the Grad-CAM of {suggestion.model} (threshold {suggestion.fraction:g} of the "
+            f"maximum, margin {suggestion.margin:g}, {suggestion.params_source}). Move or resize "
+            "the dashed rectangle if needed, then Accept or Reject."
+        )
         self._sync()
 
     def clear(self) -> None:

@@ -19,9 +19,11 @@ def shipping_summary(card: Any) -> str:
     eff = comp.get("effect") if isinstance(comp.get("effect"), dict) else None
     if eff:
         auc = eff.get("auc_change")
-        text += (f"; vs float32 on {eff.get('images')} images: AUC change "
-                 f"{'n/a' if auc is None else f'{auc:.4f}'}, largest probability change "
-                 f"{eff.get('max_probability_change', float('nan')):.4f}")
+        text += (
+            f"; vs float32 on {eff.get('images')} images: AUC change "
+            f"{'n/a' if auc is None else f'{auc:.4f}'}, largest probability change "
+            f"{eff.get('max_probability_change', float('nan')):.4f}"
+        )
     return text
 
 

@@ -81,8 +81,7 @@ class StoreWatcher(QObject):
             self._again = True
             return
         self._pending = True
-        workers.submit(change_marker, self.store, name="store changes", on_result=self._checked,
-                       on_error=self._failed)
+        workers.submit(change_marker, self.store, name="store changes", on_result=self._checked, on_error=self._failed)
 
     def _checked(self, marker: tuple[int, int]) -> None:
         self._pending = False

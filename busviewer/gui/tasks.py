@@ -79,8 +79,12 @@ def _device_text(analyzer: Any) -> str:
         return name
 
 
-def task_load_models(store: Store, registry_factory: Callable[[], Any],
-                     analyzer_factory: Callable[[Store, Any], Any], analyzer: Any = None) -> ModelsLoaded:
+def task_load_models(
+    store: Store,
+    registry_factory: Callable[[], Any],
+    analyzer_factory: Callable[[Store, Any], Any],
+    analyzer: Any = None,
+) -> ModelsLoaded:
     _limit_torch_threads()
     from busviewer.ai.analysis import NoActiveModel
 

@@ -72,8 +72,13 @@ class ThumbnailStrip(QListWidget):
         self._views_task: workers.Task | None = None
         self.currentItemChanged.connect(self._changed)
 
-    def set_images(self, records: Sequence[ImageRecord], studies: Sequence[StudyRecord] = (),
-                   patient_key: str = "", patient_name: str | None = None) -> None:
+    def set_images(
+        self,
+        records: Sequence[ImageRecord],
+        studies: Sequence[StudyRecord] = (),
+        patient_key: str = "",
+        patient_name: str | None = None,
+    ) -> None:
         """Show a patient's images, grouped by study/series (a header tile per group when the
         patient has several series or DICOM study facts); laterality/view are read in a worker."""
         self.blockSignals(True)
@@ -101,8 +106,16 @@ class ThumbnailStrip(QListWidget):
         if self._views_task is not None:
             self._views_task.cancel()
         ids = tuple(self._records)
-        self._views_task = workers.submit(read_views, [(r.id, str(r.source_path)) for r in records], name="dicom views",
-                                          on_result=lambda v, ids=ids: self._views_read(ids, v)) if records else None
+        self._views_task = (
+            workers.submit(
+                read_views,
+                [(r.id, str(r.source_path)) for r in records],
+                name="dicom views",
+                on_result=lambda v, ids=ids: self._views_read(ids, v),
+            )
+            if records
+            else None
+        )
 
     def _group_item(self, rec: ImageRecord) -> QListWidgetItem:
         study = self._studies.get(rec.study_uid)
@@ -111,8 +124,9 @@ class ThumbnailStrip(QListWidget):
         if study and study.description:
             lines.append(study.description)
         if series is not None:
-            lines.append("Series " + " ".join(p for p in (series[1], series[2]) if p) if (series[1] or series[2])
-                         else "Series")
+            lines.append(
+                "Series " + " ".join(p for p in (series[1], series[2]) if p) if (series[1] or series[2]) else "Series"
+            )
         item = QListWidgetItem("\n".join(lines))
         item.setFlags(Qt.ItemFlag.NoItemFlags)  # a header: never current, never selected
         item.setToolTip(f"Study {rec.study_uid}\nSeries {rec.series_uid}")
@@ -130,22 +144,25 @@ class ThumbnailStrip(QListWidget):
         self.headerChanged.emit(self.header_text())
 
     def view_text(self, image_id: int) -> str:
-        """"L · radial" for an image whose header says so, else ""."""
+        """ "L · radial" for an image whose header says so, else ""."""
         info = self._views.get(image_id)
         return info.short() if info else ""
 
     def header_text(self) -> str:
-        """"Patient KEY · Name · study 2011-05-25 · left breast · 3 images"."""
+        """ "Patient KEY · Name · study 2011-05-25 · left breast · 3 images"."""
         key, name = self._patient
         if not key:
             return "No patient open"
         dates = sorted({display_date(st.study_date) for st in self._studies.values() if st.study_date})
         sides = sorted({v.laterality for v in self._views.values() if v.laterality})
         n = len(self._records)
-        parts = [f"Patient {key}", display_name(name),
-                 ("study " + ", ".join(dates)) if dates else "",
-                 " + ".join(LATERALITY_TEXT[s] for s in sides) + (" breast" if sides else ""),
-                 f"{n} image{'s' if n != 1 else ''}"]
+        parts = [
+            f"Patient {key}",
+            display_name(name),
+            ("study " + ", ".join(dates)) if dates else "",
+            " + ".join(LATERALITY_TEXT[s] for s in sides) + (" breast" if sides else ""),
+            f"{n} image{'s' if n != 1 else ''}",
+        ]
         return " · ".join(p for p in parts if p)
 
     def _caption(self, number: int, rec: ImageRecord) -> str:

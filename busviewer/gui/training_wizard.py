@@ -141,16 +141,18 @@ def _outcome(result: Any) -> dict[str, Any]:
         "status": result.status,
         "run_dir": run_dir,
         "model": result.model,
-        "metrics": json.loads(metrics_path.read_text(encoding="utf-8")) if (
-            result.status == "finished" and metrics_path.is_file()) else None,
+        "metrics": json.loads(metrics_path.read_text(encoding="utf-8"))
+        if (result.status == "finished" and metrics_path.is_file())
+        else None,
         "config": cfg,
         "architecture": cfg.get("architecture"),
         "wall_s": result.wall_s,
     }
 
 
-def task_train(spec: runs.RunSpec, store: Any, registry: Any, factory: Callable[[], Any] | None,
-               ctx: workers.TaskContext) -> dict[str, Any]:
+def task_train(
+    spec: runs.RunSpec, store: Any, registry: Any, factory: Callable[[], Any] | None, ctx: workers.TaskContext
+) -> dict[str, Any]:
     from busviewer.gui.tasks import _limit_torch_threads
     from busviewer.training.config import TrainConfig
     from busviewer.training.run import run_training
@@ -164,8 +166,9 @@ def task_train(spec: runs.RunSpec, store: Any, registry: Any, factory: Callable[
     return _outcome(result)
 
 
-def task_resume(run_dir: Path, store: Any, registry: Any, factory: Callable[[], Any] | None,
-                ctx: workers.TaskContext) -> dict[str, Any]:
+def task_resume(
+    run_dir: Path, store: Any, registry: Any, factory: Callable[[], Any] | None, ctx: workers.TaskContext
+) -> dict[str, Any]:
     from busviewer.gui.tasks import _limit_torch_threads
     from busviewer.training.run import resume_training
 
@@ -176,8 +179,15 @@ def task_resume(run_dir: Path, store: Any, registry: Any, factory: Callable[[], 
     return _outcome(result)
 
 
-def task_compare(registry: Any, factory: Callable[[], Any] | None, store: Any, run_dir: Path, architecture: str,
-                 new_ref: str | None, ctx: workers.TaskContext) -> dict[str, Any]:
+def task_compare(
+    registry: Any,
+    factory: Callable[[], Any] | None,
+    store: Any,
+    run_dir: Path,
+    architecture: str,
+    new_ref: str | None,
+    ctx: workers.TaskContext,
+) -> dict[str, Any]:
     """The active model of ``architecture`` on the run's test patients (same split file,
     same label sources, same filters)."""
     from busviewer.training.run import evaluate_model
@@ -191,10 +201,19 @@ def task_compare(registry: Any, factory: Callable[[], Any] | None, store: Any, r
     cfg = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
     split_file = Path(run_dir) / "split.json"
     report = evaluate_model(
-        active.ref, "store", split_file=split_file, part="test", normal=cfg.get("normal", "drop"),
-        label_sources=cfg.get("label_sources"), use_rois=bool(cfg.get("use_rois")), device=cfg.get("device"),
-        batch_size=int(cfg.get("eval_batch_size") or 64), threshold=float(cfg.get("threshold", 0.5)),
-        registry=reg, store=runs.filtered_store_for(store, Path(run_dir)), cancel=ctx.cancel,
+        active.ref,
+        "store",
+        split_file=split_file,
+        part="test",
+        normal=cfg.get("normal", "drop"),
+        label_sources=cfg.get("label_sources"),
+        use_rois=bool(cfg.get("use_rois")),
+        device=cfg.get("device"),
+        batch_size=int(cfg.get("eval_batch_size") or 64),
+        threshold=float(cfg.get("threshold", 0.5)),
+        registry=reg,
+        store=runs.filtered_store_for(store, Path(run_dir)),
+        cancel=ctx.cancel,
     )
     out.update(model=active.ref, report=report)
     try:  # was the active model trained on any of these test patients?
@@ -229,8 +248,14 @@ class TrainingWizard(QWizard):
     registryChanged = Signal()  # a version was added (training) or removed (discard)
     errorShown = Signal(str, str)
 
-    def __init__(self, store: Any, parent: QWidget | None = None, *, registry: Any = None,
-                 registry_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        parent: QWidget | None = None,
+        *,
+        registry: Any = None,
+        registry_factory: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.store = store
         self.registry = registry if registry is not None else getattr(parent, "registry", None)
@@ -263,9 +288,14 @@ class TrainingWizard(QWizard):
         self.settings_page = SettingsPage(self)
         self.run_page = RunPage(self)
         self.results_page = ResultsPage(self)
-        for pid, page in ((PAGE_DATA, self.data_page), (PAGE_MODEL, self.model_page),
-                          (PAGE_VALIDATION, self.validation_page), (PAGE_SETTINGS, self.settings_page),
-                          (PAGE_RUN, self.run_page), (PAGE_RESULTS, self.results_page)):
+        for pid, page in (
+            (PAGE_DATA, self.data_page),
+            (PAGE_MODEL, self.model_page),
+            (PAGE_VALIDATION, self.validation_page),
+            (PAGE_SETTINGS, self.settings_page),
+            (PAGE_RUN, self.run_page),
+            (PAGE_RESULTS, self.results_page),
+        ):
             self.setPage(pid, page)
         self.setStartId(PAGE_DATA)
         self.resize(1220, 860)
@@ -309,27 +339,46 @@ class TrainingWizard(QWizard):
         device = sp.device.currentData() or (self.env.default_device if self.env is not None else "cpu")
         stages = 3 if arch == "ensemble" and sp._recipe_config().ensemble_schedule != "joint" else 1
         seconds = runs.estimate_training_seconds(
-            arch, sp.input_size.value(), part("train").get("images", 0), part("val").get("images", 0),
-            sp.epochs.value(), device, stages=stages, folds=vp.folds_value(), max_steps=sp.max_steps.value() or None,
-            batch_size=sp.batch_size.value())
+            arch,
+            sp.input_size.value(),
+            part("train").get("images", 0),
+            part("val").get("images", 0),
+            sp.epochs.value(),
+            device,
+            stages=stages,
+            folds=vp.folds_value(),
+            max_steps=sp.max_steps.value() or None,
+            batch_size=sp.batch_size.value(),
+        )
         minutes = seconds / 60.0
-        when = "less than a minute" if minutes < 1 else f"about {minutes:.0f} minutes" if minutes < 90 else \
-            f"about {minutes / 60:.1f} hours"
+        when = (
+            "less than a minute"
+            if minutes < 1
+            else f"about {minutes:.0f} minutes"
+            if minutes < 90
+            else f"about {minutes / 60:.1f} hours"
+        )
         folds = f", then {vp.folds_value()} cross-validation folds" if vp.folds_value() else ""
-        return (f"Model: {ARCH_TEXT[arch][0]}, {RECIPE_TEXT.get(sp.recipe.currentData(), sp.recipe.currentText())}, "
-                f"up to {sp.epochs.value()} epochs{' per stage' if stages > 1 else ''}{folds}.\n"
-                f"Patients: {part('train').get('patients', '?')} for training ({part('train').get('images', '?')} "
-                f"images), {part('val').get('patients', '?')} for validation, {part('test').get('patients', '?')} "
-                "locked test patients.\n"
-                f"Device: {runs.device_text(self.describe_device(str(device)))}.\n"
-                f"Estimated time: {when} at most (a rough figure from the network's size; early stopping "
-                "usually ends sooner).")
+        return (
+            f"Model: {ARCH_TEXT[arch][0]}, {RECIPE_TEXT.get(sp.recipe.currentData(), sp.recipe.currentText())}, "
+            f"up to {sp.epochs.value()} epochs{' per stage' if stages > 1 else ''}{folds}.\n"
+            f"Patients: {part('train').get('patients', '?')} for training ({part('train').get('images', '?')} "
+            f"images), {part('val').get('patients', '?')} for validation, {part('test').get('patients', '?')} "
+            "locked test patients.\n"
+            f"Device: {runs.device_text(self.describe_device(str(device)))}.\n"
+            f"Estimated time: {when} at most (a rough figure from the network's size; early stopping "
+            "usually ends sooner)."
+        )
 
     def confirm_start(self) -> bool:
         """Ask before a run starts; Cancel (the default button) stays on the settings page."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Start training?",
-                          self.start_summary() + "\n\nThe run can be cancelled at any time and resumed later.",
-                          QMessageBox.StandardButton.NoButton, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Start training?",
+            self.start_summary() + "\n\nThe run can be cancelled at any time and resumed later.",
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
         box.setObjectName("startTrainingConfirmation")
         ok = box.addButton("Start training", QMessageBox.ButtonRole.AcceptRole)
         cancel = box.addButton(QMessageBox.StandardButton.Cancel)
@@ -355,17 +404,23 @@ class TrainingWizard(QWizard):
 
     # -------------------------------------------------------------- environment
     def start_env(self) -> workers.Task:
-        return self.submit(task_env, self.registry, self.registry_factory, name="wizard environment",
-                           on_result=self._env_ready,
-                           on_error=lambda e: self.show_error("The models could not be listed", str(e)))
+        return self.submit(
+            task_env,
+            self.registry,
+            self.registry_factory,
+            name="wizard environment",
+            on_result=self._env_ready,
+            on_error=lambda e: self.show_error("The models could not be listed", str(e)),
+        )
 
     def _env_ready(self, env: Env) -> None:
         self.env = env
         self.registry = env.registry
         self.locked, self.locked_error = env.locked, env.locked_error
         self.data_page.set_resumable(env.resumable)
-        self.settings_page.set_devices(env.devices, env.device_names.get(env.default_device.split(":")[0],
-                                                                         env.default_device))
+        self.settings_page.set_devices(
+            env.devices, env.device_names.get(env.default_device.split(":")[0], env.default_device)
+        )
         self.model_page._update()
         self.lockedChanged.emit()
         self.envReady.emit(env)
@@ -403,10 +458,15 @@ class TrainingWizard(QWizard):
             self.nearDuplicatesDone.emit(None)
 
         self._scan_task = self.submit(
-            scan, self.store, name="near duplicates",
+            scan,
+            self.store,
+            name="near duplicates",
             on_progress=lambda d, t, _x: self.data_page.dup_status.setText(
-                f"Looking for near-identical images across patients: {d} of {t} images…"),
-            on_result=done, on_error=failed)
+                f"Looking for near-identical images across patients: {d} of {t} images…"
+            ),
+            on_result=done,
+            on_error=failed,
+        )
         return self._scan_task
 
     # ---------------------------------------------------------- locked test set
@@ -432,22 +492,27 @@ class TrainingWizard(QWizard):
             self.lockedChanged.emit()
             self.show_error("Locked test set not created", str(exc))
 
-        return self.submit(run, self.store, fraction, seed, name="create locked test set", on_result=done,
-                           on_error=failed)
+        return self.submit(
+            run, self.store, fraction, seed, name="create locked test set", on_result=done, on_error=failed
+        )
 
     def reset_locked_test(self, confirm: bool | None = None) -> workers.Task | None:
         if self.locked_busy or (self.locked is None and not self.locked_error):
             return None
         if confirm is None:
-            what = (f"the current set of {len(self.locked.patients)} patients (created "
-                    f"{self.locked.created.replace('T', ' ')[:16]} UTC)" if self.locked is not None
-                    else "the damaged locked test set file")
+            what = (
+                f"the current set of {len(self.locked.patients)} patients (created "
+                f"{self.locked.created.replace('T', ' ')[:16]} UTC)"
+                if self.locked is not None
+                else "the damaged locked test set file"
+            )
             confirm = self.confirm(
                 "Reset the locked test set?",
                 f"This retires {what}.\n\nModels tested on the old set and on a new one can no longer be compared "
                 "fairly, and patients of the old set may be used for training from now on.\n\nThe old file is kept "
                 "next to the new one and the reset is recorded in the audit log.",
-                yes="Reset locked test set")
+                yes="Reset locked test set",
+            )
         if not confirm:
             return None
 
@@ -476,14 +541,27 @@ class TrainingWizard(QWizard):
         init = mp.init_choice()
         active = mp.active_entry()
         cfg.update(
-            architecture=mp.architecture(), input_mode="bmode", normal="drop",
-            label_sources=dp.label_sources(), use_rois=dp.use_rois(),
-            pretrained=init == "imagenet", init_from=active.ref if (init == "active" and active) else None,
-            val_fraction=vp.val_fraction_value(), folds=vp.folds_value(), register=True,
+            architecture=mp.architecture(),
+            input_mode="bmode",
+            normal="drop",
+            label_sources=dp.label_sources(),
+            use_rois=dp.use_rois(),
+            pretrained=init == "imagenet",
+            init_from=active.ref if (init == "active" and active) else None,
+            val_fraction=vp.val_fraction_value(),
+            folds=vp.folds_value(),
+            register=True,
         )
-        return runs.RunSpec(config=cfg, since=dp.since(), excluded=sorted(dp.excluded), locked=self.locked,
-                          val_fraction=vp.val_fraction_value(), folds=vp.folds_value(), seed=int(cfg["seed"]),
-                          store_url=str(getattr(self.store, "url", "")))
+        return runs.RunSpec(
+            config=cfg,
+            since=dp.since(),
+            excluded=sorted(dp.excluded),
+            locked=self.locked,
+            val_fraction=vp.val_fraction_value(),
+            folds=vp.folds_value(),
+            seed=int(cfg["seed"]),
+            store_url=str(getattr(self.store, "url", "")),
+        )
 
     def start_pending_run(self) -> None:
         """Called when the run page is entered: start a new run, or the resume asked for."""
@@ -512,9 +590,15 @@ class TrainingWizard(QWizard):
         pool = workers.io_pool()
         pool.setMaxThreadCount(pool.maxThreadCount() + 1)  # training holds one thread for long
         self._pool_bumped = True
-        self.run_task = self.submit(fn, *args, name="training", on_partial=self._run_event,
-                                    on_result=self._run_done, on_error=self._run_error,
-                                    on_finished=self._run_ended)
+        self.run_task = self.submit(
+            fn,
+            *args,
+            name="training",
+            on_partial=self._run_event,
+            on_result=self._run_done,
+            on_error=self._run_error,
+            on_finished=self._run_ended,
+        )
 
     def resume_run(self, run_dir: Any) -> None:
         """Continue a cancelled / interrupted run (from step 1's banner or the run page)."""
@@ -580,11 +664,21 @@ class TrainingWizard(QWizard):
         if out is None:
             return None
         arch = out.get("architecture") or self.model_page.architecture()
-        return self.submit(task_compare, self.registry, self.registry_factory, self.store, out["run_dir"], arch,
-                           out.get("model"), pool="ai", name="evaluate active model",
-                           on_result=self._compared,
-                           on_error=lambda e, a=arch: self._compared({"architecture": a, "model": None,
-                                                                      "report": None, "error": str(e)}))
+        return self.submit(
+            task_compare,
+            self.registry,
+            self.registry_factory,
+            self.store,
+            out["run_dir"],
+            arch,
+            out.get("model"),
+            pool="ai",
+            name="evaluate active model",
+            on_result=self._compared,
+            on_error=lambda e, a=arch: self._compared(
+                {"architecture": a, "model": None, "report": None, "error": str(e)}
+            ),
+        )
 
     def _compared(self, comp: dict[str, Any]) -> None:
         self.results_page.set_comparison(comp)
@@ -604,9 +698,11 @@ class TrainingWizard(QWizard):
         def done(res: Any) -> None:
             entry, prev = res
             self.results_page.set_decision(
-                "promoted", f"{entry.name} v{entry.version} is now the active {arch} model"
+                "promoted",
+                f"{entry.name} v{entry.version} is now the active {arch} model"
                 + (f" (instead of {prev.replace(':', ' v')})" if prev else "")
-                + ". Model > Manage models can roll this back.")
+                + ". Model > Manage models can roll this back.",
+            )
             self.modelsChanged.emit()
             self.decisionDone.emit("promoted")
 
@@ -615,8 +711,16 @@ class TrainingWizard(QWizard):
             self.show_error("The new model was not activated", str(exc))
 
         self.results_page.set_busy(True)
-        return self.submit(run, self.registry, self.registry_factory, self.store, pool="ai", name="promote",
-                           on_result=done, on_error=failed)
+        return self.submit(
+            run,
+            self.registry,
+            self.registry_factory,
+            self.store,
+            pool="ai",
+            name="promote",
+            on_result=done,
+            on_error=failed,
+        )
 
     def discard(self, confirm: bool | None = None) -> workers.Task | None:
         out = self.outcome or {}
@@ -625,9 +729,12 @@ class TrainingWizard(QWizard):
             return None
         name, version = split_ref(ref)
         if confirm is None:
-            confirm = self.confirm("Discard the new model?",
-                                   f"Delete {name} v{version} from this computer? The run folder with its metrics "
-                                   f"stays in\n{out.get('run_dir')}.", yes="Discard")
+            confirm = self.confirm(
+                "Discard the new model?",
+                f"Delete {name} v{version} from this computer? The run folder with its metrics "
+                f"stays in\n{out.get('run_dir')}.",
+                yes="Discard",
+            )
         if not confirm:
             return None
 
@@ -635,8 +742,9 @@ class TrainingWizard(QWizard):
             return model_service.delete_model(_registry(registry, factory), store, name, version)
 
         def done(_ref: Any) -> None:
-            self.results_page.set_decision("discarded", f"{name} v{version} was deleted; the active model is "
-                                                        "unchanged.")
+            self.results_page.set_decision(
+                "discarded", f"{name} v{version} was deleted; the active model is unchanged."
+            )
             self.registryChanged.emit()
             self.decisionDone.emit("discarded")
 
@@ -645,17 +753,28 @@ class TrainingWizard(QWizard):
             self.show_error("The new model was not deleted", str(exc))
 
         self.results_page.set_busy(True)
-        return self.submit(run, self.registry, self.registry_factory, self.store, pool="ai", name="discard",
-                           on_result=done, on_error=failed)
+        return self.submit(
+            run,
+            self.registry,
+            self.registry_factory,
+            self.store,
+            pool="ai",
+            name="discard",
+            on_result=done,
+            on_error=failed,
+        )
 
     # ---------------------------------------------------------------- closing
     def reject(self) -> None:  # Close button, Esc, window close
         if self.training_running():
             if self._close_after_run:
                 return
-            if self.confirm("Stop training?",
-                            "Training is still running. Stop it and close the wizard?\n\nThe run is kept: "
-                            "Model > Train… offers to resume it later.", yes="Stop and close"):
+            if self.confirm(
+                "Stop training?",
+                "Training is still running. Stop it and close the wizard?\n\nThe run is kept: "
+                "Model > Train… offers to resume it later.",
+                yes="Stop and close",
+            ):
                 self._close_after_run = True
                 self.cancel_run()
             return

@@ -33,8 +33,9 @@ INDETERMINATE_WORD = "indeterminate"
 
 
 def label_colour(label: str) -> QColor:
-    return {"malignant": MALIGNANT, "benign": BENIGN, "outside": NOT_CLASSIFIED,
-            "not classified": NOT_CLASSIFIED}.get(label, INDETERMINATE)
+    return {"malignant": MALIGNANT, "benign": BENIGN, "outside": NOT_CLASSIFIED, "not classified": NOT_CLASSIFIED}.get(
+        label, INDETERMINATE
+    )
 
 
 def verdict_summary(verdict: Any) -> str:
@@ -46,8 +47,11 @@ def verdict_summary(verdict: Any) -> str:
         return f"indeterminate ({unsure} unsure)" if unsure else "indeterminate"
     total = verdict.benign_votes + verdict.malignant_votes
     votes = verdict.malignant_votes if verdict.label == "malignant" else verdict.benign_votes
-    return (f"{verdict.label} {votes}/{total}" + (" (tie)" if verdict.tie_decided else "")
-            + (f" +{unsure}?" if unsure else ""))
+    return (
+        f"{verdict.label} {votes}/{total}"
+        + (" (tie)" if verdict.tie_decided else "")
+        + (f" +{unsure}?" if unsure else "")
+    )
 
 
 def cell_text(p: Any, unsure: bool) -> str:
@@ -63,8 +67,10 @@ def operating_point_combo(parent: QWidget, current: str) -> QComboBox:
     for name in operating.OPERATING_POINTS:
         combo.addItem(operating.TITLES[name], name)
         combo.setItemData(combo.count() - 1, operating.HELP[name], Qt.ItemDataRole.ToolTipRole)
-    combo.setToolTip("Operating point: the threshold on the calibrated p(malignant) that makes an image's call, "
-                     "chosen on the model's validation patients")
+    combo.setToolTip(
+        "Operating point: the threshold on the calibrated p(malignant) that makes an image's call, "
+        "chosen on the model's validation patients"
+    )
     combo.setCurrentIndex(max(0, combo.findData(current)))
     return combo
 
@@ -96,11 +102,15 @@ def outside_lines(outside: dict[int, str], overridden: dict[int, str], numbers: 
     def nums(ids: Any) -> str:
         return ", ".join(f"#{numbers.get(i, i)}" for i in sorted(ids, key=lambda i: numbers.get(i, i)))
 
-    lines = [f"⚠ Image {nums([i])}: {reason}. No result is shown for it and it does not vote."
-             for i, reason in sorted(outside.items(), key=lambda kv: numbers.get(kv[0], kv[0]))]
+    lines = [
+        f"⚠ Image {nums([i])}: {reason}. No result is shown for it and it does not vote."
+        for i, reason in sorted(outside.items(), key=lambda kv: numbers.get(kv[0], kv[0]))
+    ]
     if overridden:
-        lines.append(f"Classified on the reader's override (flagged as outside the training data): "
-                     f"{nums(overridden)} by {', '.join(sorted(set(overridden.values())))}.")
+        lines.append(
+            f"Classified on the reader's override (flagged as outside the training data): "
+            f"{nums(overridden)} by {', '.join(sorted(set(overridden.values())))}."
+        )
     return lines
 
 
@@ -156,8 +166,10 @@ class VerdictCard(QFrame):
         # only a determinate verdict is bold; an indeterminate one is shown plainly
         weight = "bold" if v.label in ("benign", "malignant") else "normal"
         self.verdict.setStyleSheet(f"color: {colour.name()}; font-weight: {weight};")
-        self.title.setText(ARCH_SHORT.get(self.architecture, self.architecture)
-                           + (f"  <span style='color:#9aa0a6; font-weight:normal'>{model}</span>" if model else ""))
+        self.title.setText(
+            ARCH_SHORT.get(self.architecture, self.architecture)
+            + (f"  <span style='color:#9aa0a6; font-weight:normal'>{model}</span>" if model else "")
+        )
         self.title.setToolTip(ARCH_TITLES.get(self.architecture, self.architecture) + (f" · {model}" if model else ""))
 
         def names(ids: Sequence[int]) -> str:

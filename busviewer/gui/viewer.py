@@ -36,8 +36,17 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 MODE_NAVIGATE, MODE_ROI, MODE_CALIPER = "navigate", "roi", "caliper"
 DEFAULT_FRAME_MS = 40.0
-__all__ = ["DEFAULT_WL", "MODE_CALIPER", "MODE_NAVIGATE", "MODE_ROI", "WL_PRESETS", "ElidedLabel", "ImageViewer",
-           "measure", "region_at"]
+__all__ = [
+    "DEFAULT_WL",
+    "MODE_CALIPER",
+    "MODE_NAVIGATE",
+    "MODE_ROI",
+    "WL_PRESETS",
+    "ElidedLabel",
+    "ImageViewer",
+    "measure",
+    "region_at",
+]
 
 
 # ------------------------------------------------------------------- view box
@@ -136,8 +145,10 @@ class ImageViewer(QWidget):
         self.caliper_button = QToolButton(self)
         self.caliper_button.setText("Caliper")
         self.caliper_button.setCheckable(True)
-        self.caliper_button.setToolTip("Drag on the image to add a measurement (mm where the file is calibrated); "
-                                       "while on, the end points can be moved")
+        self.caliper_button.setToolTip(
+            "Drag on the image to add a measurement (mm where the file is calibrated); "
+            "while on, the end points can be moved"
+        )
         self.caliper_button.toggled.connect(lambda on: self.set_mode(MODE_CALIPER if on else MODE_NAVIGATE))
         self.roi_button = QToolButton(self)
         self.roi_button.setText("Draw ROI")
@@ -237,9 +248,15 @@ class ImageViewer(QWidget):
         self.message.setVisible(bool(text))
         self._place_message()
 
-    def set_image(self, image: Any, title: str = "", regions: Sequence[Any] | None = None,
-                  pixel_spacing_mm: tuple[float, float] | None = None, keep_view: bool = False,
-                  key: Any = None) -> None:
+    def set_image(
+        self,
+        image: Any,
+        title: str = "",
+        regions: Sequence[Any] | None = None,
+        pixel_spacing_mm: tuple[float, float] | None = None,
+        keep_view: bool = False,
+        key: Any = None,
+    ) -> None:
         """Show a decoded image (``.frames`` (F, H, W, 3) uint8) from frame 0. ``key`` (the
         image id) keeps window/level per image: shown again, it comes back as it was left."""
         self.stop()
@@ -367,8 +384,9 @@ class ImageViewer(QWidget):
         size = self.view.screenGeometry().size() if self.view.screenGeometry() is not None else None
         w = size.width() if size is not None else self.view.width()
         h = size.height() if size is not None else self.view.height()
-        self.view.setRange(xRange=(centre.x() - w / 2, centre.x() + w / 2),
-                           yRange=(centre.y() - h / 2, centre.y() + h / 2), padding=0)
+        self.view.setRange(
+            xRange=(centre.x() - w / 2, centre.x() + w / 2), yRange=(centre.y() - h / 2, centre.y() + h / 2), padding=0
+        )
 
     def zoom_factor(self) -> float:
         """Screen pixels per image pixel."""
@@ -510,5 +528,3 @@ class ImageViewer(QWidget):
 
 def _clamp(v: float, lo: float, hi: float) -> float:
     return max(lo, min(hi, v))
-
-

@@ -11,8 +11,13 @@ from PySide6.QtWidgets import QComboBox, QLabel, QSizePolicy, QSlider, QToolButt
 
 DEFAULT_WL = (255, 128)
 #: Presets (window, level) for 8-bit ultrasound.
-WL_PRESETS = (("Full range", 255, 128), ("More contrast", 180, 128), ("High contrast", 120, 128),
-              ("Brighter", 255, 100), ("Darker", 255, 156))
+WL_PRESETS = (
+    ("Full range", 255, 128),
+    ("More contrast", 180, 128),
+    ("High contrast", 120, 128),
+    ("Brighter", 255, 100),
+    ("Darker", 255, 156),
+)
 _TIP = " for display only; or drag with the right or middle mouse button on the image"
 
 

@@ -52,22 +52,30 @@ RECIPE_TEXT = {
     "seed": "Original recipe (Adam 1e-4, crop + flip)",
 }
 ARCH_TEXT = {
-    "ensemble": ("Ensemble: AlexNet + ResNet-18",
-                 "Two networks whose features are combined by one classifier (the design busviewer started "
-                 "from). Trained end to end (busviewer recipe) or in three stages: AlexNet, ResNet-18, then the "
-                 "joint classifier (original recipe). Used for the Grad-CAM maps of both branches."),
-    "vgg16": ("VGG-16",
-              "One deeper network, fine-tuned as a whole (its original publication reported accuracy 0.92, "
-              "AUC 0.93 on its own data). "
-              "Slower to train on a CPU."),
+    "ensemble": (
+        "Ensemble: AlexNet + ResNet-18",
+        "Two networks whose features are combined by one classifier (the design busviewer started "
+        "from). Trained end to end (busviewer recipe) or in three stages: AlexNet, ResNet-18, then the "
+        "joint classifier (original recipe). Used for the Grad-CAM maps of both branches.",
+    ),
+    "vgg16": (
+        "VGG-16",
+        "One deeper network, fine-tuned as a whole (its original publication reported accuracy 0.92, "
+        "AUC 0.93 on its own data). "
+        "Slower to train on a CPU.",
+    ),
 }
-BSE_TOOLTIP = ("B-mode + strain elastography (4 channels, as in the original ensemble design) needs a strain image "
-               "paired with each "
-               "B-mode image. busviewer does not store such pairs yet, so only B-mode training is possible.")
-WARN_STYLE = ("QLabel { color: #ffcc80; background: #3a2a14; border: 1px solid #7a5420; border-radius: 3px; "
-              "padding: 5px; }")
-BLOCK_STYLE = ("QLabel { color: #ff8a80; background: #3a1a18; border: 1px solid #7a3030; border-radius: 3px; "
-               "padding: 5px; }")
+BSE_TOOLTIP = (
+    "B-mode + strain elastography (4 channels, as in the original ensemble design) needs a strain image "
+    "paired with each "
+    "B-mode image. busviewer does not store such pairs yet, so only B-mode training is possible."
+)
+WARN_STYLE = (
+    "QLabel { color: #ffcc80; background: #3a2a14; border: 1px solid #7a5420; border-radius: 3px; padding: 5px; }"
+)
+BLOCK_STYLE = (
+    "QLabel { color: #ff8a80; background: #3a1a18; border: 1px solid #7a3030; border-radius: 3px; padding: 5px; }"
+)
 OK_STYLE = "QLabel { color: #a5d6a7; padding: 5px; }"
 
 
@@ -93,8 +101,10 @@ class DataPage(QWizardPage):
         super().__init__(wiz)
         self.wiz = wiz
         self.setTitle("Step 1 of 6 · Which images to learn from")
-        self.setSubTitle("Choose the labelled images for training. Counts and warnings update as you change the "
-                         "filters; nothing is trained until step 5.")
+        self.setSubTitle(
+            "Choose the labelled images for training. Counts and warnings update as you change the "
+            "filters; nothing is trained until step 5."
+        )
         self.candidates: wd.Candidates | None = None
         self.summary: wd.Summary | None = None
         self.warnings: list[wd.DataWarning] = []
@@ -116,13 +126,16 @@ class DataPage(QWizardPage):
         # resume banner
         self.resume_box = QFrame(self)
         self.resume_box.setObjectName("resumeBox")
-        self.resume_box.setStyleSheet("QFrame#resumeBox { background: #1e2d3a; border: 1px solid #2d6da3; "
-                                      "border-radius: 4px; }")
+        self.resume_box.setStyleSheet(
+            "QFrame#resumeBox { background: #1e2d3a; border: 1px solid #2d6da3; border-radius: 4px; }"
+        )
         rb = QHBoxLayout(self.resume_box)
         rb.setContentsMargins(8, 6, 8, 6)
         self.resume_label = QLabel("<b>Unfinished training run:</b>", self.resume_box)
-        self.resume_label.setToolTip("A run that was cancelled or interrupted; resuming continues it from its last "
-                                     "completed epoch, with the settings and patients it started with.")
+        self.resume_label.setToolTip(
+            "A run that was cancelled or interrupted; resuming continues it from its last "
+            "completed epoch, with the settings and patients it started with."
+        )
         self.resume_combo = QComboBox(self.resume_box)
         self.resume_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.resume_button = QPushButton("Resume this run", self.resume_box)
@@ -143,8 +156,12 @@ class DataPage(QWizardPage):
             cb.toggled.connect(self._reload)
             self.source_checks[src] = cb
             ll.addWidget(cb)
-        ll.addWidget(dim("An image labelled by several sources uses the most trusted one: biopsy, then reader, "
-                         "then imported.", labels))
+        ll.addWidget(
+            dim(
+                "An image labelled by several sources uses the most trusted one: biopsy, then reader, then imported.",
+                labels,
+            )
+        )
 
         # filters
         filters = QGroupBox("Filter and kind of image", self)
@@ -176,9 +193,18 @@ class DataPage(QWizardPage):
         kind.addWidget(self.roi_count)
         kind.addStretch(1)
         fl.addLayout(kind, 1, 1)
-        fl.addWidget(dim("Crops around the lesion usually classify better (as reported for the original ensemble); "
-                         "every saved ROI is "
-                         "one training sample.", filters), 2, 0, 1, 2)
+        fl.addWidget(
+            dim(
+                "Crops around the lesion usually classify better (as reported for the original ensemble); "
+                "every saved ROI is "
+                "one training sample.",
+                filters,
+            ),
+            2,
+            0,
+            1,
+            2,
+        )
         fl.setColumnStretch(1, 1)
 
         top = QHBoxLayout()
@@ -220,8 +246,9 @@ class DataPage(QWizardPage):
         self.search.textChanged.connect(self._apply_search)
         self.table = QTableWidget(0, 5, pats)
         self.table.setHorizontalHeaderLabels(["Use", "Patient", "Benign", "Malignant", "Patient label"])
-        self.table.horizontalHeaderItem(4).setToolTip("A patient counts as malignant when any of their images is "
-                                                      "malignant (used to balance the split).")
+        self.table.horizontalHeaderItem(4).setToolTip(
+            "A patient counts as malignant when any of their images is malignant (used to balance the split)."
+        )
         self.table.horizontalHeaderItem(2).setToolTip("Benign images (or crops) of the patient")
         self.table.horizontalHeaderItem(3).setToolTip("Malignant images (or crops) of the patient")
         self.table.verticalHeader().hide()
@@ -285,8 +312,9 @@ class DataPage(QWizardPage):
         self.resume_combo.clear()
         for r in runs:
             self.resume_combo.addItem(r.describe(), str(r.run_dir))
-            self.resume_combo.setItemData(self.resume_combo.count() - 1, f"{r.describe()}\n{r.run_dir}",
-                                          Qt.ItemDataRole.ToolTipRole)
+            self.resume_combo.setItemData(
+                self.resume_combo.count() - 1, f"{r.describe()}\n{r.run_dir}", Qt.ItemDataRole.ToolTipRole
+            )
         self.resume_box.setVisible(bool(runs))
 
     def _resume_clicked(self) -> None:
@@ -306,9 +334,15 @@ class DataPage(QWizardPage):
         self._load_generation += 1
         gen = self._load_generation
         self.summary_label.setText("Counting the labelled images…")
-        self.wiz.submit(wd.load_candidates, self.wiz.store, self.label_sources(), self.use_rois(),
-                        name="wizard data", on_result=lambda c, g=gen: self._loaded(g, c),
-                        on_error=lambda e: self.wiz.show_error("The labelled images could not be read", str(e)))
+        self.wiz.submit(
+            wd.load_candidates,
+            self.wiz.store,
+            self.label_sources(),
+            self.use_rois(),
+            name="wizard data",
+            on_result=lambda c, g=gen: self._loaded(g, c),
+            on_error=lambda e: self.wiz.show_error("The labelled images could not be read", str(e)),
+        )
 
     def _loaded(self, generation: int, cands: wd.Candidates) -> None:
         if generation != self._load_generation:
@@ -317,8 +351,11 @@ class DataPage(QWizardPage):
         n = cands.n_roi_items or 0
         self.roi_count.setText(f"({n} crop{'s' if n != 1 else ''} saved)")
         self.roi_radio.setEnabled(n > 0 or self.roi_radio.isChecked())
-        self.roi_radio.setToolTip("" if n else "No lesion ROIs are saved for the labelled images yet "
-                                                "(draw them in the ROI panel of the main window).")
+        self.roi_radio.setToolTip(
+            ""
+            if n
+            else "No lesion ROIs are saved for the labelled images yet (draw them in the ROI panel of the main window)."
+        )
         self.recount()
 
     def schedule_recount(self) -> None:
@@ -365,9 +402,13 @@ class DataPage(QWizardPage):
             lay.insertWidget(i, lab)
         passed = wd.passed_checks(warnings, self.near is not None)
         if passed:
-            ok = QLabel("✓ Checked, no problem: " + "; ".join(passed) + "."
-                        + ("" if self.near is not None else " (Near-identical images: still checking…)"),
-                        self.warnings_widget)
+            ok = QLabel(
+                "✓ Checked, no problem: "
+                + "; ".join(passed)
+                + "."
+                + ("" if self.near is not None else " (Near-identical images: still checking…)"),
+                self.warnings_widget,
+            )
             ok.setWordWrap(True)
             ok.setStyleSheet(OK_STYLE)
             lay.insertWidget(len(warnings), ok)
@@ -392,8 +433,9 @@ class DataPage(QWizardPage):
         if self.since() is not None:
             extra.append(f"labels changed since {self.since_date.date().toString('yyyy-MM-dd')}")
         extra.append("labels: " + (", ".join(src) if src else "all sources"))
-        self.summary_label.setText("<br>".join(rows) + "<br><span style='color:#9aa0a6'>"
-                                   + html.escape(" · ".join(extra)) + "</span>")
+        self.summary_label.setText(
+            "<br>".join(rows) + "<br><span style='color:#9aa0a6'>" + html.escape(" · ".join(extra)) + "</span>"
+        )
 
     # -------------------------------------------------------------- patients
     def _fill_table(self) -> None:
@@ -481,8 +523,10 @@ class ModelPage(QWizardPage):
         super().__init__(wiz)
         self.wiz = wiz
         self.setTitle("Step 2 of 6 · Which model to train")
-        self.setSubTitle("The new model is saved as a new version next to the current ones; it is not used for "
-                         "patients until you promote it (step 6).")
+        self.setSubTitle(
+            "The new model is saved as a new version next to the current ones; it is not used for "
+            "patients until you promote it (step 6)."
+        )
         self._build()
 
     def _build(self) -> None:
@@ -592,8 +636,11 @@ class ModelPage(QWizardPage):
             self.init_imagenet.setText("ImageNet weights — not available on this computer")
         else:
             self.init_imagenet.setText("ImageNet weights (general photographs; the usual starting point)")
-        if not self._init_chosen_by_user or not self.init_group.checkedButton() or \
-                not self.init_group.checkedButton().isEnabled():
+        if (
+            not self._init_chosen_by_user
+            or not self.init_group.checkedButton()
+            or not self.init_group.checkedButton().isEnabled()
+        ):
             if active is not None:
                 self.init_active.setChecked(True)
             elif avail:
@@ -611,16 +658,19 @@ class ModelPage(QWizardPage):
             detail = env.imagenet.get(self.architecture(), (False, ""))[1] if env else ""
             self.init_note.setText(
                 "⚠ The ImageNet weights are not stored on this computer, so training would start from "
-                f"<b>random weights</b> instead. {html.escape(detail)}")
+                f"<b>random weights</b> instead. {html.escape(detail)}"
+            )
             self.init_note.setStyleSheet(WARN_STYLE)
         elif choice == "active":
             a = self.active_entry()
-            self.init_note.setText(f"The new version starts from {a.name} v{a.version} and records it as its parent."
-                                   if a else "")
+            self.init_note.setText(
+                f"The new version starts from {a.name} v{a.version} and records it as its parent." if a else ""
+            )
             self.init_note.setStyleSheet("")
         elif choice == "random":
-            self.init_note.setText("Every layer is trained from scratch. Expect poor results with fewer than "
-                                   "several hundred patients.")
+            self.init_note.setText(
+                "Every layer is trained from scratch. Expect poor results with fewer than several hundred patients."
+            )
             self.init_note.setStyleSheet(WARN_STYLE)
         elif choice == "imagenet":
             self.init_note.setText("ImageNet weights are stored on this computer.")
@@ -650,10 +700,14 @@ class ValidationPage(QWizardPage):
     def _build(self) -> None:
         locked = QGroupBox("Locked test set", self)
         ll = QVBoxLayout(locked)
-        ll.addWidget(dim(
-            "A fixed group of patients set aside once and never used for training. Every model trained here is "
-            "tested on the same patients, so new and current models can be compared fairly. Patients added "
-            "later never join it.", locked))
+        ll.addWidget(
+            dim(
+                "A fixed group of patients set aside once and never used for training. Every model trained here is "
+                "tested on the same patients, so new and current models can be compared fairly. Patients added "
+                "later never join it.",
+                locked,
+            )
+        )
         self.locked_label = QLabel("Reading the locked test set…", locked)
         self.locked_label.setWordWrap(True)
         self.locked_label.setTextFormat(Qt.TextFormat.RichText)
@@ -681,8 +735,10 @@ class ValidationPage(QWizardPage):
         reset_row = QHBoxLayout()
         reset_row.addStretch(1)
         self.reset_locked_button = QPushButton("Reset locked test set…", locked)
-        self.reset_locked_button.setToolTip("Retire the locked test set (asks for confirmation; recorded in the "
-                                            "audit log). Models tested on different sets cannot be compared.")
+        self.reset_locked_button.setToolTip(
+            "Retire the locked test set (asks for confirmation; recorded in the "
+            "audit log). Models tested on different sets cannot be compared."
+        )
         self.reset_locked_button.clicked.connect(lambda: self.wiz.reset_locked_test())
         reset_row.addWidget(self.reset_locked_button)
         ll.addLayout(reset_row)
@@ -710,9 +766,11 @@ class ValidationPage(QWizardPage):
         vl.addWidget(self.kfold_radio, 1, 0)
         vl.addWidget(QLabel("Folds:", val), 1, 1)
         vl.addWidget(self.folds, 1, 2)
-        self.kfold_note = dim("Trains one extra model per fold to estimate how much the results vary (mean ± SD); "
-                              "takes about k + 1 times as long. The locked test patients stay out of every fold.",
-                              val)
+        self.kfold_note = dim(
+            "Trains one extra model per fold to estimate how much the results vary (mean ± SD); "
+            "takes about k + 1 times as long. The locked test patients stay out of every fold.",
+            val,
+        )
         vl.addWidget(self.kfold_note, 2, 0, 1, 4)
         vl.setColumnStretch(3, 1)
         for w in (self.holdout_radio, self.kfold_radio):
@@ -749,13 +807,17 @@ class ValidationPage(QWizardPage):
         locked = w.locked
         busy = w.locked_busy
         if w.locked_error:
-            self.locked_label.setText(f"<span style='color:#ff8a80'>✖ {html.escape(w.locked_error)}</span><br>"
-                                      "Reset it to create a new one.")
+            self.locked_label.setText(
+                f"<span style='color:#ff8a80'>✖ {html.escape(w.locked_error)}</span><br>Reset it to create a new one."
+            )
             self.create_row.setVisible(False)
         elif locked is None:
             self.locked_label.setText(
                 "<b>No locked test set yet.</b> Next (“Create locked test set”) makes it once (training needs it) "
-                "and shows its patients here before you go on." if not busy else "Working on the locked test set…")
+                "and shows its patients here before you go on."
+                if not busy
+                else "Working on the locked test set…"
+            )
             self.create_row.setVisible(True)
         else:
             c = locked.counts
@@ -765,9 +827,13 @@ class ValidationPage(QWizardPage):
                 f"malignant; {c.get('images', '?')} images), created {html.escape(when)} from the "
                 f"{c.get('candidates', '?')} labelled patients then in the store ({locked.fraction:.0%}, "
                 f"seed {locked.seed}). Kept out of every training run. Reset it only on purpose (below)."
-                + (f"<br><span style='color:#ffcc80'>⚠ It was made for another store ({html.escape(locked.store)}); "
-                   "its patients may not exist in this one.</span>"
-                   if locked.store and locked.store != str(getattr(w.store, "url", locked.store)) else ""))
+                + (
+                    f"<br><span style='color:#ffcc80'>⚠ It was made for another store ({html.escape(locked.store)}); "
+                    "its patients may not exist in this one.</span>"
+                    if locked.store and locked.store != str(getattr(w.store, "url", locked.store))
+                    else ""
+                )
+            )
             self.create_row.setVisible(False)
         self.create_locked_button.setEnabled(not busy and locked is None and not w.locked_error)
         self._next_text()
@@ -782,8 +848,11 @@ class ValidationPage(QWizardPage):
         summary = w.data_page.summary
         self.preview_ok = False
         if w.locked is None or summary is None:
-            self.preview_label.setText("The split is shown once a locked test set exists." if summary is not None
-                                       else "Waiting for the data of step 1…")
+            self.preview_label.setText(
+                "The split is shown once a locked test set exists."
+                if summary is not None
+                else "Waiting for the data of step 1…"
+            )
             self.completeChanged.emit()
             return
         samples = samples_from_items(summary.items, use_rois=w.data_page.use_rois()).samples
@@ -799,16 +868,23 @@ class ValidationPage(QWizardPage):
         lines = [
             f"Training: <b>{c['train']['patients']}</b> patients ({c['train']['images']} images) · "
             f"Validation: <b>{c['val']['patients']}</b> patients ({c['val']['images']} images) · "
-            f"Test (locked): <b>{c['test']['patients']}</b> patients ({c['test']['images']} images)"]
+            f"Test (locked): <b>{c['test']['patients']}</b> patients ({c['test']['images']} images)"
+        ]
         if absent:
-            lines.append(f"<span style='color:#ffcc80'>{absent} locked patient(s) are not in the selected data and "
-                         "are not tested this time (they are still never trained on).</span>")
+            lines.append(
+                f"<span style='color:#ffcc80'>{absent} locked patient(s) are not in the selected data and "
+                "are not tested this time (they are still never trained on).</span>"
+            )
         if c["test"]["patients"] == 0:
-            lines.append("<span style='color:#ff8a80'>✖ None of the locked test patients is in the selected data: "
-                         "the new model could not be tested.</span>")
+            lines.append(
+                "<span style='color:#ff8a80'>✖ None of the locked test patients is in the selected data: "
+                "the new model could not be tested.</span>"
+            )
         elif min(c["test"].get("benign", 0), c["test"].get("malignant", 0)) == 0:
-            lines.append("<span style='color:#ffcc80'>The test patients have images of one class only: the AUC "
-                         "cannot be computed.</span>")
+            lines.append(
+                "<span style='color:#ffcc80'>The test patients have images of one class only: the AUC "
+                "cannot be computed.</span>"
+            )
         if self.kfold_radio.isChecked():
             k = self.folds.value()
             n_rest = c["train"]["patients"] + c["val"]["patients"]
@@ -817,8 +893,10 @@ class ValidationPage(QWizardPage):
                 self.preview_label.setText("<br>".join(lines))
                 self.completeChanged.emit()
                 return
-            lines.append(f"Cross-validation: {k} folds over the {n_rest} patients outside the locked test set, "
-                         "then the final model on the split above.")
+            lines.append(
+                f"Cross-validation: {k} folds over the {n_rest} patients outside the locked test set, "
+                "then the final model on the split above."
+            )
         self.preview_ok = c["test"]["patients"] > 0 and c["train"]["patients"] > 0 and c["val"]["patients"] > 0
         self.preview_label.setText("<br>".join(lines))
         self.completeChanged.emit()
@@ -840,8 +918,10 @@ class ValidationPage(QWizardPage):
 
     def _next_text(self) -> None:
         w = self.wiz
-        self.setButtonText(QWizard.WizardButton.NextButton,
-                           "Create locked test set" if w.locked is None and not w.locked_error else "Next >")
+        self.setButtonText(
+            QWizard.WizardButton.NextButton,
+            "Create locked test set" if w.locked is None and not w.locked_error else "Next >",
+        )
 
 
 # ======================================================================= 4 settings
@@ -852,10 +932,12 @@ class SettingsPage(QWizardPage):
         super().__init__(wiz)
         self.wiz = wiz
         self.setTitle("Step 4 of 6 · Training settings")
-        self.setSubTitle("The busviewer recipe is what measured best here without ImageNet weights "
-                         "(docs/RESULTS.md); the original recipe repeats the published training "
-                         "(Adam, learning rate 0.0001, early stopping). "
-                         "Pressing “Start training” begins step 5.")
+        self.setSubTitle(
+            "The busviewer recipe is what measured best here without ImageNet weights "
+            "(docs/RESULTS.md); the original recipe repeats the published training "
+            "(Adam, learning rate 0.0001, early stopping). "
+            "Pressing “Start training” begins step 5."
+        )
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "Start training")
         self._build()
@@ -882,8 +964,9 @@ class SettingsPage(QWizardPage):
         self.patience.setRange(1, 200)
         self.patience.setValue(int(d["patience"]))
         self.patience.setSuffix(" epochs")
-        self.patience.setToolTip("Stop when the validation loss has not improved for this many epochs; the best "
-                                 "weights are kept.")
+        self.patience.setToolTip(
+            "Stop when the validation loss has not improved for this many epochs; the best weights are kept."
+        )
         self.batch_size = QSpinBox(main)
         self.batch_size.setRange(1, 1024)
         self.batch_size.setValue(int(d["batch_size"]))
@@ -892,15 +975,18 @@ class SettingsPage(QWizardPage):
         self.lr.setRange(0.000001, 0.1)
         self.lr.setSingleStep(0.00005)
         self.lr.setValue(float(d["lr"]))
-        self.lr.setToolTip("Peak learning rate; 0.0001 (1e-4) with Adam in the original recipe, 0.001 with AdamW, "
-                           "warm-up and cosine decay in the busviewer recipe.")
+        self.lr.setToolTip(
+            "Peak learning rate; 0.0001 (1e-4) with Adam in the original recipe, 0.001 with AdamW, "
+            "warm-up and cosine decay in the busviewer recipe."
+        )
         self.input_size = QSpinBox(main)
         self.input_size.setRange(32, 1024)
         self.input_size.setSingleStep(32)
         self.input_size.setValue(int(d["input_size"]))
         self.input_size.setSuffix(" px")
-        self.input_size.setToolTip("Images are resized to a square of this size (224 in the original recipe). "
-                                   "Smaller trains faster on a CPU.")
+        self.input_size.setToolTip(
+            "Images are resized to a square of this size (224 in the original recipe). Smaller trains faster on a CPU."
+        )
         form.addRow("Maximum epochs per stage:", self.epochs)
         form.addRow("Early stopping after:", self.patience)
         form.addRow("Batch size:", self.batch_size)
@@ -919,8 +1005,13 @@ class SettingsPage(QWizardPage):
         self.aug_scale.setChecked(aug.scale > 0)
         for cb in (self.aug_crop, self.aug_flip, self.aug_jitter, self.aug_scale):
             al.addWidget(cb)
-        al.addWidget(dim("Augmentation makes the model less sensitive to position, gain and size; "
-                         "validation and test images are never changed.", augb))
+        al.addWidget(
+            dim(
+                "Augmentation makes the model less sensitive to position, gain and size; "
+                "validation and test images are never changed.",
+                augb,
+            )
+        )
         al.addStretch(1)
 
         top = QHBoxLayout()
@@ -933,14 +1024,15 @@ class SettingsPage(QWizardPage):
         self.advanced_toggle.setCheckable(True)
         self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
-        self.advanced_toggle.setStyleSheet("QToolButton { border: none; font-weight: 600; } "
-                                           "QToolButton:checked { background: transparent; color: #e6e6e6; }")
+        self.advanced_toggle.setStyleSheet(
+            "QToolButton { border: none; font-weight: 600; } "
+            "QToolButton:checked { background: transparent; color: #e6e6e6; }"
+        )
         self.advanced_toggle.toggled.connect(self._toggle_advanced)
         self.advanced = QGroupBox(self)
         grid = QGridLayout(self.advanced)
         self.balance = QComboBox(self.advanced)
-        for text, key in (("Weighted loss", "loss"), ("Oversample the smaller class", "sampler"),
-                          ("None", "none")):
+        for text, key in (("Weighted loss", "loss"), ("Oversample the smaller class", "sampler"), ("None", "none")):
             self.balance.addItem(text, key)
         self.freezing = QComboBox(self.advanced)
         self.freezing.addItem("Automatic (seed 001 schedule; all layers from random weights)", "auto")
@@ -964,14 +1056,20 @@ class SettingsPage(QWizardPage):
         self.seed = QSpinBox(self.advanced)
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setValue(int(d["seed"]))
-        self.seed.setToolTip("Fixes the random choices (split of validation patients, augmentation, initial "
-                             "weights) so a run can be repeated.")
+        self.seed.setToolTip(
+            "Fixes the random choices (split of validation patients, augmentation, initial "
+            "weights) so a run can be repeated."
+        )
         self.seed.valueChanged.connect(lambda _v: self.wiz.validation_page.update_preview())
         self.device = QComboBox(self.advanced)
         self.device.addItem("Automatic (best available)", None)
         self.amp = QComboBox(self.advanced)
-        for text, key in (("Automatic (bf16 or fp16 on CUDA)", "auto"), ("Off", "off"), ("fp16", "fp16"),
-                          ("bf16", "bf16")):
+        for text, key in (
+            ("Automatic (bf16 or fp16 on CUDA)", "auto"),
+            ("Off", "off"),
+            ("fp16", "fp16"),
+            ("bf16", "bf16"),
+        ):
             self.amp.addItem(text, key)
         self.amp.setToolTip("Mixed precision speeds up training on NVIDIA GPUs; it is always off on the CPU.")
         self.max_steps = QSpinBox(self.advanced)
@@ -984,13 +1082,20 @@ class SettingsPage(QWizardPage):
         self.description = QLineEdit(self.advanced)
         self.description.setPlaceholderText("optional note stored on the model card")
         rows = [
-            ("Class balancing:", self.balance), ("Frozen layers:", self.freezing),
-            ("AlexNet layers trained:", self.alexnet_last), ("ResNet-18 layers frozen:", self.resnet_frozen),
-            ("VGG-16 blocks frozen:", self.vgg_frozen), ("Ensemble classifier starts as:", self.head_init),
+            ("Class balancing:", self.balance),
+            ("Frozen layers:", self.freezing),
+            ("AlexNet layers trained:", self.alexnet_last),
+            ("ResNet-18 layers frozen:", self.resnet_frozen),
+            ("VGG-16 blocks frozen:", self.vgg_frozen),
+            ("Ensemble classifier starts as:", self.head_init),
         ]
         rows2 = [
-            ("Random seed:", self.seed), ("Device:", self.device), ("Mixed precision:", self.amp),
-            ("Steps per epoch:", self.max_steps), ("Model name:", self.name), ("Description:", self.description),
+            ("Random seed:", self.seed),
+            ("Device:", self.device),
+            ("Mixed precision:", self.amp),
+            ("Steps per epoch:", self.max_steps),
+            ("Model name:", self.name),
+            ("Description:", self.description),
         ]
         for r, (label, w) in enumerate(rows):
             grid.addWidget(QLabel(label, self.advanced), r, 0)
@@ -1048,11 +1153,20 @@ class SettingsPage(QWizardPage):
         self.head_init.setEnabled(arch == "ensemble")
         self.alexnet_last.setVisible(True)
         joint = self._recipe_config().ensemble_schedule == "joint"
-        stages = ("one stage (both networks and the joint classifier together)" if joint
-                  else "three stages (AlexNet, ResNet-18, joint classifier)") if arch == "ensemble" else "one stage"
-        self.summary.setText(f"The {ARCH_TEXT[arch][0]} trains in {stages}, each for up to the maximum number of "
-                             "epochs. Progress, curves and an estimate of the time left are shown in step 5; you can "
-                             "cancel at any time and resume later.")
+        stages = (
+            (
+                "one stage (both networks and the joint classifier together)"
+                if joint
+                else "three stages (AlexNet, ResNet-18, joint classifier)"
+            )
+            if arch == "ensemble"
+            else "one stage"
+        )
+        self.summary.setText(
+            f"The {ARCH_TEXT[arch][0]} trains in {stages}, each for up to the maximum number of "
+            "epochs. Progress, curves and an estimate of the time left are shown in step 5; you can "
+            "cancel at any time and resume later."
+        )
 
     def _recipe_config(self) -> Any:
         from busviewer.training.recipes import make_config
@@ -1088,7 +1202,10 @@ class SettingsPage(QWizardPage):
             "brightness": (a.brightness or base.brightness) if self.aug_jitter.isChecked() else 0.0,
             "contrast": (a.contrast or base.contrast) if self.aug_jitter.isChecked() else 0.0,
             "scale": (a.scale or base.scale) if self.aug_scale.isChecked() else 0.0,
-            "rotation": a.rotation, "gamma": a.gamma, "noise": a.noise, "blur": a.blur,
+            "rotation": a.rotation,
+            "gamma": a.gamma,
+            "noise": a.noise,
+            "blur": a.blur,
         }
 
     def config_values(self) -> dict[str, Any]:
@@ -1122,8 +1239,9 @@ class SettingsPage(QWizardPage):
 
         name = self.name.text().strip()
         if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
-            self.wiz.show_error("Invalid model name",
-                                f"“{name}” cannot be used: use letters, digits, '.', '_' or '-' (no spaces).")
+            self.wiz.show_error(
+                "Invalid model name", f"“{name}” cannot be used: use letters, digits, '.', '_' or '-' (no spaces)."
+            )
             return False
         return self.wiz.confirm_start()
 

@@ -43,8 +43,12 @@ from busviewer.training import events as ev
 if TYPE_CHECKING:
     from busviewer.gui.training_wizard import TrainingWizard
 
-STAGE_TITLES = {"alexnet": "AlexNet branch", "resnet": "ResNet-18 branch", "head": "joint classifier",
-                "vgg16": "VGG-16"}
+STAGE_TITLES = {
+    "alexnet": "AlexNet branch",
+    "resnet": "ResNet-18 branch",
+    "head": "joint classifier",
+    "vgg16": "VGG-16",
+}
 STAGE_SHORT = {"alexnet": " AlexNet", "resnet": " ResNet-18", "head": " joint", "vgg16": " VGG-16"}
 TRAIN_PEN = pg.mkPen("#64b5f6", width=2)
 VAL_PEN = pg.mkPen("#ffb74d", width=2)
@@ -100,8 +104,10 @@ class RunPage(QWizardPage):
         super().__init__(wiz)
         self.wiz = wiz
         self.setTitle("Step 5 of 6 · Training")
-        self.setSubTitle("Training runs in the background: you can keep reading patients in the main window. "
-                         "Cancelling keeps the run so it can be resumed later.")
+        self.setSubTitle(
+            "Training runs in the background: you can keep reading patients in the main window. "
+            "Cancelling keeps the run so it can be resumed later."
+        )
         self.state = "idle"  # idle | starting | running | cancelling | cancelled | finished | failed
         self.events: list[ev.Event] = []
         self._x = 0
@@ -142,10 +148,12 @@ class RunPage(QWizardPage):
 
         self.loss_plot = _plot("Loss (lower is better)", "cross-entropy")
         self.loss_plot.addLegend(offset=(-10, 10))
-        self.train_curve = self.loss_plot.plot([], [], pen=TRAIN_PEN, name="training", symbol="o", symbolSize=5,
-                                               symbolBrush="#64b5f6")
-        self.val_curve = self.loss_plot.plot([], [], pen=VAL_PEN, name="validation", symbol="o", symbolSize=5,
-                                             symbolBrush="#ffb74d")
+        self.train_curve = self.loss_plot.plot(
+            [], [], pen=TRAIN_PEN, name="training", symbol="o", symbolSize=5, symbolBrush="#64b5f6"
+        )
+        self.val_curve = self.loss_plot.plot(
+            [], [], pen=VAL_PEN, name="validation", symbol="o", symbolSize=5, symbolBrush="#ffb74d"
+        )
         self.auc_plot = _plot("Validation AUC (higher is better)", "AUC")
         self.auc_plot.setYRange(0.0, 1.0, padding=0.02)
         self.auc_curve = self.auc_plot.plot([], [], pen=AUC_PEN, symbol="o", symbolSize=5, symbolBrush="#81c784")
@@ -241,35 +249,49 @@ class RunPage(QWizardPage):
         self.events.append(e)
         if isinstance(e, ev.RunStarted):
             self.set_state("running")
-            self.headline.setText(("Resumed: " if e.resumed else "Training ") +
-                                  ("the ensemble (AlexNet + ResNet-18)" if e.architecture == "ensemble" else "VGG-16"))
+            self.headline.setText(
+                ("Resumed: " if e.resumed else "Training ")
+                + ("the ensemble (AlexNet + ResNet-18)" if e.architecture == "ensemble" else "VGG-16")
+            )
             self.device_label.setText(f"Device: {runs.device_text(self.wiz.describe_device(e.device))}")
             self._say(f"Run folder: {e.run_dir}")
         elif isinstance(e, ev.DataLoaded):
             sc = e.split_counts
-            self._say(f"Data: {e.n_images} images of {e.n_patients} patients "
-                      f"(benign {e.per_class.get('benign', 0)}, malignant {e.per_class.get('malignant', 0)}); "
-                      + ", ".join(f"{k} {v.get('patients', 0)} patients" for k, v in sc.items()))
+            self._say(
+                f"Data: {e.n_images} images of {e.n_patients} patients "
+                f"(benign {e.per_class.get('benign', 0)}, malignant {e.per_class.get('malignant', 0)}); "
+                + ", ".join(f"{k} {v.get('patients', 0)} patients" for k, v in sc.items())
+            )
         elif isinstance(e, ev.PhaseStarted):
             self._clear_plots()
             what = "final model" if e.phase == "final" else f"cross-validation {e.phase.replace('-', ' ')}"
             self._phase_text = f"Model {e.index} of {e.total} ({what})" if e.total > 1 else ""
-            self.loss_plot.setTitle(f"Loss — {what}" if e.total > 1 else "Loss (lower is better)",
-                                    color="#d0d4d8", size="10pt")
+            self.loss_plot.setTitle(
+                f"Loss — {what}" if e.total > 1 else "Loss (lower is better)", color="#d0d4d8", size="10pt"
+            )
             self._say(f"{_tag(e.phase)}training {e.n_train}, validation {e.n_val}, test {e.n_test} patients")
         elif isinstance(e, ev.StageStarted):
             if len(self._stage_list()) > 1:
                 for plot in (self.loss_plot, self.auc_plot):
                     line = pg.InfiniteLine(
-                        pos=self._x + 0.5, angle=90, pen=pg.mkPen("#6b7075", style=Qt.PenStyle.DotLine),
+                        pos=self._x + 0.5,
+                        angle=90,
+                        pen=pg.mkPen("#6b7075", style=Qt.PenStyle.DotLine),
                         label=STAGE_SHORT.get(e.stage, e.stage),
-                        labelOpts={"position": 0.97, "color": "#9aa0a6", "anchors": [(0, 0), (0, 0)],
-                                   "fill": (27, 30, 33, 210)})
+                        labelOpts={
+                            "position": 0.97,
+                            "color": "#9aa0a6",
+                            "anchors": [(0, 0), (0, 0)],
+                            "fill": (27, 30, 33, 210),
+                        },
+                    )
                     plot.addItem(line)
                     self._markers.append((plot, line))
             self._stage = e.stage
-            self._say(f"{_tag(e.phase)}stage {STAGE_TITLES.get(e.stage, e.stage)}: up to {e.epochs} epochs of "
-                      f"{e.steps_per_epoch} steps" + (f", from epoch {e.start_epoch}" if e.start_epoch > 1 else ""))
+            self._say(
+                f"{_tag(e.phase)}stage {STAGE_TITLES.get(e.stage, e.stage)}: up to {e.epochs} epochs of "
+                f"{e.steps_per_epoch} steps" + (f", from epoch {e.start_epoch}" if e.start_epoch > 1 else "")
+            )
         elif isinstance(e, ev.EpochStarted):
             stages = self._stage_list()
             idx = stages.index(e.stage) + 1 if e.stage in stages else 0
@@ -277,7 +299,8 @@ class RunPage(QWizardPage):
             self.stage_label.setText(
                 (prefix + " · " if prefix else "")
                 + (f"Stage {idx} of {len(stages)}: " if len(stages) > 1 else "")
-                + f"{STAGE_TITLES.get(e.stage, e.stage)} · epoch {e.epoch} of at most {e.epochs}")
+                + f"{STAGE_TITLES.get(e.stage, e.stage)} · epoch {e.epoch} of at most {e.epochs}"
+            )
         elif isinstance(e, ev.EpochDone):
             self._x += 1
             h = self._hist
@@ -293,19 +316,23 @@ class RunPage(QWizardPage):
                 h["auc_x"].append(self._x)
                 h["auc"].append(auc)
                 self.auc_curve.setData(h["auc_x"], h["auc"])
-            self._say(f"{_tag(e.phase, e.stage)}epoch {e.epoch}: training loss {e.train_loss:.4f}, validation loss "
-                      f"{e.val_loss:.4f}, AUC {runs.fmt_metric(auc)} ({e.epoch_s:.0f} s)"
-                      + ("  ← best so far" if e.best else ""))
+            self._say(
+                f"{_tag(e.phase, e.stage)}epoch {e.epoch}: training loss {e.train_loss:.4f}, validation loss "
+                f"{e.val_loss:.4f}, AUC {runs.fmt_metric(auc)} ({e.epoch_s:.0f} s)"
+                + ("  ← best so far" if e.best else "")
+            )
         elif isinstance(e, ev.StageDone):
             how = "stopped early" if e.stopped_early else "reached the maximum epochs"
-            self._say(f"{_tag(e.phase, e.stage)}done after {e.epochs_run} epochs ({how}); "
-                      f"best epoch {e.best_epoch} kept")
+            self._say(
+                f"{_tag(e.phase, e.stage)}done after {e.epochs_run} epochs ({how}); best epoch {e.best_epoch} kept"
+            )
         elif isinstance(e, ev.PhaseDone):
             img = e.metrics.get("image", {}) if isinstance(e.metrics, dict) else {}
-            self._say(f"{_tag(e.phase)}test patients: AUC {runs.fmt_metric(img.get('auc'))}, sensitivity "
-                      f"{runs.fmt_metric(img.get('sensitivity'))}, "
-                      f"specificity {runs.fmt_metric(img.get('specificity'))}"
-                      + (" (finished earlier)" if e.resumed else ""))
+            self._say(
+                f"{_tag(e.phase)}test patients: AUC {runs.fmt_metric(img.get('auc'))}, sensitivity "
+                f"{runs.fmt_metric(img.get('sensitivity'))}, "
+                f"specificity {runs.fmt_metric(img.get('specificity'))}" + (" (finished earlier)" if e.resumed else "")
+            )
         elif isinstance(e, ev.Notice):
             self._say(f"{e.level}: {e.text}")
             if e.level == "warning":
@@ -350,9 +377,11 @@ class RunPage(QWizardPage):
 
     def cancelled(self, run_dir: Any) -> None:
         self.headline.setText("Training cancelled — nothing was registered")
-        self.stage_label.setText(f"The run is kept in {run_dir}. “Resume” continues it from its last completed "
-                                 "epoch "
-                                 "(also later, from step 1 of the wizard).")
+        self.stage_label.setText(
+            f"The run is kept in {run_dir}. “Resume” continues it from its last completed "
+            "epoch "
+            "(also later, from step 1 of the wizard)."
+        )
         self.eta_label.setText("")
         self._say("Cancelled; the run can be resumed.")
         self.set_state("cancelled")
@@ -395,8 +424,9 @@ class ResultsPage(QWizardPage):
         self.models_label = QLabel("", self)
         self.models_label.setWordWrap(True)
         self.table = QTableWidget(len(METRIC_ROWS), 4, self)
-        self.table.setHorizontalHeaderLabels(["New\nper image", "New\nper patient", "Active\nper image",
-                                              "Active\nper patient"])
+        self.table.setHorizontalHeaderLabels(
+            ["New\nper image", "New\nper patient", "Active\nper image", "Active\nper patient"]
+        )
         self.table.setVerticalHeaderLabels([t for _k, t in METRIC_ROWS])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -405,8 +435,10 @@ class ResultsPage(QWizardPage):
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.table.setToolTip("Per image: every test image on its own. Per patient: the majority vote of a "
-                              "patient's images (a tie counts as malignant).")
+        self.table.setToolTip(
+            "Per image: every test image on its own. Per patient: the majority vote of a "
+            "patient's images (a tie counts as malignant)."
+        )
         self.extra_label = QLabel("", self)
         self.extra_label.setObjectName("dimLabel")
         self.extra_label.setWordWrap(True)
@@ -453,8 +485,9 @@ class ResultsPage(QWizardPage):
         self.promote_button.clicked.connect(lambda: self.wiz.promote())
         self.discard_button = QPushButton("Discard the new model…", self)
         self.discard_button.clicked.connect(lambda: self.wiz.discard())
-        self.decision_label = QLabel("If you do neither, the new version stays in Model > Manage models, not active.",
-                                     self)
+        self.decision_label = QLabel(
+            "If you do neither, the new version stays in Model > Manage models, not active.", self
+        )
         self.decision_label.setObjectName("dimLabel")
         self.decision_label.setWordWrap(True)
 
@@ -483,8 +516,9 @@ class ResultsPage(QWizardPage):
     def _set_models_label(self, new_ref: str, active_ref: str | None) -> None:
         arch = (self.wiz.outcome or {}).get("architecture", "")
         active = active_ref.replace(":", " v") if active_ref else f"the active {arch} model"
-        self.models_label.setText(f"<b>New</b> = {new_ref.replace(':', ' v')} (this run) · <b>Active</b> = {active} "
-                                  "(used for patients now)")
+        self.models_label.setText(
+            f"<b>New</b> = {new_ref.replace(':', ' v')} (this run) · <b>Active</b> = {active} (used for patients now)"
+        )
 
     def _fit_table(self) -> None:
         t = self.table
@@ -519,8 +553,9 @@ class ResultsPage(QWizardPage):
         arch = out.get("architecture", "ensemble")
         n_pat = (test.get("n_patients") if isinstance(test, dict) else None) or "?"
         n_img = (test.get("n_images") if isinstance(test, dict) else None) or "?"
-        self.title_label.setText(f"New model {model.replace(':', ' v')} tested on {n_pat} locked test patients "
-                                 f"({n_img} images)")
+        self.title_label.setText(
+            f"New model {model.replace(':', ' v')} tested on {n_pat} locked test patients ({n_img} images)"
+        )
         self._set_models_label(model, None)
         self.decision = None
         self.comparison = None
@@ -537,9 +572,11 @@ class ResultsPage(QWizardPage):
                 sd = f" ± {auc['sd']:.3f}" if auc.get("sd") is not None else ""
                 extras.append(f"Cross-validation AUC per image: {auc['mean']:.3f}{sd} ({auc.get('n')} folds)")
         thr = (test.get("image") or {}).get("threshold") if isinstance(test, dict) else None
-        extras.append(f"In this table an image is called malignant when its uncalibrated probability is ≥ "
-                      f"{thr if thr is not None else 0.5}; the calibrated operating points are under the "
-                      "reliability diagram.")
+        extras.append(
+            f"In this table an image is called malignant when its uncalibrated probability is ≥ "
+            f"{thr if thr is not None else 0.5}; the calibrated operating points are under the "
+            "reliability diagram."
+        )
         self.extra_label.setText("  ·  ".join(extras))
         self._fill_confusion()
         self._fill_roc()
@@ -584,8 +621,10 @@ class ResultsPage(QWizardPage):
             text = f"Active model {ref.replace(':', ' v')} tested on the same {report.get('n_patients')} patients."
             overlap = comp.get("overlap")
             if overlap:
-                text += (f" ⚠ It was trained or validated on {overlap} of these patients (it predates the locked "
-                         "test set), so its numbers here are too optimistic.")
+                text += (
+                    f" ⚠ It was trained or validated on {overlap} of these patients (it predates the locked "
+                    "test set), so its numbers here are too optimistic."
+                )
                 self.compare_label.setStyleSheet("QLabel { color: #ffcc80; }")
             else:
                 self.compare_label.setStyleSheet("")

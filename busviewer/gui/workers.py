@@ -168,8 +168,10 @@ def _run_job(job: _Job) -> None:  # pool thread
             else:
                 result = job.fn(*job.args, **job.kwargs)
             if isinstance(result, QObject):
-                raise TypeError(f"a background task returned a QObject ({type(result).__name__}); "
-                                "return plain data and build Qt objects on the GUI thread")
+                raise TypeError(
+                    f"a background task returned a QObject ({type(result).__name__}); "
+                    "return plain data and build Qt objects on the GUI thread"
+                )
         except BaseException as exc:  # noqa: BLE001 - reported to the GUI thread
             result, error = None, exc
             if not isinstance(exc, Cancelled):
@@ -200,8 +202,11 @@ def qobject_in(value: Any, depth: int = 2) -> str | None:
     if owner is not None and not isinstance(owner, (type, ModuleType)):  # a bound method, Python or C++
         inner.append(("bound to", owner))
     if isinstance(value, functools.partial):
-        inner += [("partial", value.func), *(("partial arg", a) for a in value.args),
-                  *(("partial arg", a) for a in value.keywords.values())]
+        inner += [
+            ("partial", value.func),
+            *(("partial arg", a) for a in value.args),
+            *(("partial arg", a) for a in value.keywords.values()),
+        ]
     for cell in getattr(value, "__closure__", None) or ():
         try:
             inner.append((f"closure of {getattr(value, '__qualname__', 'function')}", cell.cell_contents))
@@ -246,12 +251,17 @@ class Task(QObject):
         super().__init__()
         self.id = next(_IDS)
         self.name = name or getattr(fn, "__name__", "task")
-        for what, value in (("function", fn), *((f"argument {i + 1}", a) for i, a in enumerate(args)),
-                            *((f"argument {k}", v) for k, v in kwargs.items())):
+        for what, value in (
+            ("function", fn),
+            *((f"argument {i + 1}", a) for i, a in enumerate(args)),
+            *((f"argument {k}", v) for k, v in kwargs.items()),
+        ):
             found = qobject_in(value)
             if found:
-                raise TypeError(f"task {self.name!r}: its {what} carries a QObject ({found}); workers take "
-                                "plain data only (a QObject finalised in a worker deadlocks the GUI)")
+                raise TypeError(
+                    f"task {self.name!r}: its {what} carries a QObject ({found}); workers take "
+                    "plain data only (a QObject finalised in a worker deadlocks the GUI)"
+                )
         self.cancel_event = threading.Event()
         self.job = _Job(self.id, fn, args, kwargs, self.cancel_event, "ctx" in _parameters(fn))
         self.traceback_text = ""

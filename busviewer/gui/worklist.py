@@ -29,9 +29,13 @@ from PySide6.QtWidgets import (
 from busviewer.core.store import PatientSummary
 
 COLUMNS = ("Patient", "Imgs", "Label", "AI", "Read")
-HEADER_TIPS = ("Patient ID", "Number of images", "Reader/biopsy label, else the image labels",
-               "Patient verdict of the active models (majority vote; ⚠ = the two models disagree)",
-               "● unread · ○ opened · ✓ reviewed")
+HEADER_TIPS = (
+    "Patient ID",
+    "Number of images",
+    "Reader/biopsy label, else the image labels",
+    "Patient verdict of the active models (majority vote; ⚠ = the two models disagree)",
+    "● unread · ○ opened · ✓ reviewed",
+)
 STATE_TEXT = {"reviewed": "✓", "opened": "○", "unread": "●"}
 COL_PATIENT, COL_IMAGES, COL_LABEL, COL_VERDICT, COL_STATE = range(len(COLUMNS))
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -90,7 +94,7 @@ class PatientTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def state(self, p: PatientSummary) -> str:
-        """"reviewed", "opened" (this session) or "unread"."""
+        """ "reviewed", "opened" (this session) or "unread"."""
         if p.reviewed:
             return "reviewed"
         return "opened" if p.patient_key in self._opened else "unread"
@@ -143,8 +147,11 @@ class PatientTableModel(QAbstractTableModel):
             if col == COL_PATIENT:
                 return p.patient_key + (f"\n{p.name}" if p.name else "")
             if col == COL_STATE:
-                return {"reviewed": "Reviewed (R toggles)", "opened": "Opened, not marked reviewed (R marks it)",
-                        "unread": "Unread: not opened yet"}[self.state(p)]
+                return {
+                    "reviewed": "Reviewed (R toggles)",
+                    "opened": "Opened, not marked reviewed (R marks it)",
+                    "unread": "Unread: not opened yet",
+                }[self.state(p)]
             if col == COL_LABEL:
                 counts = ", ".join(f"{v} {k}" for k, v in sorted(p.label_counts.items()))
                 return "Patient label (reader/biopsy)" if p.patient_label else f"Image labels: {counts or 'none'}"

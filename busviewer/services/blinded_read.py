@@ -28,8 +28,9 @@ CALLS = ("benign", "malignant")
 SETTING = "reading/blinded_first_read"  # the GUI setting (QSettings key)
 
 
-def record(store: Any, patient_key: str, call: str, birads: str | None = None,
-           reader: str | None = None) -> ReaderReadRecord:
+def record(
+    store: Any, patient_key: str, call: str, birads: str | None = None, reader: str | None = None
+) -> ReaderReadRecord:
     """Record the reader's first read; ``call`` benign/malignant, ``birads`` a standard category."""
     call = str(call).strip().lower()
     if call not in CALLS:
@@ -42,11 +43,17 @@ def ai_verdict(analysis: Any) -> tuple[str | None, dict]:
     verdicts = dict(getattr(analysis, "verdicts", {}) or {})
     main = verdicts.get("ensemble") or verdicts.get("vgg16")
     detail: dict[str, Any] = {"operating_point": getattr(analysis, "operating_point", None), "models": {}}
-    models = {a: f"{p.model_name} v{p.model_version}" for (_i, a), p in
-              (getattr(analysis, "predictions", {}) or {}).items()}
+    models = {
+        a: f"{p.model_name} v{p.model_version}" for (_i, a), p in (getattr(analysis, "predictions", {}) or {}).items()
+    }
     for arch, v in verdicts.items():
-        detail["models"][arch] = {"label": v.label, "model": models.get(arch), "threshold": v.threshold,
-                                  "malignant_votes": v.malignant_votes, "benign_votes": v.benign_votes}
+        detail["models"][arch] = {
+            "label": v.label,
+            "model": models.get(arch),
+            "threshold": v.threshold,
+            "malignant_votes": v.malignant_votes,
+            "benign_votes": v.benign_votes,
+        }
     return (main.label if main is not None else None), detail
 
 
@@ -67,7 +74,7 @@ def must_read_first(store: Any, patient_key: str, reader: str | None = None) -> 
 
 
 def ground_truth(store: Any, patient_key: str) -> str | None:
-    """"benign"/"malignant" from biopsy or imported labels (see the module docstring), or None."""
+    """ "benign"/"malignant" from biopsy or imported labels (see the module docstring), or None."""
     labels = store.patient_label(patient_key)
     for rec in labels.values():
         if rec.source == "biopsy" or rec.biopsy_confirmed:
@@ -109,9 +116,12 @@ class Tally:
         return num / den if den else None
 
     def rates(self) -> dict[str, float | None]:
-        return {"reader_sensitivity": self._rate(self.reader, "sens"),
-                "reader_specificity": self._rate(self.reader, "spec"),
-                "ai_sensitivity": self._rate(self.ai, "sens"), "ai_specificity": self._rate(self.ai, "spec")}
+        return {
+            "reader_sensitivity": self._rate(self.reader, "sens"),
+            "reader_specificity": self._rate(self.reader, "spec"),
+            "ai_sensitivity": self._rate(self.ai, "sens"),
+            "ai_specificity": self._rate(self.ai, "spec"),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"agreement": self.agreement} | self.rates()
@@ -157,16 +167,32 @@ def fmt_rate(x: float | None) -> str:
 
 def summary_lines(total: Tally, periods: Iterable[Tally]) -> list[str]:
     """Plain-text table (the CLI's output; the dialog shows the same numbers)."""
-    head = (f"{'period':<8} {'reads':>5} {'shown':>5} {'agree':>6} {'R sens':>6} {'R spec':>6} {'AI sens':>7} "
-            f"{'AI spec':>7}")
+    head = (
+        f"{'period':<8} {'reads':>5} {'shown':>5} {'agree':>6} {'R sens':>6} {'R spec':>6} {'AI sens':>7} "
+        f"{'AI spec':>7}"
+    )
     lines = [head]
     for t in [*periods, total]:
         r = t.rates()
-        lines.append(f"{t.period:<8} {t.reads:>5} {t.revealed:>5} {fmt_rate(t.agreement):>6} "
-                     f"{fmt_rate(r['reader_sensitivity']):>6} {fmt_rate(r['reader_specificity']):>6} "
-                     f"{fmt_rate(r['ai_sensitivity']):>7} {fmt_rate(r['ai_specificity']):>7}")
+        lines.append(
+            f"{t.period:<8} {t.reads:>5} {t.revealed:>5} {fmt_rate(t.agreement):>6} "
+            f"{fmt_rate(r['reader_sensitivity']):>6} {fmt_rate(r['reader_specificity']):>6} "
+            f"{fmt_rate(r['ai_sensitivity']):>7} {fmt_rate(r['ai_specificity']):>7}"
+        )
     return lines
 
 
-__all__ = ["CALLS", "SETTING", "Tally", "ai_verdict", "compare", "fmt_rate", "ground_truth", "must_read_first",
-           "read_of", "record", "reveal", "summary_lines"]
+__all__ = [
+    "CALLS",
+    "SETTING",
+    "Tally",
+    "ai_verdict",
+    "compare",
+    "fmt_rate",
+    "ground_truth",
+    "must_read_first",
+    "read_of",
+    "record",
+    "reveal",
+    "summary_lines",
+]

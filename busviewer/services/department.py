@@ -56,12 +56,16 @@ def shared_folder(store: Store) -> Path:
     if folder is None:
         value = sh.get_setting(store, SHARED_DIR_KEY)
         if not value:
-            raise DepartmentError(f"{store.url} has no shared folder: run `busviewer share init DIR` once, "
-                                  "or set BUSVIEWER_SHARED_DIR on this workstation")
+            raise DepartmentError(
+                f"{store.url} has no shared folder: run `busviewer share init DIR` once, "
+                "or set BUSVIEWER_SHARED_DIR on this workstation"
+            )
         folder = Path(value)
     if not folder.is_dir():
-        raise DepartmentError(f"the shared folder {folder} is not reachable from this workstation (not mounted?); "
-                              "set BUSVIEWER_SHARED_DIR to where it is mounted here")
+        raise DepartmentError(
+            f"the shared folder {folder} is not reachable from this workstation (not mounted?); "
+            "set BUSVIEWER_SHARED_DIR to where it is mounted here"
+        )
     return folder
 
 
@@ -117,8 +121,10 @@ def pull_model(store: Store, registry: ModelRegistry, ref: str) -> ModelEntry:
     except ModelCardError as exc:
         raise DepartmentError(str(exc)) from exc
     if card.sha256 != record.sha256:
-        raise DepartmentError(f"{card_path}: its sha256 differs from what was published as {record.ref} "
-                              f"({record.sha256}); the shared files were changed, not imported")
+        raise DepartmentError(
+            f"{card_path}: its sha256 differs from what was published as {record.ref} "
+            f"({record.sha256}); the shared files were changed, not imported"
+        )
     entry = registry.import_model(weights)
     if entry.card.sha256 != record.sha256:
         raise DepartmentError(f"{record.ref}: the imported weights are not the published ones")
@@ -152,8 +158,9 @@ def pull_locked_test(store: Store, path: Path | None = None, replace: bool = Fal
     set is replaced only with ``replace`` (it is archived, and the replacement audited)."""
     dept = department_locked_test(store)
     if dept is None:
-        raise DepartmentError(f"{store.url} has no locked test set yet: publish one (`busviewer share locked-test "
-                              "publish`)")
+        raise DepartmentError(
+            f"{store.url} has no locked test set yet: publish one (`busviewer share locked-test publish`)"
+        )
     try:
         local = load_locked_test(path)
     except LockedTestError:
@@ -163,8 +170,10 @@ def pull_locked_test(store: Store, path: Path | None = None, replace: bool = Fal
     if local is not None and local.to_dict() == dept.to_dict():
         return dept
     if local is not None and not replace:
-        raise DepartmentError(f"this workstation has another locked test set (created {local.created}); "
-                              "pull with replace to archive it and use the department's")
+        raise DepartmentError(
+            f"this workstation has another locked test set (created {local.created}); "
+            "pull with replace to archive it and use the department's"
+        )
     archive = reset_locked_test(path) if replace else None
     save_locked_test(dept, path)
     if archive is not None:

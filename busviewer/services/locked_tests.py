@@ -34,9 +34,22 @@ def create(store: Any, fraction: float, seed: int = 0) -> Any:
     items = store.training_items(label_sources=None, use_rois=False, classes=CLASSES)
     samples = samples_from_items(items).samples
     locked = create_locked_test(samples, fraction, seed, store=str(getattr(store, "url", "")))
-    store.log(AuditAction.CREATE_LOCKED_TEST, "locked_test", None, "patients", None,
-              json.dumps({"created": locked.created, "seed": locked.seed, "fraction": locked.fraction,
-                          "counts": locked.counts, "patients": list(locked.patients)}))
+    store.log(
+        AuditAction.CREATE_LOCKED_TEST,
+        "locked_test",
+        None,
+        "patients",
+        None,
+        json.dumps(
+            {
+                "created": locked.created,
+                "seed": locked.seed,
+                "fraction": locked.fraction,
+                "counts": locked.counts,
+                "patients": list(locked.patients),
+            }
+        ),
+    )
     return locked
 
 
@@ -51,8 +64,14 @@ def reset(store: Any) -> Path | None:
     except LockedTestError as exc:
         desc = f"damaged file: {exc}"
     archive = reset_locked_test()
-    store.log(AuditAction.RESET_LOCKED_TEST, "locked_test", None, "patients", desc,
-              f"archived as {archive}" if archive else None)
+    store.log(
+        AuditAction.RESET_LOCKED_TEST,
+        "locked_test",
+        None,
+        "patients",
+        desc,
+        f"archived as {archive}" if archive else None,
+    )
     return archive
 
 
@@ -60,8 +79,11 @@ def describe(locked: Any) -> str:
     """One line: size, classes and creation of a locked test set."""
     counts = locked.counts if isinstance(locked.counts, dict) else {}
     per_class = ", ".join(f"{k} {v}" for k, v in counts.items())
-    return (f"{len(locked.patients)} patients" + (f" ({per_class})" if per_class else "")
-            + f", created {locked.created.replace('T', ' ')[:16]} UTC, seed {locked.seed}")
+    return (
+        f"{len(locked.patients)} patients"
+        + (f" ({per_class})" if per_class else "")
+        + f", created {locked.created.replace('T', ' ')[:16]} UTC, seed {locked.seed}"
+    )
 
 
 __all__ = ["create", "describe", "load", "reset"]

@@ -58,11 +58,13 @@ def activation_warnings(card: Any) -> list[str]:
         reasons.append(f"its test AUC is {auc:.2f}, below {MIN_TEST_AUC:.2f}")
     n_patients, n_images = patient.get("n"), image.get("n")
     if isinstance(n_patients, int) and n_patients < MIN_TEST_PATIENTS:
-        reasons.append(f"its test set had only {n_patients} patients (fewer than {MIN_TEST_PATIENTS}): "
-                       "its figures are unreliable")
+        reasons.append(
+            f"its test set had only {n_patients} patients (fewer than {MIN_TEST_PATIENTS}): its figures are unreliable"
+        )
     elif n_patients is None and isinstance(n_images, int) and n_images < MIN_TEST_IMAGES:
-        reasons.append(f"its test set had only {n_images} images (fewer than {MIN_TEST_IMAGES}): "
-                       "its figures are unreliable")
+        reasons.append(
+            f"its test set had only {n_images} images (fewer than {MIN_TEST_IMAGES}): its figures are unreliable"
+        )
     return reasons
 
 
@@ -71,12 +73,15 @@ def activation_question(card: Any) -> str | None:
     reasons = activation_warnings(card)
     if not reasons:
         return None
-    return (f"Activate {card.name} v{card.version} although " + "; and ".join(reasons) + "?\n\n"
-            "It would give the AI results of every patient analysed from now on.")
+    return (
+        f"Activate {card.name} v{card.version} although " + "; and ".join(reasons) + "?\n\n"
+        "It would give the AI results of every patient analysed from now on."
+    )
 
 
-def activate(registry: Any, store: Any, model: str, version: int | None = None,
-             action: AuditAction = AuditAction.ACTIVATE_MODEL) -> Change:
+def activate(
+    registry: Any, store: Any, model: str, version: int | None = None, action: AuditAction = AuditAction.ACTIVATE_MODEL
+) -> Change:
     """Make ``model`` (``NAME[:VERSION]``, or a name and ``version``) the active model of its
     architecture (weights verified) and audit it with the model it replaces."""
     probe = registry.get(model, version) if version is not None else registry.get(model)
@@ -126,8 +131,11 @@ def rollback_target(stack: Sequence[str], current: str | None, available: set[st
     """The version that was active before ``current`` (skipping deleted ones)."""
     if not stack:
         return None
-    idx = len(stack) - 1 - list(reversed(stack)).index(current) if current is not None and current in stack \
+    idx = (
+        len(stack) - 1 - list(reversed(stack)).index(current)
+        if current is not None and current in stack
         else len(stack)
+    )
     for ref in reversed(stack[:idx]):
         if ref != current and ref in available:
             return ref
@@ -140,8 +148,9 @@ def rollback_ref(registry: Any, store: Any, architecture: str) -> str | None:
         return None
     current = registry.active(architecture)
     available = {e.ref for e in registry.list() if e.architecture == architecture}
-    return rollback_target(activation_history(store.audit_log("model"), architecture),
-                           current.ref if current else None, available)
+    return rollback_target(
+        activation_history(store.audit_log("model"), architecture), current.ref if current else None, available
+    )
 
 
 def roll_back(registry: Any, store: Any, architecture: str) -> Change:
@@ -163,8 +172,9 @@ def import_model(registry: Any, store: Any, path: str | Path, activate_it: bool 
     return Change(entry, None)
 
 
-def export_model(registry: Any, store: Any, model: str, dest: str | Path, version: int | None = None,
-                 overwrite: bool = False) -> tuple[Path, Path]:
+def export_model(
+    registry: Any, store: Any, model: str, dest: str | Path, version: int | None = None, overwrite: bool = False
+) -> tuple[Path, Path]:
     """Copy a model's weights and card to ``dest``; ``(weights, card)``; audited.
     FileExistsError if they are there already and ``overwrite`` is False."""
     entry = registry.get(model, version) if version is not None else registry.get(model)
@@ -183,8 +193,22 @@ def delete_model(registry: Any, store: Any, name: str, version: int) -> str:
 
 
 __all__ = [
-    "AuditAction", "MIN_TEST_AUC", "MIN_TEST_IMAGES", "MIN_TEST_PATIENTS", "Change", "activate", "activation_history",
-    "activation_question", "activation_warnings", "delete_model", "export_model", "import_model", "promote",
+    "AuditAction",
+    "MIN_TEST_AUC",
+    "MIN_TEST_IMAGES",
+    "MIN_TEST_PATIENTS",
+    "Change",
+    "activate",
+    "activation_history",
+    "activation_question",
+    "activation_warnings",
+    "delete_model",
+    "export_model",
+    "import_model",
+    "promote",
     "roll_back",
-    "rollback_ref", "rollback_target", "split_ref", "use_default",
+    "rollback_ref",
+    "rollback_target",
+    "split_ref",
+    "use_default",
 ]

@@ -95,17 +95,26 @@ def overlay(frame: np.ndarray, cam: np.ndarray, alpha: float = 0.4, caption: str
     return np.ascontiguousarray(out)
 
 
-def build_sc(ref: Dataset, frame: np.ndarray, cam: np.ndarray, model_text: str, series_uid: str,
-             number: int) -> Dataset:
+def build_sc(
+    ref: Dataset, frame: np.ndarray, cam: np.ndarray, model_text: str, series_uid: str, number: int
+) -> Dataset:
     """One Secondary Capture image of the overlay, derived from ``ref`` (same patient, study)."""
     import highdicom as hd
 
     pixels = overlay(frame, cam, caption=f"Grad-CAM {model_text} - research use only, not a diagnosis")
     sc = hd.sc.SCImage.from_ref_dataset(
-        ref_dataset=ref, pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
-        coordinate_system="PATIENT", series_instance_uid=series_uid, series_number=SC_SERIES_NUMBER,
-        sop_instance_uid=generate_uid(), instance_number=number, manufacturer="busviewer",
-        patient_orientation=("A", "F"), transfer_syntax_uid=ExplicitVRLittleEndian,
+        ref_dataset=ref,
+        pixel_array=pixels,
+        photometric_interpretation="RGB",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        series_instance_uid=series_uid,
+        series_number=SC_SERIES_NUMBER,
+        sop_instance_uid=generate_uid(),
+        instance_number=number,
+        manufacturer="busviewer",
+        patient_orientation=("A", "F"),
+        transfer_syntax_uid=ExplicitVRLittleEndian,
     )
     # highdicom wants an orientation; an ultrasound frame has none that is known: Type 2, empty
     orientation = ref.get("PatientOrientation")
@@ -128,9 +137,14 @@ def build_sc(ref: Dataset, frame: np.ndarray, cam: np.ndarray, model_text: str, 
     return sc
 
 
-def export_results(store: Store, patient_key: str, out_dir: Path | None = None, analysis: Any = None,
-                   cams: Mapping[tuple[int, str], np.ndarray] | None = None,
-                   operating_point: str = "balanced") -> ResultsBundle:
+def export_results(
+    store: Store,
+    patient_key: str,
+    out_dir: Path | None = None,
+    analysis: Any = None,
+    cams: Mapping[tuple[int, str], np.ndarray] | None = None,
+    operating_point: str = "balanced",
+) -> ResultsBundle:
     """Write the SR (and one SC per Grad-CAM map in ``cams``, keyed (image id, architecture))
     of ``patient_key`` into ``out_dir`` (default: a new folder in the outbox).
 
@@ -147,8 +161,10 @@ def export_results(store: Store, patient_key: str, out_dir: Path | None = None, 
     bundle = ResultsBundle(patient_key, folder)
     headers, records = _headers(store, patient_key, bundle)
     if not headers:
-        raise ResultsError(f"patient {patient_key}: no DICOM source images; results go back to a PACS only "
-                           "for studies that came as DICOM")
+        raise ResultsError(
+            f"patient {patient_key}: no DICOM source images; results go back to a PACS only "
+            "for studies that came as DICOM"
+        )
     image_labels = {r.id: [lab for src, lab in r.labels.items() if src in ("reader", "biopsy")] for r in records}
     patient_labels = [lab for src, lab in store.patient_label(patient_key).items() if src in ("reader", "biopsy")]
     sr = build_sr(analysis, headers, {k: v for k, v in image_labels.items() if v}, patient_labels)
@@ -162,7 +178,7 @@ def export_results(store: Store, patient_key: str, out_dir: Path | None = None, 
             continue
         ref = headers[iid]
         pred = analysis.predictions.get((iid, arch))
-        model_text = (f"{pred.model_name} v{pred.model_version}" if pred is not None else ARCH_TITLES.get(arch, arch))
+        model_text = f"{pred.model_name} v{pred.model_version}" if pred is not None else ARCH_TITLES.get(arch, arch)
         try:
             frame = read_image(by_id[iid].source_path).frame(0)
         except ImageReadError as exc:
@@ -176,8 +192,9 @@ def export_results(store: Store, patient_key: str, out_dir: Path | None = None, 
     return bundle
 
 
-def compute_cams(analyzer: Any, store: Store, patient_key: str,
-                 cancel: threading.Event | None = None) -> dict[tuple[int, str], np.ndarray]:
+def compute_cams(
+    analyzer: Any, store: Store, patient_key: str, cancel: threading.Event | None = None
+) -> dict[tuple[int, str], np.ndarray]:
     """Grad-CAM of every loaded model on every DICOM image of the patient (torch)."""
     out: dict[tuple[int, str], np.ndarray] = {}
     analyzer.load_models()
@@ -191,10 +208,17 @@ def compute_cams(analyzer: Any, store: Store, patient_key: str,
     return out
 
 
-def send_results(store: Store, settings: NetworkSettings, node_name: str, patient_key: str,
-                 analysis: Any = None, cams: Mapping[tuple[int, str], np.ndarray] | None = None,
-                 operating_point: str = "balanced", progress: Callable[[int, int, str], None] | None = None,
-                 cancel: threading.Event | None = None) -> tuple[ResultsBundle, StoreReport]:
+def send_results(
+    store: Store,
+    settings: NetworkSettings,
+    node_name: str,
+    patient_key: str,
+    analysis: Any = None,
+    cams: Mapping[tuple[int, str], np.ndarray] | None = None,
+    operating_point: str = "balanced",
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[ResultsBundle, StoreReport]:
     """Export the results (outbox) and send them to ``node_name``."""
     from busviewer.services.pacs import send_files
 

@@ -81,8 +81,12 @@ def _num(name: CodedConcept, value: float, unit: CodedConcept = UNIT_ONE) -> Num
 
 
 def _image_ref(ds: Dataset) -> ImageContentItem:
-    return ImageContentItem(name=SOURCE, referenced_sop_class_uid=ds.SOPClassUID,
-                            referenced_sop_instance_uid=ds.SOPInstanceUID, relationship_type=INFERRED_FROM)
+    return ImageContentItem(
+        name=SOURCE,
+        referenced_sop_class_uid=ds.SOPClassUID,
+        referenced_sop_instance_uid=ds.SOPInstanceUID,
+        relationship_type=INFERRED_FROM,
+    )
 
 
 _Item = TypeVar("_Item", bound=ContentItem)
@@ -93,8 +97,9 @@ def _with_children(item: _Item, children: Sequence[ContentItem]) -> _Item:
     return item
 
 
-def _container(name: CodedConcept, children: Sequence[ContentItem],
-               rel: RelationshipTypeValues | None = CONTAINS) -> ContainerContentItem:
+def _container(
+    name: CodedConcept, children: Sequence[ContentItem], rel: RelationshipTypeValues | None = CONTAINS
+) -> ContainerContentItem:
     return _with_children(ContainerContentItem(name=name, relationship_type=rel), children)
 
 
@@ -126,8 +131,14 @@ def build_sr(
         items.append(_text(OPERATING_POINT, point))
     for arch, verdict in analysis.verdicts.items():
         outside = getattr(analysis, "outside", {}) or {}  # no result for images outside the training data
-        preds = sorted(((iid, p) for (iid, a), p in analysis.predictions.items()
-                        if a == arch and iid in headers and iid not in outside), key=lambda x: x[0])
+        preds = sorted(
+            (
+                (iid, p)
+                for (iid, a), p in analysis.predictions.items()
+                if a == arch and iid in headers and iid not in outside
+            ),
+            key=lambda x: x[0],
+        )
         if not preds:
             continue
         first = preds[0][1]
@@ -160,9 +171,16 @@ def build_sr(
     root = _container(TITLE, items, rel=None)
     evidence = list(headers.values())
     sr = hd.sr.ComprehensiveSR(
-        evidence=evidence, content=root, series_instance_uid=generate_uid(), series_number=series_number,
-        sop_instance_uid=generate_uid(), instance_number=1, manufacturer="busviewer",
-        is_complete=True, is_final=False, is_verified=False,
+        evidence=evidence,
+        content=root,
+        series_instance_uid=generate_uid(),
+        series_number=series_number,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer="busviewer",
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
     )
     sr.SeriesDescription = "busviewer AI second reading (research use only)"
     return sr
@@ -202,7 +220,8 @@ def read_sr(ds: Dataset) -> dict[str, Any]:
             out["models"].append(model)
         elif name == READER.meaning:
             for child in item.ContentSequence:
-                refs = [str(c.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
-                        for c in child.get("ContentSequence", [])]
+                refs = [
+                    str(c.ReferencedSOPSequence[0].ReferencedSOPInstanceUID) for c in child.get("ContentSequence", [])
+                ]
                 out["reader"].append((value(child), refs[0] if refs else None))
     return out

@@ -47,12 +47,20 @@ def _engine(location: str | Path | None) -> Engine:
 
 def _audit_guard(conn: Connection) -> bool:
     if conn.dialect.name == "sqlite":
-        names = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger' "
-                                                    "AND tbl_name='audit_log'")}
+        names = {
+            r[0]
+            for r in conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name='audit_log'"
+            )
+        }
         return {"audit_log_no_update", "audit_log_no_delete"} <= names
     if conn.dialect.name == "postgresql":
-        names = {r[0] for r in conn.execute(text(
-            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal"))}
+        names = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal")
+            )
+        }
         return "audit_log_no_update_delete" in names
     return False
 
@@ -103,13 +111,16 @@ def check(location: str | Path | None = None, images: bool = True) -> CheckRepor
                 if diff:
                     problems.append(f"the tables differ from this busviewer's schema: {diff[:3]}")
             else:
-                notes.append("opening it with this busviewer (or `busviewer store migrate`) backs it up and "
-                             "migrates it")
+                notes.append(
+                    "opening it with this busviewer (or `busviewer store migrate`) backs it up and migrates it"
+                )
             if images and "images" in inspect(conn).get_table_names():
                 missing, total, examples = _unreachable_images(conn)
                 if missing:
-                    problems.append(f"{missing} of {total} image files are not reachable from this workstation "
-                                    f"(e.g. {', '.join(examples)})")
+                    problems.append(
+                        f"{missing} of {total} image files are not reachable from this workstation "
+                        f"(e.g. {', '.join(examples)})"
+                    )
                 else:
                     notes.append(f"all {total} image files are reachable")
     finally:
@@ -140,8 +151,9 @@ def backup(location: str | Path | None = None, out: Path | None = None) -> bk.Ba
         engine.dispose()
 
 
-def restore(backup_file: Path, location: str | Path | None = None, user: str | None = None
-            ) -> tuple[bk.BackupReport, bk.BackupReport | None]:
+def restore(
+    backup_file: Path, location: str | Path | None = None, user: str | None = None
+) -> tuple[bk.BackupReport, bk.BackupReport | None]:
     """Restore ``backup_file`` into the store (see ``core.store.backup.restore``); audited.
     Returns (the restored store, the backup of what it held before or None)."""
     engine = _engine(location)
@@ -149,9 +161,18 @@ def restore(backup_file: Path, location: str | Path | None = None, user: str | N
         url = store_url(location if location is not None else paths.store_location())
         restored, replaced = bk.restore(Path(backup_file), engine, default_backup_dir(url))
         with engine.begin() as conn:
-            conn.execute(insert(t.AuditEntry).values(
-                at=t.utcnow(), user=user or current_user(), action="restore", entity="store", entity_id=None,
-                field="backup", old_value=None if replaced is None else str(replaced.path), new_value=str(backup_file)))
+            conn.execute(
+                insert(t.AuditEntry).values(
+                    at=t.utcnow(),
+                    user=user or current_user(),
+                    action="restore",
+                    entity="store",
+                    entity_id=None,
+                    field="backup",
+                    old_value=None if replaced is None else str(replaced.path),
+                    new_value=str(backup_file),
+                )
+            )
         return restored, replaced
     finally:
         engine.dispose()

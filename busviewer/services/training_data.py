@@ -61,8 +61,9 @@ class FilteredStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def training_items(self, label_sources: Iterable[str] | None = None, use_rois: bool = False,
-                       classes: Iterable[str] = CLASSES) -> list[Any]:
+    def training_items(
+        self, label_sources: Iterable[str] | None = None, use_rois: bool = False, classes: Iterable[str] = CLASSES
+    ) -> list[Any]:
         items = self._store.training_items(label_sources=label_sources, use_rois=use_rois, classes=classes)
         if self.excluded:
             items = [it for it in items if str(it.patient_key) not in self.excluded]
@@ -99,8 +100,7 @@ def load_candidates(store: Any, label_sources: Sequence[str] | None, use_rois: b
     """Run in a worker: the store queries behind the data page."""
     sources = list(label_sources) if label_sources else None
     items = store.training_items(label_sources=sources, use_rois=use_rois, classes=CLASSES)
-    rois = len(items) if use_rois else len(store.training_items(label_sources=sources, use_rois=True,
-                                                                  classes=CLASSES))
+    rois = len(items) if use_rois else len(store.training_items(label_sources=sources, use_rois=True, classes=CLASSES))
     return Candidates(items, label_dates(store), tuple(sources) if sources else None, use_rois, rois)
 
 
@@ -266,16 +266,24 @@ def near_duplicates(
     pairs: list[NearDuplicate] = []
     block = 512
     for start in range(0, len(keep), block):
-        sim = mat[start:start + block] @ mat.T
+        sim = mat[start : start + block] @ mat.T
         rr, cc = np.nonzero(sim >= threshold)
         for r, c in zip(rr.tolist(), cc.tolist(), strict=True):
             a = start + r
             if c <= a or patients[a] == patients[c] or hashes[a] == hashes[c]:
                 continue
             ia, ib = keep[a], keep[c]
-            pairs.append(NearDuplicate(ia.image_id, ib.image_id, patients[a], patients[c],
-                                       Path(str(ia.path)).name, Path(str(ib.path)).name,
-                                       float(min(1.0, sim[r, c]))))
+            pairs.append(
+                NearDuplicate(
+                    ia.image_id,
+                    ib.image_id,
+                    patients[a],
+                    patients[c],
+                    Path(str(ia.path)).name,
+                    Path(str(ib.path)).name,
+                    float(min(1.0, sim[r, c])),
+                )
+            )
     pairs.sort(key=lambda p: -p.correlation)
     return pairs, problems
 
@@ -307,12 +315,19 @@ def passed_checks(warnings: Sequence[DataWarning], near_checked: bool) -> list[s
     found = {w.kind for w in warnings}
     if "no_data" in found:
         return []
-    return [title for kind, title in CHECK_TITLES.items()
-            if kind not in found and (kind != "near_duplicates" or near_checked)]
+    return [
+        title
+        for kind, title in CHECK_TITLES.items()
+        if kind not in found and (kind != "near_duplicates" or near_checked)
+    ]
 
 
-def data_warnings(summary: Summary, near: Sequence[NearDuplicate] | None = None,
-                  min_patients: int = MIN_PATIENTS_PER_CLASS, max_ratio: float = MAX_IMBALANCE) -> list[DataWarning]:
+def data_warnings(
+    summary: Summary,
+    near: Sequence[NearDuplicate] | None = None,
+    min_patients: int = MIN_PATIENTS_PER_CLASS,
+    max_ratio: float = MAX_IMBALANCE,
+) -> list[DataWarning]:
     """What the reader should know before training on ``summary``."""
     out: list[DataWarning] = []
     img, pat = summary.images_per_class, summary.patients_per_class
@@ -322,16 +337,25 @@ def data_warnings(summary: Summary, near: Sequence[NearDuplicate] | None = None,
     if missing:
         out.append(DataWarning("no_data", f"No {missing[0]} images are selected: the model needs both classes.", True))
     elif summary.n_patients < 5:
-        out.append(DataWarning("no_data", f"Only {summary.n_patients} patients are selected: at least 5 are needed "
-                                          "for training, validation and test patients.", True))
+        out.append(
+            DataWarning(
+                "no_data",
+                f"Only {summary.n_patients} patients are selected: at least 5 are needed "
+                "for training, validation and test patients.",
+                True,
+            )
+        )
     few = [c for c in CLASSES if 0 < pat[c] < min_patients]
     if few:
         parts = " and ".join(f"{pat[c]} {c}" for c in few)
-        out.append(DataWarning(
-            "too_few_patients",
-            f"Too few patients: only {parts} patient{'s' if sum(pat[c] for c in few) != 1 else ''} "
-            f"(fewer than {min_patients} per class). Test results on so few patients are very uncertain, "
-            "and the model may not generalise."))
+        out.append(
+            DataWarning(
+                "too_few_patients",
+                f"Too few patients: only {parts} patient{'s' if sum(pat[c] for c in few) != 1 else ''} "
+                f"(fewer than {min_patients} per class). Test results on so few patients are very uncertain, "
+                "and the model may not generalise.",
+            )
+        )
     if not missing:
         ratios = []
         for what, d in (("images", img), ("patients", pat)):
@@ -341,45 +365,74 @@ def data_warnings(summary: Summary, near: Sequence[NearDuplicate] | None = None,
                 small = min(CLASSES, key=lambda c: d[c])
                 ratios.append(f"{d[big]} {big} vs {d[small]} {small} {what} ({hi / lo:.1f}:1)")
         if ratios:
-            out.append(DataWarning(
-                "imbalance",
-                "Class imbalance: " + "; ".join(ratios) + f" — more than {max_ratio:.0f}:1. Class balancing "
-                "(Settings > Advanced) is on by default; accuracy alone will be misleading, look at "
-                "sensitivity and specificity."))
+            out.append(
+                DataWarning(
+                    "imbalance",
+                    "Class imbalance: " + "; ".join(ratios) + f" — more than {max_ratio:.0f}:1. Class balancing "
+                    "(Settings > Advanced) is on by default; accuracy alone will be misleading, look at "
+                    "sensitivity and specificity.",
+                )
+            )
     if summary.conflicting:
         n = len(summary.conflicting)
-        out.append(DataWarning(
-            "conflicting_labels",
-            f"{n} patient{'s have' if n != 1 else ' has'} images labelled both benign and malignant: "
-            f"{_ids(summary.conflicting)}. Such a patient counts as malignant and stays in one part of the "
-            "split; check the labels (or exclude the patient)."))
+        out.append(
+            DataWarning(
+                "conflicting_labels",
+                f"{n} patient{'s have' if n != 1 else ' has'} images labelled both benign and malignant: "
+                f"{_ids(summary.conflicting)}. Such a patient counts as malignant and stays in one part of the "
+                "split; check the labels (or exclude the patient).",
+            )
+        )
     if summary.exact_duplicates:
         n = len(summary.exact_duplicates)
         ex = "; ".join(" = ".join(f"{p}/{name}" for p, name in group) for _h, group in summary.exact_duplicates[:3])
-        out.append(DataWarning(
-            "exact_duplicates",
-            f"{n} identical image{'s are' if n != 1 else ' is'} filed under different patients ({ex}"
-            f"{' …' if n > 3 else ''}). If such copies fall into both training and test patients, the test "
-            "results are too optimistic: merge or exclude those patients."))
+        out.append(
+            DataWarning(
+                "exact_duplicates",
+                f"{n} identical image{'s are' if n != 1 else ' is'} filed under different patients ({ex}"
+                f"{' …' if n > 3 else ''}). If such copies fall into both training and test patients, the test "
+                "results are too optimistic: merge or exclude those patients.",
+            )
+        )
     if near:
         selected = {str(it.patient_key) for it in summary.items}
         ids = {it.image_id for it in summary.items}
-        rel = [d for d in near if d.image_a in ids and d.image_b in ids
-               and d.patient_a in selected and d.patient_b in selected]
+        rel = [
+            d
+            for d in near
+            if d.image_a in ids and d.image_b in ids and d.patient_a in selected and d.patient_b in selected
+        ]
         if rel:
-            ex = "; ".join(f"{d.patient_a}/{d.name_a} ≈ {d.patient_b}/{d.name_b} ({d.correlation:.2f})"
-                           for d in rel[:3])
-            out.append(DataWarning(
-                "near_duplicates",
-                f"{len(rel)} pair{'s' if len(rel) != 1 else ''} of near-identical images belong to different "
-                f"patients (thumbnail correlation ≥ {NEAR_DUPLICATE_CORRELATION:.2f}): {ex}"
-                f"{' …' if len(rel) > 3 else ''}. They may be the same lesion filed twice; if so, merge or "
-                "exclude one patient, or the test results are too optimistic."))
+            ex = "; ".join(
+                f"{d.patient_a}/{d.name_a} ≈ {d.patient_b}/{d.name_b} ({d.correlation:.2f})" for d in rel[:3]
+            )
+            out.append(
+                DataWarning(
+                    "near_duplicates",
+                    f"{len(rel)} pair{'s' if len(rel) != 1 else ''} of near-identical images belong to different "
+                    f"patients (thumbnail correlation ≥ {NEAR_DUPLICATE_CORRELATION:.2f}): {ex}"
+                    f"{' …' if len(rel) > 3 else ''}. They may be the same lesion filed twice; if so, merge or "
+                    "exclude one patient, or the test results are too optimistic.",
+                )
+            )
     return out
 
 
 __all__ = [
-    "CLASSES", "LABEL_SOURCE_TITLES", "Candidates", "DataWarning", "FilteredStore", "NearDuplicate", "PatientCount",
-    "Summary", "data_warnings", "fmt_duration", "label_dates", "load_candidates", "near_duplicates",
-    "passed_checks", "summarize", "thumbnail_vector",
+    "CLASSES",
+    "LABEL_SOURCE_TITLES",
+    "Candidates",
+    "DataWarning",
+    "FilteredStore",
+    "NearDuplicate",
+    "PatientCount",
+    "Summary",
+    "data_warnings",
+    "fmt_duration",
+    "label_dates",
+    "load_candidates",
+    "near_duplicates",
+    "passed_checks",
+    "summarize",
+    "thumbnail_vector",
 ]

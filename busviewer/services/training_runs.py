@@ -64,8 +64,9 @@ def prepare_run(spec: RunSpec, store: Any) -> tuple[dict[str, Any], Any, dict[st
 
     cfg = dict(spec.config)
     fstore = FilteredStore(store, spec.since, spec.excluded)
-    items = fstore.training_items(label_sources=cfg.get("label_sources"), use_rois=bool(cfg.get("use_rois")),
-                                  classes=CLASSES)
+    items = fstore.training_items(
+        label_sources=cfg.get("label_sources"), use_rois=bool(cfg.get("use_rois")), classes=CLASSES
+    )
     samples = samples_from_items(items, normal="drop", use_rois=bool(cfg.get("use_rois"))).samples
     plan = plan_with_locked_test(samples, spec.locked, spec.val_fraction, spec.folds, spec.seed)
     run_dir = Path(spec.run_dir or new_run_dir(str(cfg.get("name") or cfg.get("architecture", "model"))))
@@ -77,8 +78,12 @@ def prepare_run(spec: RunSpec, store: Any) -> tuple[dict[str, Any], Any, dict[st
         "label_updated_since": spec.since.isoformat() if spec.since else None,
         "excluded_patients": sorted(spec.excluded),
         "validation": {"val_fraction": spec.val_fraction, "folds": spec.folds, "seed": spec.seed},
-        "locked_test": {"created": spec.locked.created, "patients": len(spec.locked.patients),
-                        "seed": spec.locked.seed, "fraction": spec.locked.fraction},
+        "locked_test": {
+            "created": spec.locked.created,
+            "patients": len(spec.locked.patients),
+            "seed": spec.locked.seed,
+            "fraction": spec.locked.fraction,
+        },
         "store": spec.store_url,
     }
     (run_dir / WIZARD_FILE).write_text(json.dumps(wizard, indent=1), encoding="utf-8")
@@ -106,15 +111,20 @@ class RunInfo:
     def describe(self) -> str:
         when = self.started.strftime("%Y-%m-%d %H:%M") if self.started else "?"
         how = {"cancelled": "cancelled", "failed": "stopped by an error", "interrupted": "interrupted"}.get(
-            self.state, self.state)
+            self.state, self.state
+        )
         arch = ARCH_NAMES.get(self.architecture, self.architecture)
         title = arch if self.name in (self.architecture, "") else f"“{self.name}” ({arch})"
         return f"{title}, started {when}, {how}" + (f" {self.where}" if self.where else "")
 
 
 ARCH_NAMES = {"ensemble": "Ensemble", "vgg16": "VGG-16"}
-STAGE_NAMES = {"alexnet": "AlexNet stage", "resnet": "ResNet-18 stage", "head": "joint-classifier stage",
-               "vgg16": "VGG-16 training"}
+STAGE_NAMES = {
+    "alexnet": "AlexNet stage",
+    "resnet": "ResNet-18 stage",
+    "head": "joint-classifier stage",
+    "vgg16": "VGG-16 training",
+}
 
 
 def _where(phase: Any, stage: Any, epoch: Any) -> str:
@@ -131,9 +141,18 @@ FORWARD_GFLOP_224 = {"ensemble": 2.5, "vgg16": 15.5}
 DEVICE_GFLOPS = {"cpu": 40.0, "cuda": 4000.0, "mps": 400.0}
 
 
-def estimate_training_seconds(architecture: str, input_size: int, train_images: int, val_images: int,
-                              epochs: int, device: str, stages: int = 1, folds: int = 0,
-                              max_steps: int | None = None, batch_size: int = 16) -> float:
+def estimate_training_seconds(
+    architecture: str,
+    input_size: int,
+    train_images: int,
+    val_images: int,
+    epochs: int,
+    device: str,
+    stages: int = 1,
+    folds: int = 0,
+    max_steps: int | None = None,
+    batch_size: int = 16,
+) -> float:
     """A rough upper bound of a run's time from the network's size (not a measurement): every
     stage runs all its epochs (early stopping usually ends sooner); training costs about three
     forward passes per image, validation one; k folds add k more runs."""
@@ -210,8 +229,16 @@ def read_run(run_dir: Path) -> RunInfo | None:
         except OSError:
             started = None
     name = str(cfg.get("name") or cfg.get("architecture") or run_dir.name)
-    return RunInfo(run_dir, name, str(cfg.get("architecture", "?")), started, state, where,
-                   (run_dir / WIZARD_FILE).is_file(), error)
+    return RunInfo(
+        run_dir,
+        name,
+        str(cfg.get("architecture", "?")),
+        started,
+        state,
+        where,
+        (run_dir / WIZARD_FILE).is_file(),
+        error,
+    )
 
 
 def list_runs(root: Path | None = None) -> list[RunInfo]:
@@ -247,6 +274,16 @@ def fmt_metric(v: Any) -> str:
 
 
 __all__ = [
-    "RunInfo", "RunSpec", "device_text", "estimate_training_seconds", "filtered_store_for", "fmt_metric",
-    "list_resumable_runs", "list_runs", "local_time", "new_run_dir", "prepare_run", "read_run",
+    "RunInfo",
+    "RunSpec",
+    "device_text",
+    "estimate_training_seconds",
+    "filtered_store_for",
+    "fmt_metric",
+    "list_resumable_runs",
+    "list_runs",
+    "local_time",
+    "new_run_dir",
+    "prepare_run",
+    "read_run",
 ]

@@ -40,16 +40,19 @@ METHOD = "temperature scaling (Guo et al., ICML 2017), NLL on the validation ima
 _KEEP = ("sensitivity", "specificity", "accuracy")
 
 
-def _test_report(cal: dict[str, Any], thresholds: dict[str, float], y: Sequence[int], p: np.ndarray,
-                 patients: Sequence[str]) -> dict[str, Any]:
+def _test_report(
+    cal: dict[str, Any], thresholds: dict[str, float], y: Sequence[int], p: np.ndarray, patients: Sequence[str]
+) -> dict[str, Any]:
     q = apply_temperature(p, cal["temperature"])
     _, truth, _, mean_prob = patient_level(patients, y, q.tolist())
     points = {}
     for name in OPERATING_POINTS:
         rep = evaluate_predictions(patients, y, q.tolist(), thresholds[name])
-        points[name] = {"threshold": thresholds[name],
-                        "image": {k: rep["image"][k] for k in _KEEP},
-                        "patient": {k: rep["patient"][k] for k in _KEEP}}
+        points[name] = {
+            "threshold": thresholds[name],
+            "image": {k: rep["image"][k] for k in _KEEP},
+            "patient": {k: rep["patient"][k] for k in _KEEP},
+        }
     return {
         "n_images": len(y),
         "n_patients": len(set(patients)),
@@ -62,7 +65,10 @@ def _test_report(cal: dict[str, Any], thresholds: dict[str, float], y: Sequence[
 
 
 def calibration_report(
-    val_y: Labels, val_p: Probs, test_y: Labels = (), test_p: Probs = (),
+    val_y: Labels,
+    val_p: Probs,
+    test_y: Labels = (),
+    test_p: Probs = (),
     test_patients: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Fit on the validation predictions, report on the test predictions (module docstring)."""
@@ -73,9 +79,13 @@ def calibration_report(
         "temperature": fit.temperature,
         "method": METHOD,
         "bins": ECE_BINS,
-        "val": {"n_images": int(vy.size), "nll_before": fit.nll_before, "nll_after": fit.nll_after,
-                "ece_before": expected_calibration_error(vy, vp) if vy.size else None,
-                "ece_after": expected_calibration_error(vy, vq) if vy.size else None},
+        "val": {
+            "n_images": int(vy.size),
+            "nll_before": fit.nll_before,
+            "nll_after": fit.nll_after,
+            "ece_before": expected_calibration_error(vy, vp) if vy.size else None,
+            "ece_after": expected_calibration_error(vy, vq) if vy.size else None,
+        },
         "notes": [fit.note] if fit.note else [],
     }
     try:
@@ -86,24 +96,52 @@ def calibration_report(
         out["operating_points"] = None
         out["notes"].append(f"operating points not fitted ({exc}); threshold {DEFAULT_THRESHOLD} is used")
         thresholds = dict.fromkeys(OPERATING_POINTS, DEFAULT_THRESHOLD)
-    out["test"] = (_test_report(out, thresholds, list(test_y), np.asarray(test_p, dtype=float), list(test_patients))
-                   if len(test_y) else None)
+    out["test"] = (
+        _test_report(out, thresholds, list(test_y), np.asarray(test_p, dtype=float), list(test_patients))
+        if len(test_y)
+        else None
+    )
     return out
 
 
-def phase_calibration(model: Any, cfg: Any, val_samples: Sequence[Any], test_samples: Sequence[Any],
-                      test_probs: Probs | None, device: Any, cache: Any, amp_dtype: Any = None,
-                      check_cancel: Callable[[], None] | None = None) -> dict[str, Any]:
+def phase_calibration(
+    model: Any,
+    cfg: Any,
+    val_samples: Sequence[Any],
+    test_samples: Sequence[Any],
+    test_probs: Probs | None,
+    device: Any,
+    cache: Any,
+    amp_dtype: Any = None,
+    check_cancel: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Predict the validation samples with the phase's model and report (see the module docstring)."""
     from busviewer.training.evaluate import predict_samples
 
-    val_p = predict_samples(model, val_samples, cfg.input_size, cfg.mean, cfg.std, device, cfg.eval_batch_size,
-                            cache, amp_dtype, check_cancel) if val_samples else np.zeros(0)
+    val_p = (
+        predict_samples(
+            model,
+            val_samples,
+            cfg.input_size,
+            cfg.mean,
+            cfg.std,
+            device,
+            cfg.eval_batch_size,
+            cache,
+            amp_dtype,
+            check_cancel,
+        )
+        if val_samples
+        else np.zeros(0)
+    )
     if not test_samples or test_probs is None:
         test_samples, test_probs = (), ()
     return calibration_report(
-        [s.label for s in val_samples], val_p,
-        [s.label for s in test_samples], test_probs, [s.patient for s in test_samples],
+        [s.label for s in val_samples],
+        val_p,
+        [s.label for s in test_samples],
+        test_probs,
+        [s.patient for s in test_samples],
     )
 
 
@@ -113,8 +151,12 @@ def card_calibration(card: Any, samples: Sequence[Any], probs: Probs) -> dict[st
     from busviewer.core.operating import card_temperature, card_thresholds, has_operating_points
 
     thresholds = card_thresholds(card)
-    cal: dict[str, Any] = {"temperature": card_temperature(card), "bins": ECE_BINS, "source": "model card",
-                           "operating_points": thresholds if has_operating_points(card) else None}
+    cal: dict[str, Any] = {
+        "temperature": card_temperature(card),
+        "bins": ECE_BINS,
+        "source": "model card",
+        "operating_points": thresholds if has_operating_points(card) else None,
+    }
     y, patients = [s.label for s in samples], [s.patient for s in samples]
     cal["test"] = _test_report(cal, thresholds, y, np.asarray(probs, dtype=float), patients) if y else None
     return cal
@@ -134,8 +176,10 @@ def summary(cal: dict[str, Any]) -> dict[str, Any]:
         "auc_patient": (test.get("auc") or {}).get("patient"),
     }
     for name, pt in (test.get("points") or {}).items():
-        out[name] = {"threshold": pt["threshold"],
-                     **{f"{level}_{k}": pt[level][k] for level in ("image", "patient") for k in _KEEP}}
+        out[name] = {
+            "threshold": pt["threshold"],
+            **{f"{level}_{k}": pt[level][k] for level in ("image", "patient") for k in _KEEP},
+        }
     return out
 
 
@@ -150,10 +194,16 @@ def mean_sd_nested(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if any(isinstance(v, dict) for v in vals):
             out[k] = mean_sd_nested([v for v in vals if isinstance(v, dict)])
             continue
-        nums = [float(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)
-                and math.isfinite(float(v))]
-        out[k] = {"mean": float(np.mean(nums)) if nums else None,
-                  "sd": float(np.std(nums, ddof=1)) if len(nums) > 1 else None, "n": len(nums)}
+        nums = [
+            float(v)
+            for v in vals
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+        ]
+        out[k] = {
+            "mean": float(np.mean(nums)) if nums else None,
+            "sd": float(np.std(nums, ddof=1)) if len(nums) > 1 else None,
+            "n": len(nums),
+        }
     return out
 
 
@@ -188,16 +238,24 @@ class CalibrationHooks:
         if not cal:
             return {"calibration": None, "operating_points": None}
         val = cal.get("val") or {}
-        calibration = {"temperature": cal["temperature"], "method": cal.get("method", METHOD),
-                       "fitted_on": "validation patients of the fixed split", "n_images": val.get("n_images"),
-                       "ece_bins": cal.get("bins", ECE_BINS), "ece_before": val.get("ece_before"),
-                       "ece_after": val.get("ece_after"), "nll_before": val.get("nll_before"),
-                       "nll_after": val.get("nll_after")}
+        calibration = {
+            "temperature": cal["temperature"],
+            "method": cal.get("method", METHOD),
+            "fitted_on": "validation patients of the fixed split",
+            "n_images": val.get("n_images"),
+            "ece_bins": cal.get("bins", ECE_BINS),
+            "ece_before": val.get("ece_before"),
+            "ece_after": val.get("ece_after"),
+            "nll_before": val.get("nll_before"),
+            "nll_after": val.get("nll_after"),
+        }
         if cal.get("notes"):
             calibration["notes"] = list(cal["notes"])
         ops = cal.get("operating_points")
-        return {"calibration": calibration,
-                "operating_points": {k: float(ops[k]["threshold"]) for k in OPERATING_POINTS} if ops else None}
+        return {
+            "calibration": calibration,
+            "operating_points": {k: float(ops[k]["threshold"]) for k in OPERATING_POINTS} if ops else None,
+        }
 
 
 def _f(v: Any) -> str:
@@ -211,19 +269,33 @@ def _f(v: Any) -> str:
 def format_calibration(s: dict[str, Any], title: str = "") -> str:
     """A :func:`summary` (or its :func:`mean_sd_nested`) as text lines."""
     lines = [title] if title else []
-    lines.append(f"temperature {_f(s.get('temperature'))}; ECE (10 bins) validation {_f(s.get('val_ece_before'))} -> "
-                 f"{_f(s.get('val_ece_after'))}, test {_f(s.get('ece_before'))} -> {_f(s.get('ece_after'))}; "
-                 f"calibrated AUC image {_f(s.get('auc_image'))}, patient {_f(s.get('auc_patient'))}")
-    lines.append(f"{'operating point':<18}{'threshold':>12}{'img sens':>12}{'img spec':>12}{'pat sens':>12}"
-                 f"{'pat spec':>12}")
+    lines.append(
+        f"temperature {_f(s.get('temperature'))}; ECE (10 bins) validation {_f(s.get('val_ece_before'))} -> "
+        f"{_f(s.get('val_ece_after'))}, test {_f(s.get('ece_before'))} -> {_f(s.get('ece_after'))}; "
+        f"calibrated AUC image {_f(s.get('auc_image'))}, patient {_f(s.get('auc_patient'))}"
+    )
+    lines.append(
+        f"{'operating point':<18}{'threshold':>12}{'img sens':>12}{'img spec':>12}{'pat sens':>12}{'pat spec':>12}"
+    )
     for name in OPERATING_POINTS:
         pt = s.get(name)
         if isinstance(pt, dict):
-            lines.append(f"{TITLES[name]:<18}{_f(pt.get('threshold')):>12}"
-                         + "".join(f"{_f(pt.get(k)):>12}" for k in ("image_sensitivity", "image_specificity",
-                                                                      "patient_sensitivity", "patient_specificity")))
+            lines.append(
+                f"{TITLES[name]:<18}{_f(pt.get('threshold')):>12}"
+                + "".join(
+                    f"{_f(pt.get(k)):>12}"
+                    for k in ("image_sensitivity", "image_specificity", "patient_sensitivity", "patient_specificity")
+                )
+            )
     return "\n".join(lines)
 
 
-__all__ = ["CalibrationHooks", "calibration_report", "card_calibration", "format_calibration", "mean_sd_nested", "phase_calibration",
-           "summary"]
+__all__ = [
+    "CalibrationHooks",
+    "calibration_report",
+    "card_calibration",
+    "format_calibration",
+    "mean_sd_nested",
+    "phase_calibration",
+    "summary",
+]

@@ -98,8 +98,7 @@ class TemperatureFit:
     note: str = ""
 
 
-def fit_temperature(y_true: Labels, prob: Probs,
-                    bounds: tuple[float, float] = T_BOUNDS) -> TemperatureFit:
+def fit_temperature(y_true: Labels, prob: Probs, bounds: tuple[float, float] = T_BOUNDS) -> TemperatureFit:
     """Fit ``T`` minimising the NLL of ``sigmoid(logit(p) / T)`` (bounded search on ``log T``).
 
     Degenerate inputs keep ``T = 1`` and say why: no predictions, one class only (the NLL
@@ -144,13 +143,15 @@ def reliability_bins(y_true: Labels, prob: Probs, bins: int = ECE_BINS) -> list[
     for b in range(bins):
         sel = idx == b
         k = int(sel.sum())
-        out.append({
-            "lower": b / bins,
-            "upper": (b + 1) / bins,
-            "count": k,
-            "mean_predicted": float(p[sel].mean()) if k else None,
-            "fraction_malignant": float(y[sel].mean()) if k else None,
-        })
+        out.append(
+            {
+                "lower": b / bins,
+                "upper": (b + 1) / bins,
+                "count": k,
+                "mean_predicted": float(p[sel].mean()) if k else None,
+                "fraction_malignant": float(y[sel].mean()) if k else None,
+            }
+        )
     return out
 
 
@@ -195,8 +196,7 @@ def candidate_thresholds(prob: Probs) -> np.ndarray:
     return np.unique(np.append(p, above))
 
 
-def fit_operating_points(y_true: Labels, prob: Probs,
-                         target: float = TARGET) -> dict[str, OperatingPoint]:
+def fit_operating_points(y_true: Labels, prob: Probs, target: float = TARGET) -> dict[str, OperatingPoint]:
     """``high_sensitivity``, ``balanced`` and ``high_specificity`` on (calibrated, image-wise)
     validation probabilities; see the module docstring for the rules and tie handling."""
     y, p = _as_arrays(y_true, prob)
@@ -234,7 +234,17 @@ def sens_spec_at(y_true: Labels, prob: Probs, threshold: float) -> tuple[float |
 
 
 __all__ = [
-    "ECE_BINS", "OPERATING_POINTS", "OperatingPoint", "TemperatureFit", "apply_temperature",
-    "candidate_thresholds", "expected_calibration_error", "fit_operating_points", "fit_temperature", "logit",
-    "nll", "reliability_bins", "sens_spec_at",
+    "ECE_BINS",
+    "OPERATING_POINTS",
+    "OperatingPoint",
+    "TemperatureFit",
+    "apply_temperature",
+    "candidate_thresholds",
+    "expected_calibration_error",
+    "fit_operating_points",
+    "fit_temperature",
+    "logit",
+    "nll",
+    "reliability_bins",
+    "sens_spec_at",
 ]

@@ -37,14 +37,27 @@ from busviewer.training.masks import MaskOptions, crop_samples, sample_mask
 LOCALISATION_CSV = "localisation.csv"
 
 
-def phase_card(architecture: str, input_size: int, mean: Sequence[float], std: Sequence[float],
-               variant: str = "classic", input_mode: str = "bmode") -> Any:
+def phase_card(
+    architecture: str,
+    input_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    variant: str = "classic",
+    input_mode: str = "bmode",
+) -> Any:
     """An unregistered model card carrying the preprocessing (for Grad-CAM during training)."""
     from busviewer.ai.modelcard import ModelCard
 
-    return ModelCard("training-phase", 0, architecture, input_mode, input_size,
-                     normalisation={"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
-                     pretrained_init="random", variant=variant)
+    return ModelCard(
+        "training-phase",
+        0,
+        architecture,
+        input_mode,
+        input_size,
+        normalisation={"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+        pretrained_init="random",
+        variant=variant,
+    )
 
 
 def masked(samples: Sequence[Sample], masks_dir: str | Path) -> tuple[list[Sample], list[np.ndarray], int]:
@@ -59,8 +72,13 @@ def masked(samples: Sequence[Sample], masks_dir: str | Path) -> tuple[list[Sampl
 
 
 def sample_cams(
-    model: nn.Module, card: Any, samples: Sequence[Sample], cache: ImageCache | None = None,
-    device: torch.device | str | None = None, layer: str | None = None, batch_size: int = 16,
+    model: nn.Module,
+    card: Any,
+    samples: Sequence[Sample],
+    cache: ImageCache | None = None,
+    device: torch.device | str | None = None,
+    layer: str | None = None,
+    batch_size: int = 16,
     check_cancel: Callable[[], None] | None = None,
 ) -> list[np.ndarray]:
     """Grad-CAM heatmap (predicted class) of each sample in its own pixels."""
@@ -71,16 +89,22 @@ def sample_cams(
     for start in range(0, len(samples), batch_size):
         if check_cancel is not None:
             check_cancel()
-        chunk = [cache.get(s) for s in samples[start:start + batch_size]]
-        out += [r.heatmap for r in gradcam_batch(model, card, chunk, device=device, batch_size=batch_size,
-                                                 layer=layer)]
+        chunk = [cache.get(s) for s in samples[start : start + batch_size]]
+        out += [r.heatmap for r in gradcam_batch(model, card, chunk, device=device, batch_size=batch_size, layer=layer)]
     return out
 
 
 def localisation_report(
-    model: nn.Module, card: Any, test_samples: Sequence[Sample], masks_dir: str | Path, *,
-    val_samples: Sequence[Sample] | None = None, box_params: BoxParams | None = None,
-    layer: str | None = None, cache: ImageCache | None = None, device: torch.device | str | None = None,
+    model: nn.Module,
+    card: Any,
+    test_samples: Sequence[Sample],
+    masks_dir: str | Path,
+    *,
+    val_samples: Sequence[Sample] | None = None,
+    box_params: BoxParams | None = None,
+    layer: str | None = None,
+    cache: ImageCache | None = None,
+    device: torch.device | str | None = None,
     check_cancel: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``(summary, per-image rows)``; the box parameters are chosen on ``val_samples``
@@ -103,8 +127,12 @@ def localisation_report(
         "skipped_no_mask": skipped,
         "layer": layer or DEFAULT_CAM_LAYER,
         "target": "predicted class",
-        "box_params": {"fraction": params.fraction, "margin": params.margin,
-                       "source": params.source, "chosen_on_images": chosen_on},
+        "box_params": {
+            "fraction": params.fraction,
+            "margin": params.margin,
+            "source": params.source,
+            "chosen_on_images": chosen_on,
+        },
     }
     return summary, score_rows(scores)
 
@@ -141,15 +169,31 @@ class MaskRunHooks:
         o = self.options
         return crop_samples(sset, o.crops_dir, o.crop_margin) if o.crops_dir else sset
 
-    def phase(self, model: nn.Module, cfg: Any, val: Sequence[Sample], test: Sequence[Sample], phase_dir: Path,
-              cache: ImageCache, device: torch.device, check_cancel: Callable[[], None] | None) -> dict[str, Any] | None:
+    def phase(
+        self,
+        model: nn.Module,
+        cfg: Any,
+        val: Sequence[Sample],
+        test: Sequence[Sample],
+        phase_dir: Path,
+        cache: ImageCache,
+        device: torch.device,
+        check_cancel: Callable[[], None] | None,
+    ) -> dict[str, Any] | None:
         """Localisation of one phase's model on its test samples (box chosen on ``val``)."""
         if not self.options.masks_dir or not test:
             return None
         card = phase_card(cfg.architecture, cfg.input_size, cfg.mean, cfg.std, getattr(cfg, "variant", "classic"))
         summary, rows = localisation_report(
-            model, card, test, self.options.masks_dir, val_samples=val, layer=self.options.cam_layer,
-            cache=cache, device=device, check_cancel=check_cancel,
+            model,
+            card,
+            test,
+            self.options.masks_dir,
+            val_samples=val,
+            layer=self.options.cam_layer,
+            cache=cache,
+            device=device,
+            check_cancel=check_cancel,
         )
         write_rows(phase_dir / LOCALISATION_CSV, rows)
         return summary
@@ -174,9 +218,15 @@ class MaskRunHooks:
 
 
 def evaluate_localisation(
-    model: nn.Module, card: Any, samples: Sequence[Sample], options: MaskOptions, *,
-    val_samples: Sequence[Sample] | None = None, device: torch.device | str | None = None,
-    out_dir: str | Path | None = None, check_cancel: Callable[[], None] | None = None,
+    model: nn.Module,
+    card: Any,
+    samples: Sequence[Sample],
+    options: MaskOptions,
+    *,
+    val_samples: Sequence[Sample] | None = None,
+    device: torch.device | str | None = None,
+    out_dir: str | Path | None = None,
+    check_cancel: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """``busviewer evaluate --masks``: the model's localisation on ``samples``; box
     parameters chosen on ``val_samples`` if given, else the card's (or the default)."""
@@ -185,8 +235,15 @@ def evaluate_localisation(
     if not options.masks_dir:
         raise ValueError("measuring the localisation needs a folder of lesion masks (masks_dir)")
     summary, rows = localisation_report(
-        model, card, samples, options.masks_dir, val_samples=val_samples, box_params=box_params_for(card),
-        layer=options.cam_layer, device=device, check_cancel=check_cancel,
+        model,
+        card,
+        samples,
+        options.masks_dir,
+        val_samples=val_samples,
+        box_params=box_params_for(card),
+        layer=options.cam_layer,
+        device=device,
+        check_cancel=check_cancel,
     )
     if out_dir:
         write_rows(Path(out_dir) / LOCALISATION_CSV, rows)
@@ -194,7 +251,10 @@ def evaluate_localisation(
 
 
 def measure_run(
-    run_dir: str | Path, masks_dir: str | Path, layer: str | None = None, device: str | None = None,
+    run_dir: str | Path,
+    masks_dir: str | Path,
+    layer: str | None = None,
+    device: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Re-measure the localisation of every phase of a finished run whose weights were kept
@@ -211,7 +271,8 @@ def measure_run(
     cfg = TrainConfig.load(run_dir / "config.json")
     plan = SplitPlan.load(run_dir / "split.json")
     sset = MaskRunHooks(MaskOptions.load(run_dir) or MaskOptions()).samples(
-        load_samples(cfg.data, cfg.normal, cfg.label_sources, cfg.use_rois))
+        load_samples(cfg.data, cfg.normal, cfg.label_sources, cfg.use_rois)
+    )
     dev = choose_device(device)
     cache = ImageCache()
     phases: dict[str, Any] = {}
@@ -225,15 +286,34 @@ def measure_run(
         model.load_state_dict(load_weights(weights))
         model.to(dev).eval()
         card = phase_card(cfg.architecture, cfg.input_size, cfg.mean, cfg.std, cfg.variant)
-        phases[name], _ = localisation_report(model, card, test, masks_dir, val_samples=select(sset.samples, split.val),
-                                              layer=layer, cache=cache, device=dev)
+        phases[name], _ = localisation_report(
+            model,
+            card,
+            test,
+            masks_dir,
+            val_samples=select(sset.samples, split.val),
+            layer=layer,
+            cache=cache,
+            device=dev,
+        )
         if progress:
-            progress(f"{name}: " + ", ".join(f"{k} {phases[name][k]:.3f}" for k in ("pointing_game", "energy_inside",
-                     "mask_area_share", "box_iou", "box_contains_centre", "box_area_share")
-                     if phases[name][k] is not None))
+            progress(
+                f"{name}: "
+                + ", ".join(
+                    f"{k} {phases[name][k]:.3f}"
+                    for k in (
+                        "pointing_game",
+                        "energy_inside",
+                        "mask_area_share",
+                        "box_iou",
+                        "box_contains_centre",
+                        "box_area_share",
+                    )
+                    if phases[name][k] is not None
+                )
+            )
     folds = [v for k, v in phases.items() if k.startswith("fold-")]
-    return {"run": str(run_dir), "layer": layer, "phases": phases,
-            "cv": mean_sd_localisation(folds) if folds else None}
+    return {"run": str(run_dir), "layer": layer, "phases": phases, "cv": mean_sd_localisation(folds) if folds else None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -244,8 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from busviewer.training.localisation import format_localisation
     from busviewer.training.report import json_safe
 
-    p = argparse.ArgumentParser(prog="python -m busviewer.training.cam_eval",
-                                description="Grad-CAM localisation of a run's kept phase weights (CV folds)")
+    p = argparse.ArgumentParser(
+        prog="python -m busviewer.training.cam_eval",
+        description="Grad-CAM localisation of a run's kept phase weights (CV folds)",
+    )
     p.add_argument("run_dir")
     p.add_argument("--masks", required=True, metavar="DIR")
     p.add_argument("--cam-layer", choices=("conv", "output"))

@@ -23,7 +23,11 @@ def torch_dataset(dataset: ImageDataset) -> Dataset[tuple[Any, int, int]]:
 
 
 def make_loader(
-    dataset: ImageDataset, batch_size: int, num_workers: int = 0, sampler: Any = None, device: torch.device | None = None
+    dataset: ImageDataset,
+    batch_size: int,
+    num_workers: int = 0,
+    sampler: Any = None,
+    device: torch.device | None = None,
 ) -> DataLoader:
     return DataLoader(
         torch_dataset(dataset),
@@ -112,20 +116,27 @@ def evaluate_samples(
     """Image-wise and patient-wise metrics and the per-sample malignant probabilities."""
     if not samples:
         raise ValueError("no samples to evaluate")
-    probs = predict_samples(
-        model, samples, input_size, mean, std, device, batch_size, cache, amp_dtype, check_cancel
-    )
+    probs = predict_samples(model, samples, input_size, mean, std, device, batch_size, cache, amp_dtype, check_cancel)
     report = evaluate_predictions([s.patient for s in samples], [s.label for s in samples], probs.tolist(), threshold)
     return report, probs
 
 
-def write_predictions(path: str | Path, samples: Sequence[Sample], probs: Sequence[float], threshold: float = 0.5) -> None:
+def write_predictions(
+    path: str | Path, samples: Sequence[Sample], probs: Sequence[float], threshold: float = 0.5
+) -> None:
     """One CSV row per image: path, frame, patient, truth, malignant probability, prediction."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["image", "frame", "patient_id", "label", "label_source", "p_malignant", "predicted"])
         for s, p in zip(samples, probs, strict=True):
             w.writerow(
-                [str(s.path), s.frame, s.patient, CLASSES[s.label], s.label_source, f"{float(p):.6f}",
-                 CLASSES[int(float(p) >= threshold)]]
+                [
+                    str(s.path),
+                    s.frame,
+                    s.patient,
+                    CLASSES[s.label],
+                    s.label_source,
+                    f"{float(p):.6f}",
+                    CLASSES[int(float(p) >= threshold)],
+                ]
             )

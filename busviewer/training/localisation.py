@@ -118,9 +118,14 @@ def score_image(cam: np.ndarray, mask: np.ndarray, params: BoxParams, key: str =
     cam = resize_map(cam, mask.shape)
     box = None if _flat(cam) else cam_box(cam, params.fraction, params.margin)
     return ImageScore(
-        key=key, hit=pointing_hit(cam, mask), energy=energy_share(cam, mask), area=area_share(mask),
-        near_border=not _flat(cam) and near_border(peak(cam), mask.shape), box=box,
-        iou=box_iou(box, mask_box(mask)), centre_in=box_contains(box, mask_centroid(mask)),
+        key=key,
+        hit=pointing_hit(cam, mask),
+        energy=energy_share(cam, mask),
+        area=area_share(mask),
+        near_border=not _flat(cam) and near_border(peak(cam), mask.shape),
+        box=box,
+        iou=box_iou(box, mask_box(mask)),
+        centre_in=box_contains(box, mask_centroid(mask)),
         box_area=0.0 if box is None else (box[2] - box[0]) * (box[3] - box[1]) / mask.size,
     )
 
@@ -147,8 +152,16 @@ def summarise(scores: Sequence[ImageScore]) -> dict[str, Any]:
     }
 
 
-SUMMARY_KEYS: tuple[str, ...] = ("pointing_game", "energy_inside", "mask_area_share", "energy_to_area",
-                                 "peak_near_border", "box_iou", "box_contains_centre", "box_area_share")
+SUMMARY_KEYS: tuple[str, ...] = (
+    "pointing_game",
+    "energy_inside",
+    "mask_area_share",
+    "energy_to_area",
+    "peak_near_border",
+    "box_iou",
+    "box_contains_centre",
+    "box_area_share",
+)
 
 
 def choose_box_params(
@@ -175,8 +188,14 @@ def choose_box_params(
                 box = None if flat else cam_box(cam, f, m)
                 ious.append(box_iou(box, mbox))
                 hits.append(float(box_contains(box, centre)))
-            table.append({"fraction": f, "margin": m, "box_iou": float(np.mean(ious)),
-                          "box_contains_centre": float(np.mean(hits))})
+            table.append(
+                {
+                    "fraction": f,
+                    "margin": m,
+                    "box_iou": float(np.mean(ious)),
+                    "box_contains_centre": float(np.mean(hits)),
+                }
+            )
     reaching = [r for r in table if r["box_contains_centre"] >= centre_target]
     if reaching:
         best = max(reaching, key=lambda r: (r["box_iou"], r["box_contains_centre"]))
@@ -190,8 +209,11 @@ def mean_sd_localisation(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k in SUMMARY_KEYS:
         vals = [float(r[k]) for r in reports if r.get(k) is not None and math.isfinite(float(r[k]))]
-        out[k] = {"mean": float(np.mean(vals)) if vals else None,
-                  "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "n": len(vals)}
+        out[k] = {
+            "mean": float(np.mean(vals)) if vals else None,
+            "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+            "n": len(vals),
+        }
     return out
 
 
@@ -202,6 +224,7 @@ def score_rows(scores: Sequence[ImageScore]) -> list[dict[str, Any]]:
 
 def format_localisation(loc: dict[str, Any], title: str = "") -> str:
     """A few lines for the terminal: one model's localisation (or its CV mean ± SD)."""
+
     def f(v: Any) -> str:
         if isinstance(v, dict):
             m, sd = v.get("mean"), v.get("sd")
@@ -209,9 +232,13 @@ def format_localisation(loc: dict[str, Any], title: str = "") -> str:
         return "–" if v is None else f"{float(v):.3f}"
 
     lines = [title] if title else []
-    lines.append(f"  pointing game {f(loc.get('pointing_game'))} · energy inside lesion {f(loc.get('energy_inside'))}"
-                 f" (mask area {f(loc.get('mask_area_share'))}, ratio {f(loc.get('energy_to_area'))})")
-    lines.append(f"  CAM box: IoU {f(loc.get('box_iou'))}"
-                 f" · contains the lesion centre {f(loc.get('box_contains_centre'))}"
-                 f" · box area {f(loc.get('box_area_share'))} · peaks near the border {f(loc.get('peak_near_border'))}")
+    lines.append(
+        f"  pointing game {f(loc.get('pointing_game'))} · energy inside lesion {f(loc.get('energy_inside'))}"
+        f" (mask area {f(loc.get('mask_area_share'))}, ratio {f(loc.get('energy_to_area'))})"
+    )
+    lines.append(
+        f"  CAM box: IoU {f(loc.get('box_iou'))}"
+        f" · contains the lesion centre {f(loc.get('box_contains_centre'))}"
+        f" · box area {f(loc.get('box_area_share'))} · peaks near the border {f(loc.get('peak_near_border'))}"
+    )
     return "\n".join(lines)

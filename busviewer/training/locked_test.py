@@ -101,9 +101,11 @@ class LockedTestSet:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "locked test set") -> LockedTestSet:
         if not isinstance(d, Mapping) or d.get("format") != LOCKED_TEST_FORMAT:
-            raise LockedTestError(f"{source}: not a locked test set file (format {d.get('format')!r}, "
-                                  f"expected {LOCKED_TEST_FORMAT!r})" if isinstance(d, Mapping)
-                                  else f"{source}: not a JSON object")
+            raise LockedTestError(
+                f"{source}: not a locked test set file (format {d.get('format')!r}, expected {LOCKED_TEST_FORMAT!r})"
+                if isinstance(d, Mapping)
+                else f"{source}: not a JSON object"
+            )
         patients = d.get("patients")
         if not isinstance(patients, list) or not all(isinstance(p, str) for p in patients):
             raise LockedTestError(f"{source}: 'patients' must be a list of patient ids")
@@ -267,7 +269,11 @@ def plan_with_locked_test(
     fixed.check_disjoint()
     cv = kfold_splits(rest, folds, val_fraction, seed) if folds and folds >= 2 else []
     plan = SplitPlan(
-        fixed=fixed, folds=cv, seed=seed, stratify=stratify, val_fraction=val_fraction,
+        fixed=fixed,
+        folds=cv,
+        seed=seed,
+        stratify=stratify,
+        val_fraction=val_fraction,
         test_fraction=len(test) / max(len(labels), 1),
     )
     plan.counts = part_counts(list(samples), fixed)

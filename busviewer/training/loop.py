@@ -71,6 +71,7 @@ class StagePlan:
 def stage_plans(model: nn.Module, cfg: TrainConfig, pretrained_like: bool) -> list[StagePlan]:
     """The fine-tuning schedule for ``model`` (see :class:`TrainConfig` on freezing)."""
     if isinstance(model, nets.EnsembleNet) and cfg.ensemble_schedule == "joint":
+
         def setup_joint() -> None:
             nets.set_requires_grad(model, True)
             if pretrained_like:  # keep seed 001's frozen early layers when fine-tuning
@@ -106,8 +107,14 @@ def stage_plans(model: nn.Module, cfg: TrainConfig, pretrained_like: bool) -> li
         return [
             StagePlan("alexnet", model.alexnet, model.alexnet, setup_alexnet),
             StagePlan("resnet", model.resnet, model.resnet, setup_resnet),
-            StagePlan("head", model, model.head, setup_head, frozen_eval=(model.alexnet, model.resnet),
-                      init=(lambda: init_head_from_branches(model)) if cfg.head_init == "branches" else None),
+            StagePlan(
+                "head",
+                model,
+                model.head,
+                setup_head,
+                frozen_eval=(model.alexnet, model.resnet),
+                init=(lambda: init_head_from_branches(model)) if cfg.head_init == "branches" else None,
+            ),
         ]
     if isinstance(model, nets.VGG16Net):
         blocks = cfg.vgg_frozen_blocks if cfg.vgg_frozen_blocks is not None else 0
@@ -165,8 +172,7 @@ class WeightEMA:
     ``min(decay, (1 + t) / (10 + t))`` after ``t`` updates, so that on short runs (a few
     hundred steps on small data) the average does not lag behind by most of the run."""
 
-    def __init__(self, module: nn.Module, decay: float, state: dict[str, torch.Tensor] | None = None,
-                 updates: int = 0):
+    def __init__(self, module: nn.Module, decay: float, state: dict[str, torch.Tensor] | None = None, updates: int = 0):
         self.module, self.decay, self.updates = module, decay, updates
         src = state if state is not None else module.state_dict()
         self.state = {k: v.detach().clone().to(module.state_dict()[k].device) for k, v in src.items()}
@@ -346,7 +352,9 @@ class PhaseTrainer:
         seed = self.seed * 101 + stage_index
         if self.cfg.balance == "sampler":
             return DistributedWeightedSampler(sample_weights(self.train_ds.labels), seed, w, r)
-        return DistributedSampler(torch_dataset(self.train_ds), num_replicas=w, rank=r, shuffle=True, seed=seed, drop_last=False)
+        return DistributedSampler(
+            torch_dataset(self.train_ds), num_replicas=w, rank=r, shuffle=True, seed=seed, drop_last=False
+        )
 
     def _criterion(self) -> nn.Module:
         ls = self.cfg.label_smoothing
@@ -355,7 +363,9 @@ class PhaseTrainer:
             return nn.CrossEntropyLoss(weight=weight, label_smoothing=ls)
         return nn.CrossEntropyLoss(label_smoothing=ls)
 
-    def _loss(self, criterion: nn.Module, out: Any, y: torch.Tensor, y2: torch.Tensor | None, lam: float) -> torch.Tensor:
+    def _loss(
+        self, criterion: nn.Module, out: Any, y: torch.Tensor, y2: torch.Tensor | None, lam: float
+    ) -> torch.Tensor:
         """Cross-entropy of the logits (plus ``aux_weight`` x each auxiliary head's), mixed
         between ``y`` and ``y2`` with weight ``lam`` under mixup."""
         outs = out if isinstance(out, tuple) else (out,)
@@ -378,8 +388,13 @@ class PhaseTrainer:
             return None
         return torch.tensor(class_weights(self.train_ds.labels), dtype=torch.float32)
 
-    def _save(self, meta: dict[str, Any], best: dict[str, torch.Tensor] | None, optim: Any,
-              ema: dict[str, torch.Tensor] | None = None) -> None:
+    def _save(
+        self,
+        meta: dict[str, Any],
+        best: dict[str, torch.Tensor] | None,
+        optim: Any,
+        ema: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         if self.dist.is_main and self.cfg.checkpoints:
             save_checkpoint(
                 self.checkpoint_path,
@@ -442,8 +457,12 @@ class PhaseTrainer:
         ema = None
         if cfg.ema > 0:
             resumed = ck if start_epoch > 0 else None
-            ema = WeightEMA(plan.state_module, cfg.ema, resumed.ema if resumed is not None else None,
-                            start_epoch * self.steps_per_epoch if resumed is not None else 0)
+            ema = WeightEMA(
+                plan.state_module,
+                cfg.ema,
+                resumed.ema if resumed is not None else None,
+                start_epoch * self.steps_per_epoch if resumed is not None else 0,
+            )
         self.tracker.advance(start_epoch * self.steps_per_epoch)
 
         fwd: nn.Module = plan.forward
@@ -501,8 +520,16 @@ class PhaseTrainer:
                 self.tracker.advance()
                 remaining = (cfg.epochs - epoch - 1) * steps + (steps - step - 1)
                 self.emit(
-                    StepDone(plan.name, epoch + 1, step + 1, steps, lv, remaining * self._step_s, self.phase,
-                             self.tracker.fraction)
+                    StepDone(
+                        plan.name,
+                        epoch + 1,
+                        step + 1,
+                        steps,
+                        lv,
+                        remaining * self._step_s,
+                        self.phase,
+                        self.tracker.fraction,
+                    )
                 )
             self.check_cancel()
             train_loss = ddp.mean_across(loss_sum / max(n_seen, 1), self.dist, self.device)
@@ -525,21 +552,31 @@ class PhaseTrainer:
                 ema.swap()
             epoch_s = time.monotonic() - t_epoch
             record = {
-                "phase": self.phase, "stage": plan.name, "epoch": epoch + 1, "train_loss": train_loss,
-                "val_loss": val_loss, "best": improved, "epoch_s": epoch_s,
+                "phase": self.phase,
+                "stage": plan.name,
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "best": improved,
+                "epoch_s": epoch_s,
             } | {f"val_{k}": v for k, v in val_metrics.items()}
             out.history.append(record)
             self.emit(
-                EpochDone(plan.name, epoch + 1, cfg.epochs, train_loss, val_loss, val_metrics, improved, epoch_s,
-                          self.phase)
+                EpochDone(
+                    plan.name, epoch + 1, cfg.epochs, train_loss, val_loss, val_metrics, improved, epoch_s, self.phase
+                )
             )
             epoch += 1
             if es.should_stop:
                 self.tracker.advance((cfg.epochs - epoch) * steps)
             self._save(
                 {
-                    "stage_index": si, "stage": plan.name, "epoch": epoch, "early_stopping": es.to_dict(),
-                    "history": out.history, "stages": out.stages,
+                    "stage_index": si,
+                    "stage": plan.name,
+                    "epoch": epoch,
+                    "early_stopping": es.to_dict(),
+                    "history": out.history,
+                    "stages": out.stages,
                     "scaler": scaler.state_dict() if use_scaler else None,
                     "best_is_current": improved and ema is None,  # then the best weights are the model's
                 },
@@ -552,9 +589,13 @@ class PhaseTrainer:
         if best is not None:
             plan.state_module.load_state_dict(best)
         summary = {
-            "stage": plan.name, "epochs_run": epoch, "best_epoch": es.best_epoch,
+            "stage": plan.name,
+            "epochs_run": epoch,
+            "best_epoch": es.best_epoch,
             "best_val_loss": es.best_loss if math.isfinite(es.best_loss) else None,
-            "stopped_early": stopped_early, "trainable_params": n_params, "early_stop": cfg.early_stop,
+            "stopped_early": stopped_early,
+            "trainable_params": n_params,
+            "early_stop": cfg.early_stop,
         }
         out.stages.append(summary)
         self._save(
@@ -563,6 +604,12 @@ class PhaseTrainer:
             None,
         )
         self.emit(
-            StageDone(self.phase, plan.name, epoch, es.best_epoch,
-                      es.best_loss if math.isfinite(es.best_loss) else float("nan"), stopped_early)
+            StageDone(
+                self.phase,
+                plan.name,
+                epoch,
+                es.best_epoch,
+                es.best_loss if math.isfinite(es.best_loss) else float("nan"),
+                stopped_early,
+            )
         )

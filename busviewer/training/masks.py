@@ -136,7 +136,7 @@ def sample_mask(masks_dir: str | Path, sample: Sample) -> np.ndarray | None:
     mask = read_mask(path, shape)
     if sample.roi is not None:
         x0, y0, x1, y1 = (int(v) for v in sample.roi)
-        mask = mask[max(0, y0):y1, max(0, x0):x1]
+        mask = mask[max(0, y0) : y1, max(0, x0) : x1]
     return mask if mask.any() else None
 
 

@@ -92,9 +92,7 @@ def metrics_from_predictions(
     return out
 
 
-def binary_metrics(
-    y_true: Labels, prob: Probs, threshold: float = 0.5, roc: bool = True
-) -> dict[str, Any]:
+def binary_metrics(y_true: Labels, prob: Probs, threshold: float = 0.5, roc: bool = True) -> dict[str, Any]:
     """Metrics of malignant probabilities ``prob``; predicted malignant if ``prob >= threshold``."""
     p = np.asarray(prob, dtype=float)
     y_pred = (p >= threshold).astype(int)

@@ -79,8 +79,9 @@ def plot_losses(path: str | Path, history: Sequence[dict[str, Any]], title: str 
     return Path(path)
 
 
-def plot_reliability(path: str | Path, curves: dict[str, Sequence[dict[str, Any]] | None],
-                     title: str = "reliability") -> Path | None:
+def plot_reliability(
+    path: str | Path, curves: dict[str, Sequence[dict[str, Any]] | None], title: str = "reliability"
+) -> Path | None:
     """Reliability diagram: ``curves`` maps a label (e.g. "before (ECE 0.18)") to reliability
     bins (:func:`busviewer.training.calibration.reliability_bins`); observed fraction
     malignant against mean predicted probability per non-empty bin, with the bin counts."""
@@ -94,11 +95,21 @@ def plot_reliability(path: str | Path, curves: dict[str, Sequence[dict[str, Any]
     width = 1.0 / len(next(iter(shown.values())))
     for i, (label, bins) in enumerate(shown.items()):
         used = [b for b in bins if b["count"]]
-        ax.plot([b["mean_predicted"] for b in used], [b["fraction_malignant"] for b in used], marker="o", ms=4,
-                lw=1.6, label=label)
+        ax.plot(
+            [b["mean_predicted"] for b in used],
+            [b["fraction_malignant"] for b in used],
+            marker="o",
+            ms=4,
+            lw=1.6,
+            label=label,
+        )
         offset = (i - (len(shown) - 1) / 2) * width / (len(shown) + 1)
-        hist.bar([(b["lower"] + b["upper"]) / 2 + offset for b in bins], [b["count"] for b in bins],
-                 width=width / (len(shown) + 1), alpha=0.7)
+        hist.bar(
+            [(b["lower"] + b["upper"]) / 2 + offset for b in bins],
+            [b["count"] for b in bins],
+            width=width / (len(shown) + 1),
+            alpha=0.7,
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_ylabel("observed fraction malignant")

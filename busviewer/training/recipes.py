@@ -38,8 +38,16 @@ _BUSVIEWER: dict[str, Any] = {
     "balance": "sampler",
     "ensemble_schedule": "joint",
     "augment": {
-        "crop": "resized", "crop_scale": (0.6, 1.0), "hflip": True, "brightness": 0.25, "contrast": 0.25,
-        "scale": 0.0, "rotation": 10.0, "gamma": 0.25, "noise": 0.0, "blur": 0.0,
+        "crop": "resized",
+        "crop_scale": (0.6, 1.0),
+        "hflip": True,
+        "brightness": 0.25,
+        "contrast": 0.25,
+        "scale": 0.0,
+        "rotation": 10.0,
+        "gamma": 0.25,
+        "noise": 0.0,
+        "blur": 0.0,
     },
 }
 

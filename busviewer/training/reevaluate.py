@@ -39,8 +39,12 @@ def _stored_probs(path: Path) -> list[tuple[str, float]]:
         return [(r["image"], float(r["p_malignant"])) for r in csv.DictReader(fh)]
 
 
-def reevaluate_run(run_dir: str | Path, masks_dir: str | Path | None = None, device: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def reevaluate_run(
+    run_dir: str | Path,
+    masks_dir: str | Path | None = None,
+    device: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Add ``calibration`` (and with ``masks_dir`` ``localisation``) to every phase of
     ``run_dir`` whose weights were kept. Returns ``{phase: {"calibration": summary, ...}}``."""
     from busviewer.ai.device import choose_device
@@ -59,9 +63,12 @@ def reevaluate_run(run_dir: str | Path, masks_dir: str | Path | None = None, dev
     plan = SplitPlan.load(run_dir / "split.json")
     saved = MaskOptions.load(run_dir)
     if masks_dir is not None:
-        saved = MaskOptions(masks_dir=str(masks_dir), crops_dir=saved.crops_dir if saved else None,
-                            crop_margin=saved.crop_margin if saved else 0.2,
-                            cam_layer=saved.cam_layer if saved else None)
+        saved = MaskOptions(
+            masks_dir=str(masks_dir),
+            crops_dir=saved.crops_dir if saved else None,
+            crop_margin=saved.crop_margin if saved else 0.2,
+            cam_layer=saved.cam_layer if saved else None,
+        )
         saved.save(run_dir)  # a resumed run aggregates the localisation of its phases
     hooks = MaskRunHooks(saved) if saved is not None and saved.active else None
     sset = load_samples(cfg.data, cfg.normal, cfg.label_sources, cfg.use_rois)
@@ -79,23 +86,32 @@ def reevaluate_run(run_dir: str | Path, masks_dir: str | Path | None = None, dev
         model.load_state_dict(load_weights(phase_dir / WEIGHTS))
         model.to(dev).eval()
         val, test = select(sset.samples, split.val), select(sset.samples, split.test)
-        probs = (predict_samples(model, test, cfg.input_size, cfg.mean, cfg.std, dev, cfg.eval_batch_size, cache)
-                 if test else None)
+        probs = (
+            predict_samples(model, test, cfg.input_size, cfg.mean, cfg.std, dev, cfg.eval_batch_size, cache)
+            if test
+            else None
+        )
         stored = _stored_probs(phase_dir / "predictions.csv")
         if probs is not None and stored:
             same_images = [p for p, _ in stored] == [str(s.path) for s in test]
             if not same_images or np.max(np.abs(np.array([q for _, q in stored]) - np.asarray(probs))) > 1e-3:
-                raise ValueError(f"{phase_dir / WEIGHTS}: its test predictions differ from predictions.csv; "
-                                 "these are not the weights that were tested")
+                raise ValueError(
+                    f"{phase_dir / WEIGHTS}: its test predictions differ from predictions.csv; "
+                    "these are not the weights that were tested"
+                )
         result = json.loads((phase_dir / RESULT).read_text(encoding="utf-8"))
-        result["calibration"] = phase_calibration(model, cfg, val, test, None if probs is None else probs.tolist(),
-                                                  dev, cache)
+        result["calibration"] = phase_calibration(
+            model, cfg, val, test, None if probs is None else probs.tolist(), dev, cache
+        )
         if hooks is not None:
             result["localisation"] = hooks.phase(model, cfg, val, test, phase_dir, cache, dev, lambda: None)
         (phase_dir / RESULT).write_text(json.dumps(json_safe(result), indent=2), encoding="utf-8")
         out[name] = {"calibration": summary(result["calibration"]), "localisation": result.get("localisation")}
         if progress:
             s = out[name]["calibration"]
-            progress(f"{name}: T={s['temperature']:.3f} ECE {s['ece_before']} -> {s['ece_after']}"
-                     if s.get("ece_before") is not None else f"{name}: T={s['temperature']:.3f}")
+            progress(
+                f"{name}: T={s['temperature']:.3f} ECE {s['ece_before']} -> {s['ece_after']}"
+                if s.get("ece_before") is not None
+                else f"{name}: T={s['temperature']:.3f}"
+            )
     return out

@@ -67,8 +67,10 @@ def write_plots(
         rel = test["reliability"]
         p = plot_reliability(
             run_dir / "reliability.png",
-            {f"before (ECE {_f(test.get('ece_before'))})": rel.get("before"),
-             f"after, T = {_f(calibration.get('temperature'))} (ECE {_f(test.get('ece_after'))})": rel.get("after")},
+            {
+                f"before (ECE {_f(test.get('ece_before'))})": rel.get("before"),
+                f"after, T = {_f(calibration.get('temperature'))} (ECE {_f(test.get('ece_after'))})": rel.get("after"),
+            },
             title=f"{title} test images: reliability".strip(),
         )
         if p:

@@ -92,9 +92,19 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 FINAL_WEIGHTS = "model.safetensors"
 RESULT_NAME = "result.json"
 #: Settings that may differ when a run is resumed (machinery, not the experiment).
-RESUME_OVERRIDABLE = ("device", "amp", "num_workers", "register", "name", "description", "keep_checkpoints",
-                      "keep_phase_weights",
-                      "checkpoints", "eval_batch_size", "distributed")
+RESUME_OVERRIDABLE = (
+    "device",
+    "amp",
+    "num_workers",
+    "register",
+    "name",
+    "description",
+    "keep_checkpoints",
+    "keep_phase_weights",
+    "checkpoints",
+    "eval_batch_size",
+    "distributed",
+)
 FINAL_MODEL_NOTE = (
     "The registered model is the one trained on the fixed patient-wise split: trained on the "
     "train patients, early-stopped on the validation patients, evaluated on the test patients "
@@ -225,17 +235,16 @@ class _Run:
         else:
             labels = patient_labels(sset.samples)
             keep = limit_patients(labels, cfg.limit_patients, cfg.seed)
-            plan = make_plan(
-                select(sset.samples, keep), cfg.val_fraction, cfg.test_fraction, cfg.folds, cfg.seed
-            )
+            plan = make_plan(select(sset.samples, keep), cfg.val_fraction, cfg.test_fraction, cfg.folds, cfg.seed)
         in_split = set(plan.fixed.train) | set(plan.fixed.val) | set(plan.fixed.test)
         for f in plan.folds:
             in_split |= set(f.train) | set(f.val) | set(f.test)
         known = {s.patient for s in sset.samples}
         missing = sorted(in_split - known)
         if missing:
-            self.emit(Notice("warning", f"{len(missing)} patient(s) of the split have no usable images "
-                                        f"(e.g. {missing[:3]})"))
+            self.emit(
+                Notice("warning", f"{len(missing)} patient(s) of the split have no usable images (e.g. {missing[:3]})")
+            )
         sset = SampleSet([s for s in sset.samples if s.patient in in_split], sset.source, sset.dropped)
         plan.counts = part_counts(sset.samples, plan.fixed)
         for name, f in [("fixed", plan.fixed), *[(f"fold-{i + 1}", f) for i, f in enumerate(plan.folds)]]:
@@ -258,8 +267,13 @@ class _Run:
                 self.cfg = cfg = dataclasses.replace(cfg, variant=parent_card.variant)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", nets.PretrainedUnavailable)
-            model = nets.build_model(cfg.architecture, cfg.input_mode, len(CLASSES),
-                                     pretrained=cfg.pretrained and not cfg.init_from, variant=cfg.variant)
+            model = nets.build_model(
+                cfg.architecture,
+                cfg.input_mode,
+                len(CLASSES),
+                pretrained=cfg.pretrained and not cfg.init_from,
+                variant=cfg.variant,
+            )
         for w in caught:
             if issubclass(w.category, nets.PretrainedUnavailable) and phase_index == 0:
                 self.emit(Notice("warning", str(w.message)))
@@ -268,8 +282,10 @@ class _Run:
         if cfg.init_from:
             src, card = self._registry().load(cfg.init_from, device="cpu")
             if card.architecture != cfg.architecture or card.input_mode != cfg.input_mode:
-                raise ValueError(f"init_from {cfg.init_from} is a {card.architecture}/{card.input_mode} model, "
-                                 f"not {cfg.architecture}/{cfg.input_mode}")
+                raise ValueError(
+                    f"init_from {cfg.init_from} is a {card.architecture}/{card.input_mode} model, "
+                    f"not {cfg.architecture}/{cfg.input_mode}"
+                )
             model.load_state_dict(src.state_dict())
             parent, init, pretrained = card.ref, card.pretrained_init, True
         explicit = (cfg.alexnet_trainable_last, cfg.resnet_frozen_first, cfg.vgg_frozen_blocks)
@@ -326,21 +342,41 @@ class _Run:
         model, pretrained, init, parent = self._build_model(index)
         plans = stage_plans(model, cfg, pretrained)
         self.emit(
-            PhaseStarted(name, index + 1, total, len(split.train), len(split.val), len(split.test),
-                         tuple(p.name for p in plans))
+            PhaseStarted(
+                name, index + 1, total, len(split.train), len(split.val), len(split.test), tuple(p.name for p in plans)
+            )
         )
         trainer = PhaseTrainer(
-            model=model, plans=plans, train_ds=train_ds, val_ds=val_ds, cfg=cfg, device=self.device,
-            dist=self.dist, emit=self.emit, cancel=self.cancel, phase=name,
-            checkpoint_path=phase_dir / CHECKPOINT_NAME, tracker=tracker, amp_dtype=self.amp_dtype,
+            model=model,
+            plans=plans,
+            train_ds=train_ds,
+            val_ds=val_ds,
+            cfg=cfg,
+            device=self.device,
+            dist=self.dist,
+            emit=self.emit,
+            cancel=self.cancel,
+            phase=name,
+            checkpoint_path=phase_dir / CHECKPOINT_NAME,
+            tracker=tracker,
+            amp_dtype=self.amp_dtype,
             seed=cfg.seed * 1000 + index,
         )
         outcome = trainer.run()
         report, probs = None, None
         if test_samples:
             report, probs = evaluate_samples(
-                model, test_samples, cfg.input_size, cfg.mean, cfg.std, self.device, cfg.eval_batch_size,
-                cfg.threshold, self.cache, self.amp_dtype, self._check_cancel,
+                model,
+                test_samples,
+                cfg.input_size,
+                cfg.mean,
+                cfg.std,
+                self.device,
+                cfg.eval_batch_size,
+                cfg.threshold,
+                self.cache,
+                self.amp_dtype,
+                self._check_cancel,
             )
             if self.dist.is_main:
                 write_predictions(phase_dir / "predictions.csv", test_samples, probs.tolist(), cfg.threshold)
@@ -353,12 +389,29 @@ class _Run:
             "images": {"train": len(train_ds), "val": len(val_ds), "test": len(test_samples)},
             "planned_steps": trainer.planned_steps(),
             # temperature + operating points fitted on the validation images, reported on the test images
-            "calibration": phase_calibration(model, cfg, val_ds.samples, test_samples, probs, self.device,
-                                             self.cache, self.amp_dtype, self._check_cancel),
+            "calibration": phase_calibration(
+                model,
+                cfg,
+                val_ds.samples,
+                test_samples,
+                probs,
+                self.device,
+                self.cache,
+                self.amp_dtype,
+                self._check_cancel,
+            ),
         }
         if self.masks is not None and self.dist.is_main:  # Grad-CAM vs lesion masks
-            result["localisation"] = self.masks.phase(model, cfg, val_ds.samples, test_samples, phase_dir, self.cache,
-                                                      self.device, None if self.dist.enabled else self._check_cancel)
+            result["localisation"] = self.masks.phase(
+                model,
+                cfg,
+                val_ds.samples,
+                test_samples,
+                phase_dir,
+                self.cache,
+                self.device,
+                None if self.dist.enabled else self._check_cancel,
+            )
         if self.dist.is_main:
             if is_final or cfg.keep_phase_weights:  # fold weights allow later re-evaluation
                 save_weights(phase_dir / FINAL_WEIGHTS, model.state_dict())
@@ -381,7 +434,8 @@ class _Run:
         cfg = self.cfg
         assert self.run_dir is not None
         settings = {
-            k: v for k, v in cfg.to_dict().items()
+            k: v
+            for k, v in cfg.to_dict().items()
             if k not in ("data", "run_dir", "name", "description", "register", "split_file")
         }
         training = {
@@ -390,11 +444,14 @@ class _Run:
             "split": {
                 "file": str(self.run_dir / "split.json"),
                 "method": "patient-wise, stratified by patient label (any malignant image)",
-                "seed": plan.seed, "val_fraction": plan.val_fraction, "test_fraction": plan.test_fraction,
-                "counts": plan.counts, "cv_folds": len(plan.folds),
+                "seed": plan.seed,
+                "val_fraction": plan.val_fraction,
+                "test_fraction": plan.test_fraction,
+                "counts": plan.counts,
+                "cv_folds": len(plan.folds),
             },
-            "settings": settings | {"loss": "cross-entropy",
-                                    "early_stopping": f"{cfg.early_stop}, best weights restored"},
+            "settings": settings
+            | {"loss": "cross-entropy", "early_stopping": f"{cfg.early_stop}, best weights restored"},
             "recipe": cfg.recipe,
             "stages": final.get("stages", []),
             "device": str(self.device),
@@ -439,21 +496,30 @@ class _Run:
         _seed_everything(cfg.seed)
         self.cache = ImageCache(cfg.cache_images)
         phases: list[str] = [f"fold-{i + 1}" for i in range(cfg.folds)] + ["final"]
-        self.emit(RunStarted(self.run_dir, cfg.architecture, str(self.device), tuple(phases), self.resume,
-                             json_safe(cfg.to_dict())))
+        self.emit(
+            RunStarted(
+                self.run_dir, cfg.architecture, str(self.device), tuple(phases), self.resume, json_safe(cfg.to_dict())
+            )
+        )
         try:
             sset, plan = self._load_data()
             if len(plan.folds) != cfg.folds:
                 phases = [f"fold-{i + 1}" for i in range(len(plan.folds))] + ["final"]
             summary = sset.summary()
-            self.emit(DataLoaded(summary["images"], summary["patients"], summary["images_per_class"],
-                                 summary["dropped"], plan.counts))
+            self.emit(
+                DataLoaded(
+                    summary["images"], summary["patients"], summary["images_per_class"], summary["dropped"], plan.counts
+                )
+            )
             splits = [*plan.folds, plan.fixed]
-            tracker = ProgressTracker(sum(
-                len(stage_names(cfg.architecture)) * cfg.epochs
-                * steps_per_epoch(len(select(sset.samples, s.train)), cfg, self.dist.world_size)
-                for s in splits
-            ))
+            tracker = ProgressTracker(
+                sum(
+                    len(stage_names(cfg.architecture))
+                    * cfg.epochs
+                    * steps_per_epoch(len(select(sset.samples, s.train)), cfg, self.dist.world_size)
+                    for s in splits
+                )
+            )
             results = [
                 self._phase(i, len(phases), name, split, sset.samples, tracker)
                 for i, (name, split) in enumerate(zip(phases, splits, strict=True))
@@ -478,8 +544,14 @@ class _Run:
             CalibrationHooks.add_metrics(metrics, fold_results, final)
             if self.dist.is_main:
                 write_json(self.run_dir / "metrics.json", metrics)
-                write_plots(self.run_dir, final.get("test"), final.get("history") or [], fold_reports,
-                            title=cfg.model_name, calibration=final.get("calibration"))
+                write_plots(
+                    self.run_dir,
+                    final.get("test"),
+                    final.get("history") or [],
+                    fold_reports,
+                    title=cfg.model_name,
+                    calibration=final.get("calibration"),
+                )
             self._check_cancel()  # last chance: after this the model is registered
             ref, entry = None, None
             if cfg.register and self.dist.is_main:
@@ -512,8 +584,16 @@ class _Run:
         card = self._card(final, metrics, summary | {"normal": self.cfg.normal}, plan)
         model = final["_model"].to("cpu")
         entry = registry.save(model, card)
-        write_json(marker, {"model": entry.ref, "weights": str(entry.weights_path), "card": str(entry.card_path),
-                            "sha256": entry.card.sha256, "activated": False})
+        write_json(
+            marker,
+            {
+                "model": entry.ref,
+                "weights": str(entry.weights_path),
+                "card": str(entry.card_path),
+                "sha256": entry.card.sha256,
+                "activated": False,
+            },
+        )
         weights = self.run_dir / "final" / FINAL_WEIGHTS
         if weights.is_file():  # the registry holds the same weights now
             weights.unlink()
@@ -617,20 +697,31 @@ def evaluate_model(
         plan = SplitPlan.load(split_file)
         samples = select(samples, plan.fixed.part(part))
     if not samples:
-        raise ValueError("no labelled images to evaluate" + (f" in part {part!r} of {split_file}" if split_file else ""))
+        raise ValueError(
+            "no labelled images to evaluate" + (f" in part {part!r} of {split_file}" if split_file else "")
+        )
 
     def check() -> None:
         if cancel is not None and cancel.is_set():
             raise TrainingCancelled(None, None, None)
 
     report, probs = evaluate_samples(
-        model, samples, card.input_size, card.mean, card.std, dev, batch_size, threshold,
-        amp_dtype=amp_dtype_for(dev, "auto"), check_cancel=check,
+        model,
+        samples,
+        card.input_size,
+        card.mean,
+        card.std,
+        dev,
+        batch_size,
+        threshold,
+        amp_dtype=amp_dtype_for(dev, "auto"),
+        check_cancel=check,
     )
     if masks is not None and masks.masks_dir:
         val = select(sset.samples, plan.fixed.val) if split_file and part != "val" else None
-        report["localisation"] = evaluate_localisation(model, card, samples, masks, val_samples=val, device=dev,
-                                                       out_dir=out_dir, check_cancel=check)
+        report["localisation"] = evaluate_localisation(
+            model, card, samples, masks, val_samples=val, device=dev, out_dir=out_dir, check_cancel=check
+        )
     report["calibration"] = card_calibration(card, samples, probs)  # the card's temperature and operating points
     report["model"] = entry.ref
     report["model_sha256"] = card.sha256
@@ -646,5 +737,10 @@ def evaluate_model(
 
 
 __all__ = [
-    "RunResult", "TrainConfig", "default_run_dir", "evaluate_model", "resume_training", "run_training",
+    "RunResult",
+    "TrainConfig",
+    "default_run_dir",
+    "evaluate_model",
+    "resume_training",
+    "run_training",
 ]

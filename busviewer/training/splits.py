@@ -218,9 +218,7 @@ def part_counts(samples: Sequence[Sample], split: Split) -> dict[str, dict[str, 
     for name in PARTS:
         part = select(samples, split.part(name))
         per = Counter(CLASSES[s.label] for s in part)
-        out[name] = {"patients": len(split.part(name)), "images": len(part)} | {
-            c: per.get(c, 0) for c in CLASSES
-        }
+        out[name] = {"patients": len(split.part(name)), "images": len(part)} | {c: per.get(c, 0) for c in CLASSES}
     return out
 
 

@@ -26,14 +26,16 @@ def _rand_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def vgg() -> tuple[nn.Module, ModelCard]:
     torch.manual_seed(0)
     return build_model("vgg16", "bmode", pretrained=False).eval(), ModelCard(
-        "v", 1, "vgg16", "bmode", input_size=64, pretrained_init="random")
+        "v", 1, "vgg16", "bmode", input_size=64, pretrained_init="random"
+    )
 
 
 @pytest.fixture(scope="module")
 def ensemble() -> tuple[nn.Module, ModelCard]:
     torch.manual_seed(1)
     return build_model("ensemble", "bmode", pretrained=False).eval(), ModelCard(
-        "e", 1, "ensemble", "bmode", input_size=96, pretrained_init="random")
+        "e", 1, "ensemble", "bmode", input_size=96, pretrained_init="random"
+    )
 
 
 # -- reference implementations (independent of hooks) ---------------------------------------

@@ -13,8 +13,10 @@ POINTS = {"high_sensitivity": 0.2, "balanced": 0.45, "high_specificity": 0.8}
 
 
 def _preds(probs: dict[int, float], sha: str = SHA) -> dict:
-    return {(i, "vgg16"): ImagePrediction(i, 0, None, "vgg16", "m", 1, {"benign": 1 - p, "malignant": p}, p,
-                                          "benign", sha) for i, p in probs.items()}
+    return {
+        (i, "vgg16"): ImagePrediction(i, 0, None, "vgg16", "m", 1, {"benign": 1 - p, "malignant": p}, p, "benign", sha)
+        for i, p in probs.items()
+    }
 
 
 def test_default_band_for_a_card_without_operating_points() -> None:

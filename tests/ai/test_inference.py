@@ -30,8 +30,7 @@ def models() -> dict[tuple[str, str], tuple[torch.nn.Module, ModelCard]]:
     for arch in ("ensemble", "vgg16"):
         for mode in ("bmode", "bse"):
             model = build_model(arch, mode, pretrained=False).eval()
-            card = ModelCard(f"t-{arch}-{mode}", 3, arch, mode, input_size=SIZE, sha256=SHA,
-                             pretrained_init="random")
+            card = ModelCard(f"t-{arch}-{mode}", 3, arch, mode, input_size=SIZE, sha256=SHA, pretrained_init="random")
             out[arch, mode] = (model, card)
     return out
 
@@ -97,8 +96,7 @@ def test_predict_rois(models) -> None:
     assert preds[1].probabilities == pytest.approx(full.probabilities, abs=1e-6)
     assert preds[0].probabilities == pytest.approx(preds[2].probabilities, abs=1e-6)
     assert all(p.image_hash == "h" for p in preds)
-    pair_preds = Predictor(*models["vgg16", "bse"], device="cpu").predict_rois(
-        _images(1, "bse")[0], [(0, 0, 20, 20)])
+    pair_preds = Predictor(*models["vgg16", "bse"], device="cpu").predict_rois(_images(1, "bse")[0], [(0, 0, 20, 20)])
     assert pair_preds[0].box == (0, 0, 20, 20)
 
 

@@ -45,20 +45,23 @@ def test_saved_card_is_sealed_over_card_and_weights(source) -> None:
     assert card_integrity(card.with_updates(normalisation={"mean": [0.5] * 3, "std": [0.5] * 3})) != card.integrity
 
 
-@pytest.mark.parametrize("kind, index, words", [
-    ("value", 0, "integrity hash mismatch"),
-    ("nan", 1, r"non-finite value\(s\) \(NaN/inf\)"),
-    ("inf", 2, "integrity hash mismatch"),  # sha256 recomputed, integrity not
-    ("negvar", 3, r"running_var \(BatchNorm variance\) has 1 negative value"),
-    ("classes", 0, r"classes must be exactly \['benign', 'malignant'\] in that order"),
-    ("norm", 1, r"'std' values must be > 0"),
-    ("norm", 4, "integrity hash mismatch"),
-    ("header", 1, "needs .* bytes but the header gives|shape"),
-    ("truncate", 4, "truncated safetensors file|not a safetensors file"),
-    ("pickle", 0, "it is a ZIP archive"),
-    ("card", 0, "has no integrity hash"),
-    ("card", 2, "input_size 4000 is outside 32..1024"),
-])
+@pytest.mark.parametrize(
+    "kind, index, words",
+    [
+        ("value", 0, "integrity hash mismatch"),
+        ("nan", 1, r"non-finite value\(s\) \(NaN/inf\)"),
+        ("inf", 2, "integrity hash mismatch"),  # sha256 recomputed, integrity not
+        ("negvar", 3, r"running_var \(BatchNorm variance\) has 1 negative value"),
+        ("classes", 0, r"classes must be exactly \['benign', 'malignant'\] in that order"),
+        ("norm", 1, r"'std' values must be > 0"),
+        ("norm", 4, "integrity hash mismatch"),
+        ("header", 1, "needs .* bytes but the header gives|shape"),
+        ("truncate", 4, "truncated safetensors file|not a safetensors file"),
+        ("pickle", 0, "it is a ZIP archive"),
+        ("card", 0, "has no integrity hash"),
+        ("card", 2, "input_size 4000 is outside 32..1024"),
+    ],
+)
 def test_corrupted_variant_refused_at_import(source, tmp_path: Path, kind: str, index: int, words: str) -> None:
     _, _, entry, _ = source
     card_path = corrupt_models.make_variant(kind, index, entry.weights_path, entry.card.to_dict(), tmp_path / "v")
@@ -94,10 +97,12 @@ def test_load_checks_values_and_card_of_files_placed_by_hand(source, tmp_path: P
 def test_card_fields_are_sane() -> None:
     good = ModelCard("f", 1, "vgg16", input_size=64, sha256="0" * 64)
     check_card_fields(good, "f")
-    for changes, words in (({"classes": ["benign", "malignant", "normal"]}, "exactly"),
-                           ({"input_size": 2048}, "outside 32..1024"),
-                           ({"normalisation": {"mean": [0.5] * 3, "std": [1e-6] * 3}}, "std"),
-                           ({"normalisation": {"mean": [1e6] * 3, "std": [0.2] * 3}}, "mean")):
+    for changes, words in (
+        ({"classes": ["benign", "malignant", "normal"]}, "exactly"),
+        ({"input_size": 2048}, "outside 32..1024"),
+        ({"normalisation": {"mean": [0.5] * 3, "std": [1e-6] * 3}}, "std"),
+        ({"normalisation": {"mean": [1e6] * 3, "std": [0.2] * 3}}, "mean"),
+    ):
         with pytest.raises(ModelFileError, match=words):
             check_card_fields(good.with_updates(**changes), "f")
 
@@ -122,8 +127,9 @@ def test_non_finite_output_is_a_per_image_error_not_a_row(source, tmp_path: Path
     assert import_paths(store, [root / "images"]).added == 1
     analyzer = Analyzer(store, registry=reg, device="cpu", models=[entry.ref])
     result = analyzer.analyse_patient("P1")
-    assert any("gave a non-finite output (NaN/inf) for this image; no result was stored" in p
-               for p in result.problems), result.problems
+    assert any(
+        "gave a non-finite output (NaN/inf) for this image; no result was stored" in p for p in result.problems
+    ), result.problems
     image_id = store.images("P1")[0].id
     assert store.latest_predictions([image_id]) == {}
     roi = store.add_roi(image_id, (10, 10, 60, 60))

@@ -48,13 +48,16 @@ def test_older_card_without_the_fields_loads_with_t_1_and_threshold_half() -> No
     assert old.temperature == 1.0 and old.thresholds == dict.fromkeys(OPERATING_POINTS, 0.5)
 
 
-@pytest.mark.parametrize("kw, words", [
-    ({"calibration": {"temperature": 0}}, "calibration"),
-    ({"calibration": {"ece_after": 0.1}}, "calibration"),
-    ({"operating_points": {"balanced": 0.5}}, "operating_points"),
-    ({"operating_points": POINTS | {"balanced": 1.5}}, "operating_points"),
-    ({"operating_points": POINTS | {"balanced": True}}, "operating_points"),
-])
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        ({"calibration": {"temperature": 0}}, "calibration"),
+        ({"calibration": {"ece_after": 0.1}}, "calibration"),
+        ({"operating_points": {"balanced": 0.5}}, "operating_points"),
+        ({"operating_points": POINTS | {"balanced": 1.5}}, "operating_points"),
+        ({"operating_points": POINTS | {"balanced": True}}, "operating_points"),
+    ],
+)
 def test_invalid_calibration_fields_are_named(kw: dict, words: str) -> None:
     with pytest.raises(ModelCardError, match=words):
         _card(**kw)
@@ -96,13 +99,18 @@ def test_predictor_applies_the_temperature_and_the_operating_point(vgg) -> None:
 
 
 def _pred(iid: int, arch: str, p: float, sha: str = SHA) -> ImagePrediction:
-    return ImagePrediction(iid, 0, None, arch, "m", 1, {"benign": 1 - p, "malignant": p}, p,
-                           "malignant" if p >= 0.5 else "benign", sha)
+    return ImagePrediction(
+        iid, 0, None, arch, "m", 1, {"benign": 1 - p, "malignant": p}, p, "malignant" if p >= 0.5 else "benign", sha
+    )
 
 
 def test_summarise_at_each_operating_point() -> None:
-    preds = {(1, "vgg16"): _pred(1, "vgg16", 0.3), (2, "vgg16"): _pred(2, "vgg16", 0.6),
-             (3, "vgg16"): _pred(3, "vgg16", 0.9), (1, "ensemble"): _pred(1, "ensemble", 0.3, "00" * 32)}
+    preds = {
+        (1, "vgg16"): _pred(1, "vgg16", 0.3),
+        (2, "vgg16"): _pred(2, "vgg16", 0.6),
+        (3, "vgg16"): _pred(3, "vgg16", 0.9),
+        (1, "ensemble"): _pred(1, "ensemble", 0.3, "00" * 32),
+    }
     thresholds = {SHA: POINTS}
     bal = summarise("P", preds, thresholds)
     v = bal.verdicts["vgg16"]
@@ -123,7 +131,8 @@ def test_summarise_at_each_operating_point() -> None:
 
 
 def test_older_registered_model_predicts_and_votes_with_threshold_half(  # type: ignore[no-untyped-def]
-        tmp_path: Path, vgg, store) -> None:
+    tmp_path: Path, vgg, store
+) -> None:
     from busviewer.ai.analysis import Analyzer
     from busviewer.ai.registry import ModelRegistry
     from busviewer.ai.results import stored_analysis
@@ -143,26 +152,37 @@ def test_older_registered_model_predicts_and_votes_with_threshold_half(  # type:
         v = analysis.verdicts["vgg16"]
         assert v.threshold == 0.5 and v.operating_point == point
         band = indeterminate_band(None, point)  # an older card: the default band around 0.5
-        determinate = [p.malignant_probability for p in analysis.predictions.values()
-                       if not is_indeterminate(p.malignant_probability, band)]
+        determinate = [
+            p.malignant_probability
+            for p in analysis.predictions.values()
+            if not is_indeterminate(p.malignant_probability, band)
+        ]
         assert v.malignant_votes == sum(q >= 0.5 for q in determinate)
         assert v.benign_votes == len(determinate) - v.malignant_votes
-        assert v.label == ("indeterminate" if not determinate else
-                           "benign" if v.benign_votes > v.malignant_votes else "malignant")
+        assert v.label == (
+            "indeterminate" if not determinate else "benign" if v.benign_votes > v.malignant_votes else "malignant"
+        )
     stored = stored_analysis(store, "PX", "high_sensitivity")
     assert stored is not None and stored.stored and stored.verdicts["vgg16"].threshold == 0.5
     assert stored.verdicts["vgg16"].label == v.label
 
 
 def test_stored_results_use_the_recorded_card_thresholds(  # type: ignore[no-untyped-def]
-        tmp_path: Path, vgg, store) -> None:
+    tmp_path: Path, vgg, store
+) -> None:
     from busviewer.ai.analysis import Analyzer
     from busviewer.ai.registry import ModelRegistry
     from busviewer.core.importer import import_paths
 
     reg = ModelRegistry()
-    entry = reg.save(vgg, _card(sha256="", calibration={"temperature": 2.0},
-                                operating_points={"high_sensitivity": 0.0, "balanced": 0.5, "high_specificity": 1.0}))
+    entry = reg.save(
+        vgg,
+        _card(
+            sha256="",
+            calibration={"temperature": 2.0},
+            operating_points={"high_sensitivity": 0.0, "balanced": 0.5, "high_specificity": 1.0},
+        ),
+    )
     folder = tmp_path / "in" / "PY"
     folder.mkdir(parents=True)
     for i, im in enumerate(_images(3)):

@@ -40,8 +40,16 @@ def saved(tmp_path_factory: pytest.TempPathFactory):
     reg = ModelRegistry(user_dir=root / "user", shipped_dir=root / "shipped")
     torch.manual_seed(0)
     model = build_model("ensemble", "bmode", pretrained=False)
-    card = ModelCard("ens", 1, "ensemble", "bmode", input_size=64, pretrained_init="random",
-                     training={"data": "synthetic"}, metrics={"accuracy": 0.5})
+    card = ModelCard(
+        "ens",
+        1,
+        "ensemble",
+        "bmode",
+        input_size=64,
+        pretrained_init="random",
+        training={"data": "synthetic"},
+        metrics={"accuracy": 0.5},
+    )
     entry = reg.save(model, card)
     yield reg, entry, model
     shutil.rmtree(root, ignore_errors=True)
@@ -116,7 +124,10 @@ def test_sha256_mismatch_rejected(saved, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "changes, words",
     [
-        ({"input_mode": "bse", "normalisation": None}, r"alexnet\.features\.0\.weight has shape \[64, 3, 11, 11\], expected \[64, 4, 11, 11\]"),
+        (
+            {"input_mode": "bse", "normalisation": None},
+            r"alexnet\.features\.0\.weight has shape \[64, 3, 11, 11\], expected \[64, 4, 11, 11\]",
+        ),
         ({"architecture": "vgg16"}, "missing tensor.*unexpected tensor"),
         ({"classes": ["benign", "malignant", "normal"]}, r"head\.weight has shape \[2, 4608\], expected \[3, 4608\]"),
     ],

@@ -39,8 +39,9 @@ def blob_setup(blob_ensemble, tmp_path_factory: pytest.TempPathFactory):  # type
     root = tmp_path_factory.mktemp("suggest")
     registry = ModelRegistry(user_dir=root / "models", shipped_dir=root / "shipped")
     (root / "shipped").mkdir()
-    card = card.with_updates(version=0, metrics={"localisation": {"box_params": {
-        "fraction": params.fraction, "margin": params.margin}}})
+    card = card.with_updates(
+        version=0, metrics={"localisation": {"box_params": {"fraction": params.fraction, "margin": params.margin}}}
+    )
     entry = registry.save(model, card)
     registry.activate(entry.name, entry.version)
     images, labels, centres = quadrant_discs(24, np.random.default_rng(12), H, W, RADIUS)

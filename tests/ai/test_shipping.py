@@ -53,10 +53,17 @@ def vgg():  # type: ignore[no-untyped-def]
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
-    card = ModelCard("vgg-bn", 1, "vgg16", input_size=32, pretrained_init="random", variant="bn",
-                     training={"data": {"images": 12, "patients": 6}, "recipe": "busviewer"},
-                     calibration={"temperature": 1.5},
-                     operating_points={"high_sensitivity": 0.3, "balanced": 0.5, "high_specificity": 0.7})
+    card = ModelCard(
+        "vgg-bn",
+        1,
+        "vgg16",
+        input_size=32,
+        pretrained_init="random",
+        variant="bn",
+        training={"data": {"images": 12, "patients": 6}, "recipe": "busviewer"},
+        calibration={"temperature": 1.5},
+        operating_points={"high_sensitivity": 0.3, "balanced": 0.5, "high_specificity": 0.7},
+    )
     return model, card
 
 
@@ -73,9 +80,17 @@ def shipped(vgg, check_manifest: Path, tmp_path_factory: pytest.TempPathFactory,
     root = tmp_path_factory.mktemp("ship")
     source = ModelRegistry(user_dir=root / "user", shipped_dir=root / "none")
     source.save(model, card)
-    result = ship_model(source, "vgg-bn:1", ShipOptions(
-        out_dir=root / "shipped", check_data=check_manifest, max_shard_bytes=LIMIT, large_linear_min=LARGE,
-        command="busviewer models ship vgg-bn:1 (test)"))
+    result = ship_model(
+        source,
+        "vgg-bn:1",
+        ShipOptions(
+            out_dir=root / "shipped",
+            check_data=check_manifest,
+            max_shard_bytes=LIMIT,
+            large_linear_min=LARGE,
+            command="busviewer models ship vgg-bn:1 (test)",
+        ),
+    )
     return result, root / "shipped"
 
 
@@ -119,8 +134,9 @@ def test_shards_round_trip_under_a_tiny_limit(vgg, tmp_path: Path) -> None:
     assert [p.name for p in files] == [s.file for s in shards] and len(shards) >= 6
     assert files[0].name == f"vgg-bn-v1-00001-of-{len(shards):05d}.safetensors"
     assert all(p.stat().st_size <= LIMIT for p in files)
-    assert all(s.sha256 == file_sha256(tmp_path / s.file) and s.bytes == (tmp_path / s.file).stat().st_size
-               for s in shards)
+    assert all(
+        s.sha256 == file_sha256(tmp_path / s.file) and s.bytes == (tmp_path / s.file).stat().st_size for s in shards
+    )
     stored: dict[str, torch.Tensor] = {}
     for p in files:
         stored.update(load_file(str(p)))
@@ -142,8 +158,9 @@ def test_shards_round_trip_under_a_tiny_limit(vgg, tmp_path: Path) -> None:
     assert index_sha256(shards) != index_sha256(shards[::-1])  # the order is part of the identity
 
 
-def test_ship_records_effect_regression_and_loads_as_default(shipped, vgg, check_manifest: Path,
-                                                             tmp_path: Path) -> None:
+def test_ship_records_effect_regression_and_loads_as_default(
+    shipped, vgg, check_manifest: Path, tmp_path: Path
+) -> None:
     result, shipped_dir = shipped
     model32, src = vgg
     card = result.card
@@ -156,7 +173,8 @@ def test_ship_records_effect_regression_and_loads_as_default(shipped, vgg, check
         p = result.folder / s["file"]
         assert p.stat().st_size <= LIMIT and file_sha256(p) == s["sha256"]
     assert sorted(p.name for p in result.folder.iterdir()) == sorted(
-        [s["file"] for s in info["shards"]] + ["vgg-bn-v1.json"])  # nothing temporary left
+        [s["file"] for s in info["shards"]] + ["vgg-bn-v1.json"]
+    )  # nothing temporary left
     assert not [p for p in shipped_dir.iterdir() if p.name.startswith(".")]
     comp = info["compression"]
     assert comp["used"] == "int8" and comp["encoding"]["int8_tensors"] == ["classifier.0.weight"]
@@ -167,13 +185,14 @@ def test_ship_records_effect_regression_and_loads_as_default(shipped, vgg, check
     assert eff["max_probability_change"] > 0  # compression does change the outputs a little
     # recipe, calibration and operating points of the source card are kept; the data is cited
     assert card.training["recipe"] == "busviewer" and card.training["data"]["images"] == 12
-    assert "Al-Dhabyani" in card.training["data"]["citation"] and "10.1016/j.dib.2019.104863" in \
-        card.training["data"]["citation"]
+    assert (
+        "Al-Dhabyani" in card.training["data"]["citation"]
+        and "10.1016/j.dib.2019.104863" in card.training["data"]["citation"]
+    )
     assert card.temperature == 1.5 and card.operating_points == src.operating_points
     reg_rows = info["regression"]["images"]
     assert len(reg_rows) == 6 and {r["label"] for r in reg_rows} == {"benign", "malignant"}
-    assert all(not Path(r["image"]).is_absolute() and (check_manifest.parent / r["image"]).is_file()
-               for r in reg_rows)
+    assert all(not Path(r["image"]).is_absolute() and (check_manifest.parent / r["image"]).is_file() for r in reg_rows)
     # a fresh user folder: the shipped model is the active VGG-16, loads verified, and
     # reproduces its recorded regression probabilities
     reg = ModelRegistry(user_dir=tmp_path / "fresh", shipped_dir=shipped_dir)
@@ -188,14 +207,24 @@ def test_ship_records_effect_regression_and_loads_as_default(shipped, vgg, check
         assert float((loaded(x) - model32(x)).abs().max()) < 0.05
 
 
-def test_ship_keeps_more_precision_when_over_the_bounds(vgg, check_manifest: Path, tmp_path: Path,
-                                                        one_torch_thread) -> None:
+def test_ship_keeps_more_precision_when_over_the_bounds(
+    vgg, check_manifest: Path, tmp_path: Path, one_torch_thread
+) -> None:
     model, card = vgg
     source = ModelRegistry(user_dir=tmp_path / "user", shipped_dir=tmp_path / "none")
     source.save(model, card)
-    result = ship_model(source, "vgg-bn:1", ShipOptions(
-        out_dir=tmp_path / "shipped", check_data=check_manifest, max_images=6, max_shard_bytes=40_000_000,
-        large_linear_min=LARGE, max_probability_change=0.0))
+    result = ship_model(
+        source,
+        "vgg-bn:1",
+        ShipOptions(
+            out_dir=tmp_path / "shipped",
+            check_data=check_manifest,
+            max_images=6,
+            max_shard_bytes=40_000_000,
+            large_linear_min=LARGE,
+            max_probability_change=0.0,
+        ),
+    )
     tried = result.card.shipping["compression"]["tried"]
     assert [(t["mode"], t["accepted"]) for t in tried] == [("int8", False), ("fp16", False), ("none", True)]
     assert tried[0]["effect"]["images"] == 6 and tried[2]["effect"]["max_probability_change"] == 0.0
@@ -238,8 +267,9 @@ def test_shipped_files_are_read_only(shipped, vgg, tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="shipped \\(sharded\\) model, not imported"):
         reg.import_model(folder / "vgg-bn" / "vgg-bn-v1.json")
     out_folder, out_card = reg.export("vgg-bn", 1, tmp_path / "export")
-    assert out_folder == tmp_path / "export" / "vgg-bn" and sorted(p.name for p in out_folder.iterdir()) == \
-        sorted(before)
+    assert out_folder == tmp_path / "export" / "vgg-bn" and sorted(p.name for p in out_folder.iterdir()) == sorted(
+        before
+    )
     other = ModelRegistry(user_dir=tmp_path / "u2", shipped_dir=tmp_path / "export")  # drops into models/ as is
     assert other.active("vgg16").ref == "vgg-bn:1" and other.verify("vgg-bn:1")
     assert {p.name: file_sha256(p) for p in (folder / "vgg-bn").iterdir()} == before
@@ -254,8 +284,12 @@ def test_corrupted_or_missing_shard_is_refused_with_its_name(shipped, tmp_path: 
         b = f.read(1)
         f.seek(-7, 2)
         f.write(bytes([b[0] ^ 0x01]))
-    for action in (lambda: reg.load("vgg-bn:1"), lambda: reg.verify("vgg-bn:1"),
-                   lambda: reg.activate("vgg-bn", 1), lambda: reg.use_default("vgg16")):
+    for action in (
+        lambda: reg.load("vgg-bn:1"),
+        lambda: reg.verify("vgg-bn:1"),
+        lambda: reg.activate("vgg-bn", 1),
+        lambda: reg.use_default("vgg16"),
+    ):
         with pytest.raises(ModelFileError, match=r"sha256 mismatch") as info:
             action()
         assert str(shard) in str(info.value) and "vgg-bn:1" in str(info.value)

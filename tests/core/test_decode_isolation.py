@@ -85,8 +85,9 @@ def test_abort_reproducers_refused_by_header_checks(study: Path, tmp_path: Path)
     assert report.added == stored == len(GOOD)
 
 
-def test_decoder_crash_is_one_files_error_and_the_import_goes_on(study: Path, tmp_path: Path,
-                                                                  unchecked_decoders) -> None:
+def test_decoder_crash_is_one_files_error_and_the_import_goes_on(
+    study: Path, tmp_path: Path, unchecked_decoders
+) -> None:
     report, stored = _import(tmp_path, study)
     reasons = {p.path.name: p.reason for p in report.problems}
     assert set(reasons) == set(ABORTERS), reasons
@@ -135,10 +136,17 @@ def test_decoders_that_cannot_start_fall_back_to_this_process(tmp_path: Path) ->
     import subprocess
     import sys
 
-    program = (f"from busviewer.core.imageio import read_image\n"
-               f"print(read_image({get_testdata_file(J2K)!r}).frames.shape)\n")
-    run = subprocess.run([sys.executable, "-"], input=program, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "BUSVIEWER_HOME": str(tmp_path)})
+    program = (
+        f"from busviewer.core.imageio import read_image\nprint(read_image({get_testdata_file(J2K)!r}).frames.shape)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-"],
+        input=program,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "BUSVIEWER_HOME": str(tmp_path)},
+    )
     assert run.returncode == 0 and run.stdout.strip() == "(1, 480, 640, 3)", run.stderr
     assert "a decoder process could not start" in run.stderr and "decoding in the calling process" in run.stderr
 
@@ -151,18 +159,28 @@ def test_isolated_read_equals_in_process_read() -> None:
     assert not decode_pool.wants_isolation(Path(get_testdata_file("OBXXXX1A.dcm")))  # native
     isolated, here = decode_pool.default_pool().read(path), read_image_here(path)
     np.testing.assert_array_equal(isolated.frames, here.frames)
-    assert (isolated.meta, isolated.regions, isolated.pixel_spacing_mm) == (here.meta, here.regions,
-                                                                            here.pixel_spacing_mm)
+    assert (isolated.meta, isolated.regions, isolated.pixel_spacing_mm) == (
+        here.meta,
+        here.regions,
+        here.pixel_spacing_mm,
+    )
 
 
-@pytest.mark.parametrize("edits, words", [
-    ({"Rows": 100}, "the image is 640x100 but the JPEG 2000 codestream is 640x480"),
-    ({"PhotometricInterpretation": "RGB", "SamplesPerPixel": 3, "BitsAllocated": 16, "BitsStored": 20},
-     "Bits Stored 20 must be between 1 and Bits Allocated 16"),
-    ({"PhotometricInterpretation": "PALETTE COLOR", "SamplesPerPixel": 1},
-     "Samples per Pixel is 1 but the JPEG 2000 codestream has 3 component"),
-    ({"NumberOfFrames": 100000, "Rows": 4096, "Columns": 4096}, "image too large to decode"),
-])
+@pytest.mark.parametrize(
+    "edits, words",
+    [
+        ({"Rows": 100}, "the image is 640x100 but the JPEG 2000 codestream is 640x480"),
+        (
+            {"PhotometricInterpretation": "RGB", "SamplesPerPixel": 3, "BitsAllocated": 16, "BitsStored": 20},
+            "Bits Stored 20 must be between 1 and Bits Allocated 16",
+        ),
+        (
+            {"PhotometricInterpretation": "PALETTE COLOR", "SamplesPerPixel": 1},
+            "Samples per Pixel is 1 but the JPEG 2000 codestream has 3 component",
+        ),
+        ({"NumberOfFrames": 100000, "Rows": 4096, "Columns": 4096}, "image too large to decode"),
+    ],
+)
 def test_header_checks_name_the_inconsistency(tmp_path: Path, edits: dict, words: str) -> None:
     path = _edited(J2K, edits, tmp_path / "edited.dcm")
     with pytest.raises(ImageReadError, match=words):

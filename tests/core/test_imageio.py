@@ -90,7 +90,9 @@ def test_ultrasound_file_decodes(name: str) -> None:
     assert img.is_color is colour
     assert img.frames.any(), "all-zero image"
     assert int(img.frames.max()) - int(img.frames.min()) > 50, "no contrast"
-    channels_differ = bool((img.frames[..., 0] != img.frames[..., 1]).any() or (img.frames[..., 1] != img.frames[..., 2]).any())
+    channels_differ = bool(
+        (img.frames[..., 0] != img.frames[..., 1]).any() or (img.frames[..., 1] != img.frames[..., 2]).any()
+    )
     assert channels_differ is colour
     meta = img.meta
     assert isinstance(meta, ImageMeta)
@@ -377,7 +379,7 @@ def test_jpeg_exif_orientation_is_applied(tmp_path: Path) -> None:
 
 
 def test_16bit_png_is_scaled(tmp_path: Path) -> None:
-    arr = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 10)
+    arr = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 10
     path = tmp_path / "deep.png"
     Image.fromarray(arr).save(path)
     img = read_image(path)

@@ -16,10 +16,22 @@ from busviewer.core.importer import import_paths
 from busviewer.core.store import Store
 
 US_FILES = [
-    "JPGLosslessP14SV1_1s_1f_8b.dcm", "OBXXXX1A.dcm", "OBXXXX1A_2frame.dcm", "OBXXXX1A_expb.dcm",
-    "OBXXXX1A_expb_2frame.dcm", "OBXXXX1A_rle.dcm", "OBXXXX1A_rle_2frame.dcm", "US1_J2KI.dcm",
-    "US1_J2KR.dcm", "US1_UNCI.dcm", "US1_UNCR.dcm", "color-pl.dcm", "color-px.dcm",
-    "color3d_jpeg_baseline.dcm", "gdcm-US-ALOKA-16.dcm", "gdcm-US-ALOKA-16_big.dcm",
+    "JPGLosslessP14SV1_1s_1f_8b.dcm",
+    "OBXXXX1A.dcm",
+    "OBXXXX1A_2frame.dcm",
+    "OBXXXX1A_expb.dcm",
+    "OBXXXX1A_expb_2frame.dcm",
+    "OBXXXX1A_rle.dcm",
+    "OBXXXX1A_rle_2frame.dcm",
+    "US1_J2KI.dcm",
+    "US1_J2KR.dcm",
+    "US1_UNCI.dcm",
+    "US1_UNCR.dcm",
+    "color-pl.dcm",
+    "color-px.dcm",
+    "color3d_jpeg_baseline.dcm",
+    "gdcm-US-ALOKA-16.dcm",
+    "gdcm-US-ALOKA-16_big.dcm",
 ]
 
 
@@ -116,7 +128,9 @@ def test_moved_folder_is_relocated_not_duplicated(store: Store, tmp_path: Path) 
 
 def test_manifest_problems_are_reported(store: Store, tmp_path: Path) -> None:
     _png(tmp_path / "img" / "a.png")
-    (tmp_path / "m.csv").write_text("image,label,patient_id\nimg/a.png,benign,P1\nimg/missing.png,benign,P2\nimg/a.png,weird,P3\n")
+    (tmp_path / "m.csv").write_text(
+        "image,label,patient_id\nimg/a.png,benign,P1\nimg/missing.png,benign,P2\nimg/a.png,weird,P3\n"
+    )
     (tmp_path / "bad.csv").write_text("file,diagnosis\n")
     report = import_paths(store, [tmp_path / "m.csv", tmp_path / "bad.csv"])
     reasons = " | ".join(str(p) for p in report.problems)

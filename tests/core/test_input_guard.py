@@ -16,8 +16,12 @@ from busviewer.core.store.flags import guard_images, image_flags, record_flag, s
 
 DOPPLER = ("color-pl.dcm", "US1_UNCR.dcm")  # cardiac colour Doppler; power Doppler of a lymph node
 B_MODE_DICOM = ("OBXXXX1A.dcm", "gdcm-US-ALOKA-16.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm")  # palette / grey
-BUSI = ("benign/benign (1).png", "malignant/malignant (6).png", "normal/normal (78).png",
-        "benign/benign (255).png")  # the last has a small Doppler spot and is in the training data
+BUSI = (
+    "benign/benign (1).png",
+    "malignant/malignant (6).png",
+    "normal/normal (78).png",
+    "benign/benign (255).png",
+)  # the last has a small Doppler spot and is in the training data
 
 
 def _find(root: Path, name: str) -> Path:
@@ -55,8 +59,9 @@ def test_non_b_mode_photometric_content_is_flagged() -> None:
     assert assess_pixels(tinted).outside
 
 
-def test_findings_and_override_are_stored_and_withhold_the_output(tmp_path: Path, us_dicom_dir: Path,
-                                                                  busi_dir: Path) -> None:
+def test_findings_and_override_are_stored_and_withhold_the_output(
+    tmp_path: Path, us_dicom_dir: Path, busi_dir: Path
+) -> None:
     store = Store(tmp_path / "s.sqlite")
     folder = tmp_path / "P1"
     folder.mkdir()
@@ -70,8 +75,12 @@ def test_findings_and_override_are_stored_and_withhold_the_output(tmp_path: Path
     assert flags[dop].blocks and not flags[busi].outside
     assert image_flags(store, [dop, busi]) == flags
 
-    preds = {(i, "vgg16"): ImagePrediction(i, 0, None, "vgg16", "m", 1, {"benign": 1 - p, "malignant": p}, p,
-                                           "benign", "ab" * 32) for i, p in ((dop, 0.95), (busi, 0.1))}
+    preds = {
+        (i, "vgg16"): ImagePrediction(
+            i, 0, None, "vgg16", "m", 1, {"benign": 1 - p, "malignant": p}, p, "benign", "ab" * 32
+        )
+        for i, p in ((dop, 0.95), (busi, 0.1))
+    }
     a = summarise(key, preds, outside={dop: flags[dop].reason})
     v = a.verdicts["vgg16"]
     assert (v.label, v.benign_votes, v.malignant_votes) == ("benign", 1, 0) and a.disagreements == ()

@@ -53,8 +53,12 @@ def test_acknowledged_label_writes_survive_kill_9(images) -> None:
     db, ids = images
     rng = random.Random(15)
     for round_ in range(5):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db), ",".join(map(str, ids)), f"r{round_}"],
-                                stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db), ",".join(map(str, ids)), f"r{round_}"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
         acks: list[tuple[int, int, str]] = []
@@ -78,7 +82,9 @@ def test_acknowledged_label_writes_survive_kill_9(images) -> None:
         store = Store(db)
         try:
             notes = {a.new_value for a in store.audit_log("image") if a.field == "note[reader]"}
-            assert {f"r{round_}w{i}" for i, _, _ in acks} <= notes, f"round {round_}: an acknowledged write lost its audit row"
+            assert {f"r{round_}w{i}" for i, _, _ in acks} <= notes, (
+                f"round {round_}: an acknowledged write lost its audit row"
+            )
             last = acks[-1][0]
             for image_id in ids:
                 mine = [a for a in acks if a[1] == image_id]
@@ -89,6 +95,7 @@ def test_acknowledged_label_writes_survive_kill_9(images) -> None:
                 # The acknowledged write, or the one in flight when the kill came (committed, unacknowledged).
                 in_flight = last + 1
                 assert (stored.note, stored.label) == (f"r{round_}w{i}", label) or (
-                    stored.note == f"r{round_}w{in_flight}" and ids[in_flight % len(ids)] == image_id), (round_, stored, mine[-1])
+                    stored.note == f"r{round_}w{in_flight}" and ids[in_flight % len(ids)] == image_id
+                ), (round_, stored, mine[-1])
         finally:
             store.close()

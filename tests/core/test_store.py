@@ -13,11 +13,26 @@ from busviewer.core.store import NewImage, Store
 
 def _new(i: int, patient: str = "P1", label: str | None = None, path: Path | None = None) -> NewImage:
     return NewImage(
-        patient_key=patient, patient_name=None, study_uid=f"st-{patient}", study_date=None,
-        study_description=None, series_uid=f"se-{patient}", series_description=None, modality="US",
-        source_path=path or Path(f"/nonexistent/img{i}.png"), content_hash=f"{i:064x}", file_size=10,
-        sop_uid=None, frame_count=1, rows=100, columns=120, is_color=False, photometric=None,
-        frame_time_ms=None, pixel_spacing_mm=None, label=label,
+        patient_key=patient,
+        patient_name=None,
+        study_uid=f"st-{patient}",
+        study_date=None,
+        study_description=None,
+        series_uid=f"se-{patient}",
+        series_description=None,
+        modality="US",
+        source_path=path or Path(f"/nonexistent/img{i}.png"),
+        content_hash=f"{i:064x}",
+        file_size=10,
+        sop_uid=None,
+        frame_count=1,
+        rows=100,
+        columns=120,
+        is_color=False,
+        photometric=None,
+        frame_time_ms=None,
+        pixel_spacing_mm=None,
+        label=label,
     )
 
 
@@ -95,11 +110,28 @@ def test_rois_are_clamped_updated_and_soft_deleted(store: Store) -> None:
 
 def test_latest_prediction_per_architecture(store: Store) -> None:
     _, iid = store.add_image(_new(1))
-    base = dict(image_id=iid, roi_id=None, frame=0, model_name="m", model_version=1, model_sha256="s" * 64,
-                image_hash="h" * 64, probabilities={"benign": 0.3, "malignant": 0.7})
+    base = dict(
+        image_id=iid,
+        roi_id=None,
+        frame=0,
+        model_name="m",
+        model_version=1,
+        model_sha256="s" * 64,
+        image_hash="h" * 64,
+        probabilities={"benign": 0.3, "malignant": 0.7},
+    )
     store.add_predictions([dict(base, architecture="vgg16", label="malignant", malignant_probability=0.7)])
-    store.add_predictions([dict(base, architecture="vgg16", label="benign", malignant_probability=0.2,
-                                probabilities={"benign": 0.8, "malignant": 0.2})])
+    store.add_predictions(
+        [
+            dict(
+                base,
+                architecture="vgg16",
+                label="benign",
+                malignant_probability=0.2,
+                probabilities={"benign": 0.8, "malignant": 0.2},
+            )
+        ]
+    )
     latest = store.latest_predictions([iid])
     assert latest[(iid, "vgg16")].malignant_probability == pytest.approx(0.2)
 

@@ -37,8 +37,13 @@ def test_two_workstations_label_and_edit_the_same_patient(pg_url: str, tmp_path:
     start = tmp_path / "start"
     worker = Path(__file__).with_name("store_worker.py")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
-    procs = [subprocess.Popen([sys.executable, str(worker), pg_url, r, str(N), str(roi_id), str(start),
-                               str(tmp_path / f"{r}.json")], env=env) for r in READERS]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(worker), pg_url, r, str(N), str(roi_id), str(start), str(tmp_path / f"{r}.json")],
+            env=env,
+        )
+        for r in READERS
+    ]
     start.touch()
     assert [p.wait(timeout=600) for p in procs] == [0, 0]
     done = {r: json.loads((tmp_path / f"{r}.json").read_text()) for r in READERS}
@@ -49,8 +54,11 @@ def test_two_workstations_label_and_edit_the_same_patient(pg_url: str, tmp_path:
     for reader in READERS:
         acked = done[reader]["labels"]
         assert len(acked) == N
-        rows = [(a.entity_id, a.new_value) for a in audit
-                if a.action == "set_label" and a.user == reader and a.field == "label[reader]"]
+        rows = [
+            (a.entity_id, a.new_value)
+            for a in audit
+            if a.action == "set_label" and a.user == reader and a.field == "label[reader]"
+        ]
         assert rows == [(image, label) for image, label in acked]
         last = {image: label for image, label in acked}
         for image, label in last.items():

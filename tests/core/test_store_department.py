@@ -80,9 +80,23 @@ def test_every_write_carries_the_reader(store_location: str, monkeypatch: pytest
     store = Store(store_location)
     _, iid = store.add_image(_new(1, label="benign"))
     roi = store.add_roi(iid, (1, 1, 20, 20))
-    store.add_predictions([dict(image_id=iid, roi_id=None, frame=0, model_name="m", model_version=1,
-                                architecture="vgg16", model_sha256="s" * 64, image_hash="h" * 64, label="benign",
-                                malignant_probability=0.1, probabilities={"benign": 0.9, "malignant": 0.1})])
+    store.add_predictions(
+        [
+            dict(
+                image_id=iid,
+                roi_id=None,
+                frame=0,
+                model_name="m",
+                model_version=1,
+                architecture="vgg16",
+                model_sha256="s" * 64,
+                image_hash="h" * 64,
+                label="benign",
+                malignant_probability=0.1,
+                probabilities={"benign": 0.9, "malignant": 0.1},
+            )
+        ]
+    )
     assert roi.user == "dr_env" and store.latest_predictions([iid])[(iid, "vgg16")].user == "dr_env"
     assert {e.user for e in store.audit_log()} == {"dr_env"}
     store.close()

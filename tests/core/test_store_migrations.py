@@ -26,8 +26,7 @@ from busviewer.services import store_admin
 
 FIXTURE = Path(__file__).parent / "data" / "store_pre_alembic.sql"
 #: Columns every revision has (compared row by row before and after migrating).
-OLD_TABLES = ("patients", "studies", "series", "images", "labels", "rois", "predictions", "model_versions",
-              "audit_log")
+OLD_TABLES = ("patients", "studies", "series", "images", "labels", "rois", "predictions", "model_versions", "audit_log")
 
 
 def _fixture_file(tmp_path: Path) -> Path:
@@ -83,6 +82,7 @@ def _sqlite_datetimes(rows: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
         if isinstance(v, int) and not isinstance(v, bool):
             return v
         return v
+
     return {k: [tuple(conv(v) for v in r) for r in rs] for k, rs in rows.items()}
 
 
@@ -95,8 +95,10 @@ def _check_fixture_content(store: Store) -> None:
     assert first.labels["import"].label == "benign"
     reader = first.labels["reader"]
     assert (reader.label, reader.birads, reader.note, reader.user) == ("malignant", "5", "spiculated", "dr_a")
-    assert [(lab.source, lab.user) for lab in store.all_labels(image_id=first.id)] == [("import", "importer"),
-                                                                                        ("reader", "dr_a")]
+    assert [(lab.source, lab.user) for lab in store.all_labels(image_id=first.id)] == [
+        ("import", "importer"),
+        ("reader", "dr_a"),
+    ]
     assert images[1].labels["biopsy"].biopsy_confirmed and "reader" not in images[2].labels
     rois = store.rois(first.id)
     assert [r.box for r in rois] == [(12, 22, 210, 190)] and store.rois(images[1].id) == []
@@ -124,7 +126,11 @@ def test_pre_versioning_store_is_backed_up_then_migrated(tmp_path: Path) -> None
     assert {k: v for k, v in after.items() if k != "audit_log"} == {k: v for k, v in before.items() if k != "audit_log"}
     migration = store.audit_log("store")[-1]
     assert (migration.action, migration.user, migration.old_value, migration.new_value) == (
-        "migrate", "admin", "pre-versioning", head())
+        "migrate",
+        "admin",
+        "pre-versioning",
+        head(),
+    )
     _check_fixture_content(store)
     # reader labels now belong to their reader; a second reader's label is kept beside it
     first = store.images("PAT1")[0].id
@@ -213,6 +219,7 @@ def test_backup_restore_round_trip(store: Store, tmp_path: Path, request: pytest
     target = tmp_path / "restored.sqlite"
     store_admin.restore(report.path, target, user="admin")
     restored = Store(target)
+
     def labels(s: Store) -> list[tuple]:
         return [(x.label, x.source, x.user, x.version) for x in s.all_labels(image_id=iid)]
 

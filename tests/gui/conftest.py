@@ -67,7 +67,9 @@ def _active_timers() -> list[str]:
     for top in QApplication.topLevelWidgets():
         for timer in top.findChildren(QTimer):
             if timer.isActive() and (_ours(timer.parent()) or timer.objectName().startswith("busviewer")):
-                found.append(f"{type(top).__name__}/{timer.parent().__class__.__name__}:{timer.objectName() or 'timer'}")
+                found.append(
+                    f"{type(top).__name__}/{timer.parent().__class__.__name__}:{timer.objectName() or 'timer'}"
+                )
     return found
 
 
@@ -162,8 +164,14 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     for arch, name in (("ensemble", "test-ensemble"), ("vgg16", "test-vgg")):
         model = build_model(arch, "bmode", pretrained=False)
-        card = ModelCard(name=name, version=1, architecture=arch, input_size=MODEL_INPUT,
-                         pretrained_init="random", description="random weights for GUI tests")
+        card = ModelCard(
+            name=name,
+            version=1,
+            architecture=arch,
+            input_size=MODEL_INPUT,
+            pretrained_init="random",
+            description="random weights for GUI tests",
+        )
         entry = reg.save(model, card)
         reg.activate(entry.card.name, entry.card.version)
         del model
@@ -178,5 +186,3 @@ def dicom_2frame() -> Path:
     if not p.is_file():
         pytest.skip("pydicom-data file OBXXXX1A_2frame.dcm not found")
     return p
-
-

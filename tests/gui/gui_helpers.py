@@ -39,8 +39,14 @@ def drag(widget, start: QPoint, end: QPoint, steps: int = 8) -> None:  # type: i
     for i in range(1, steps + 1):
         time.sleep(0.015)  # pyqtgraph drops mouse moves closer than 10 ms (mouseRateLimit)
         p = QPointF(start + (end - start) * (i / steps))
-        ev = QMouseEvent(QEvent.Type.MouseMove, p, widget.mapToGlobal(p), Qt.MouseButton.NoButton,
-                         Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        ev = QMouseEvent(
+            QEvent.Type.MouseMove,
+            p,
+            widget.mapToGlobal(p),
+            Qt.MouseButton.NoButton,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
         QApplication.sendEvent(widget, ev)
         QApplication.processEvents()
     time.sleep(0.015)

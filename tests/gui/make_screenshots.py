@@ -55,8 +55,14 @@ def ensure_models(size: int = 224) -> str:
     for arch, name in (("ensemble", "demo-ensemble"), ("vgg16", "demo-vgg16")):
         if reg.active(arch):
             continue
-        card = ModelCard(name=name, version=1, architecture=arch, input_size=size, pretrained_init="random",
-                         description="random weights, for screenshots only")
+        card = ModelCard(
+            name=name,
+            version=1,
+            architecture=arch,
+            input_size=size,
+            pretrained_init="random",
+            description="random weights, for screenshots only",
+        )
         entry = reg.save(build_model(arch, "bmode", pretrained=False), card)
         reg.activate(entry.card.name, entry.card.version)
     return "random-weight models registered for the screenshots"
@@ -170,8 +176,9 @@ def main(out_dir: str) -> int:
     empty = home / "no_models"
     (empty / "user").mkdir(parents=True, exist_ok=True)
     (empty / "shipped").mkdir(parents=True, exist_ok=True)
-    w2 = MainWindow(store, registry_factory=lambda: ModelRegistry(user_dir=empty / "user",
-                                                                  shipped_dir=empty / "shipped"))
+    w2 = MainWindow(
+        store, registry_factory=lambda: ModelRegistry(user_dir=empty / "user", shipped_dir=empty / "shipped")
+    )
     w2.resize(1600, 960)
     w2.show()
     loaded = []

@@ -49,10 +49,18 @@ def register_phase(phase_dir: Path) -> str:
     loc = json.loads(result.read_text()).get("localisation") if result.is_file() else None
     if loc:
         metrics["localisation"] = {"box_params": {k: loc["box_params"][k] for k in ("fraction", "margin")}}
-    card = ModelCard(name=f"{phase_dir.parent.name}-{phase_dir.name}".replace("_", "-")[:100], version=0,
-                     architecture=cfg.architecture, input_mode=cfg.input_mode, input_size=cfg.input_size,
-                     normalisation={"mean": list(cfg.mean), "std": list(cfg.std)}, pretrained_init="random",
-                     variant=cfg.variant, metrics=metrics, description=f"kept weights of {phase_dir}")
+    card = ModelCard(
+        name=f"{phase_dir.parent.name}-{phase_dir.name}".replace("_", "-")[:100],
+        version=0,
+        architecture=cfg.architecture,
+        input_mode=cfg.input_mode,
+        input_size=cfg.input_size,
+        normalisation={"mean": list(cfg.mean), "std": list(cfg.std)},
+        pretrained_init="random",
+        variant=cfg.variant,
+        metrics=metrics,
+        description=f"kept weights of {phase_dir}",
+    )
     reg = ModelRegistry()
     entry = reg.save(model, card)
     reg.activate(entry.name, entry.version)
@@ -115,8 +123,11 @@ def main(argv: list[str]) -> int:
     for n, rec in enumerate(window.records, start=1):
         window.show_image(rec.id)
         pump(lambda r=rec: window._displayed_id == r.id, 60, "the image")
-        pump(lambda r=rec: (r.id, 0) in bar.done and any(k[0] == r.id for k in window.cams), 300,
-             "Grad-CAM and the suggestion")
+        pump(
+            lambda r=rec: (r.id, 0) in bar.done and any(k[0] == r.id for k in window.cams),
+            300,
+            "Grad-CAM and the suggestion",
+        )
         contour = None
         src = sources[rec.source_path.name]
         if args.masks:

@@ -19,8 +19,12 @@ from busviewer.services.blinded_read import SETTING
 SHOTS = Path("/tmp/screens/issue14")
 
 
-def test_ai_hidden_until_the_first_read_is_recorded(qtbot, styled_app, model_files: Path,  # type: ignore[no-untyped-def]
-                                                    tmp_path: Path) -> None:
+def test_ai_hidden_until_the_first_read_is_recorded(
+    qtbot,
+    styled_app,
+    model_files: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
     from busviewer.ai.registry import ModelRegistry
 
     models = link_models(model_files, tmp_path / "models")

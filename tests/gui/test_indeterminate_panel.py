@@ -14,16 +14,18 @@ SHA = "ab" * 32
 def _record(i: int):  # type: ignore[no-untyped-def]
     from busviewer.core.store import ImageRecord
 
-    return ImageRecord(i, "P1", "st", "se", Path(f"/data/P1/img{i}.png"), "h", None, 1, 80, 96, False, None, None,
-                       None, (), None)
+    return ImageRecord(
+        i, "P1", "st", "se", Path(f"/data/P1/img{i}.png"), "h", None, 1, 80, 96, False, None, None, None, (), None
+    )
 
 
 def _analysis(vgg: dict[int, float], ens: dict[int, float]):  # type: ignore[no-untyped-def]
     preds = {}
     for arch, probs in (("vgg16", vgg), ("ensemble", ens)):
         for i, p in probs.items():
-            preds[i, arch] = ImagePrediction(i, 0, None, arch, f"m-{arch}", 2, {"benign": 1 - p, "malignant": p}, p,
-                                             "benign", SHA)
+            preds[i, arch] = ImagePrediction(
+                i, 0, None, arch, f"m-{arch}", 2, {"benign": 1 - p, "malignant": p}, p, "benign", SHA
+            )
     return summarise("P1", preds)  # no operating points recorded: threshold 0.5, band [0.40, 0.60)
 
 

@@ -17,8 +17,13 @@ from busviewer.gui.main_window import MainWindow
 SHOTS = Path("/tmp/screens/issue14")
 
 
-def test_doppler_is_flagged_and_the_reader_can_override(qtbot, styled_app, model_files: Path,  # type: ignore[no-untyped-def]
-                                                        us_dicom_dir: Path, tmp_path: Path) -> None:
+def test_doppler_is_flagged_and_the_reader_can_override(
+    qtbot,
+    styled_app,
+    model_files: Path,  # type: ignore[no-untyped-def]
+    us_dicom_dir: Path,
+    tmp_path: Path,
+) -> None:
     from busviewer.ai.registry import ModelRegistry
 
     models = link_models(model_files, tmp_path / "models")

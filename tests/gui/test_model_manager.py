@@ -53,10 +53,13 @@ def test_lists_cards_and_protects_the_active_model(mm) -> None:  # type: ignore[
     assert dlg.isVisible() and not dlg.isModal()
 
 
-@pytest.mark.parametrize("name, content", [
-    ("broken model.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00not a header at all"),
-    ("checkpoint.pt", b"PK\x03\x04 pickled torch.save archive"),
-])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("broken model.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00not a header at all"),
+        ("checkpoint.pt", b"PK\x03\x04 pickled torch.save archive"),
+    ],
+)
 def test_import_error_names_the_file(mm, qtbot, name: str, content: bytes) -> None:  # type: ignore[no-untyped-def]
     bad = mm.root / "incoming" / name
     bad.parent.mkdir()
@@ -100,7 +103,11 @@ def test_import_export_activate_delete(mm, qtbot) -> None:  # type: ignore[no-un
     assert mm.factory().active("ensemble").ref == "other-ens:1"
     a = mm.store.audit_log(entity="model")[-1]
     assert (a.action, a.field, a.old_value, a.new_value) == (
-        "activate_model", "ensemble", "test-ensemble:1", "other-ens:1")
+        "activate_model",
+        "ensemble",
+        "test-ensemble:1",
+        "other-ens:1",
+    )
     dlg.select("other-ens:1")
     assert not dlg.delete_button.isEnabled()
     assert "test-ensemble v1" in dlg.rollback_button.text()
@@ -131,8 +138,9 @@ def test_main_window_menu_opens_wizard_and_manager(mm, qtbot) -> None:  # type: 
     # trained cards keep their test figures under metrics.test (the Model menu used to read a
     # key training never writes); an AUC of 0.60 asks for confirmation before activation
     poor = {"test": {"image": {"auc": 0.6, "n": 80}, "patient": {"auc": 0.6, "n": 40}}}
-    card = ModelCard.from_json((mm.models / "test-ensemble-v1.json").read_text()).with_updates(name="second-ens",
-                                                                                              metrics=poor)
+    card = ModelCard.from_json((mm.models / "test-ensemble-v1.json").read_text()).with_updates(
+        name="second-ens", metrics=poor
+    )
     # a second ensemble version (same weights under another name: a cheap hard link)
     os.link(mm.models / "test-ensemble-v1.safetensors", mm.models / "second-ens-v1.safetensors")
     (mm.models / "second-ens-v1.json").write_text(seal(card).to_json(), encoding="utf-8")

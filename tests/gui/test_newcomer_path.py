@@ -37,8 +37,12 @@ def test_next_step_for_each_state() -> None:
     assert next_step(Situation(models="ready", store_empty=False, patient_open=True)) == ""
 
 
-def test_installed_but_inactive_models_point_to_manage_models(qtbot, styled_app, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                              model_files: Path) -> None:
+def test_installed_but_inactive_models_point_to_manage_models(
+    qtbot,
+    styled_app,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    model_files: Path,
+) -> None:
     user = tmp_path / "user"
     shutil.copytree(model_files, user)
     (user / "active.json").unlink()  # the two models stay installed, none is active

@@ -25,8 +25,13 @@ def _drop_cli_logging() -> None:
     logging.captureWarnings(False)
 
 
-def test_busviewer_paths_start_the_gui_and_import_them(qtbot, styled_app, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                       dicom_2frame: Path, monkeypatch) -> None:
+def test_busviewer_paths_start_the_gui_and_import_them(
+    qtbot,
+    styled_app,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    dicom_2frame: Path,
+    monkeypatch,
+) -> None:
     folder, dicom = make_study(tmp_path / "in", dicom_2frame)
     monkeypatch.setenv("BUSVIEWER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("BUSVIEWER_SHIPPED_MODELS", str(tmp_path / "no-shipped-models"))
@@ -42,12 +47,21 @@ def test_busviewer_paths_start_the_gui_and_import_them(qtbot, styled_app, tmp_pa
         if w is not None and "window" not in seen:
             seen["window"] = w
             w.importFinished.connect(lambda report: seen.setdefault("report", report))
-        ready = (w is not None and "report" in seen and w.patient_key is not None
-                 and w.worklist.model.rowCount() == 3 and len(w.thumbnails.image_ids()) > 0)
+        ready = (
+            w is not None
+            and "report" in seen
+            and w.patient_key is not None
+            and w.worklist.model.rowCount() == 3
+            and len(w.thumbnails.image_ids()) > 0
+        )
         if ready or time.monotonic() > deadline:
             if w is not None:
-                seen.update(patient=w.patient_key, rows=w.worklist.model.rowCount(),
-                            thumbs=len(w.thumbnails.image_ids()), title=w.patient_title.text())
+                seen.update(
+                    patient=w.patient_key,
+                    rows=w.worklist.model.rowCount(),
+                    thumbs=len(w.thumbnails.image_ids()),
+                    title=w.patient_title.text(),
+                )
                 w.close()
             QApplication.quit()
             return
@@ -88,7 +102,12 @@ def test_a_command_name_still_wins_over_a_path(tmp_path: Path, monkeypatch) -> N
     commands = ["patients", "import", "gui"]
     assert cli.open_paths_argv(["patients"], commands) == ["patients"]
     assert cli.open_paths_argv(["scan.png", "patients"], commands) == ["gui", "scan.png", "patients"]
-    assert cli.open_paths_argv(["--store", "s.db", "-v", "scan.png"], commands) == \
-        ["--store", "s.db", "-v", "gui", "scan.png"]
+    assert cli.open_paths_argv(["--store", "s.db", "-v", "scan.png"], commands) == [
+        "--store",
+        "s.db",
+        "-v",
+        "gui",
+        "scan.png",
+    ]
     assert cli.open_paths_argv(["missing.png"], commands) == ["missing.png"]  # argparse reports it
     assert cli.open_paths_argv([], commands) == []

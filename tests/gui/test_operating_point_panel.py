@@ -17,16 +17,19 @@ POINTS = {"high_sensitivity": 0.2, "balanced": 0.5, "high_specificity": 0.85}
 
 def _analysis():  # type: ignore[no-untyped-def]
     probs = {1: 0.3, 2: 0.6, 3: 0.7}
-    preds = {(i, "vgg16"): ImagePrediction(i, 0, None, "vgg16", "m", 1, {"benign": 1 - p, "malignant": p}, p,
-                                           "benign", SHA) for i, p in probs.items()}
+    preds = {
+        (i, "vgg16"): ImagePrediction(i, 0, None, "vgg16", "m", 1, {"benign": 1 - p, "malignant": p}, p, "benign", SHA)
+        for i, p in probs.items()
+    }
     return summarise("P1", preds, {SHA: POINTS})
 
 
 def _record(i: int):  # type: ignore[no-untyped-def]
     from busviewer.core.store import ImageRecord
 
-    return ImageRecord(i, "P1", "st", "se", Path(f"/data/P1/img{i}.png"), "h", None, 1, 80, 96, False, None, None,
-                       None, (), None)
+    return ImageRecord(
+        i, "P1", "st", "se", Path(f"/data/P1/img{i}.png"), "h", None, 1, 80, 96, False, None, None, None, (), None
+    )
 
 
 def test_panel_switches_operating_point_without_rerunning(qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -33,8 +33,12 @@ def test_query_retrieve_listen_and_export(qtbot, styled_app, tmp_path: Path) -> 
     try:
         for name in ("US1_UNCR.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm"):
             server.upload(_us(name))
-        save_settings(NetworkSettings(LocalAE(LOCAL_AET, server.listener_port, "127.0.0.1"), (
-            RemoteNode("orthanc", server.aet, "127.0.0.1", server.dicom_port, timeout_s=10),)))
+        save_settings(
+            NetworkSettings(
+                LocalAE(LOCAL_AET, server.listener_port, "127.0.0.1"),
+                (RemoteNode("orthanc", server.aet, "127.0.0.1", server.dicom_port, timeout_s=10),),
+            )
+        )
         (tmp_path / "user").mkdir()
         (tmp_path / "shipped").mkdir()
 
@@ -61,7 +65,9 @@ def test_query_retrieve_listen_and_export(qtbot, styled_app, tmp_path: Path) -> 
         w.pacs.toggle_listener(True)
         qtbot.waitUntil(lambda: w.pacs.indicator.text().startswith("Listener: on"), timeout=60_000)
         ids = server.instances()
-        server.rest("/modalities/BUSVIEWER/store", ("[" + ",".join(f'"{i}"' for i in ids) + "]").encode(), method="POST")
+        server.rest(
+            "/modalities/BUSVIEWER/store", ("[" + ",".join(f'"{i}"' for i in ids) + "]").encode(), method="POST"
+        )
         qtbot.waitUntil(lambda: store.counts()["images"] == 2, timeout=120_000)
         qtbot.waitUntil(lambda: any(e.kind == "imported" for e in w.pacs.events), timeout=10_000)
         w.pacs.toggle_listener(False)

@@ -36,8 +36,10 @@ def shipped_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("shipped-gui")
     torch.manual_seed(1)
     source = ModelRegistry(user_dir=root / "source", shipped_dir=root / "none")
-    source.save(build_model("vgg16", pretrained=False, variant="bn"),
-                ModelCard("vgg-default", 1, "vgg16", input_size=32, variant="bn", pretrained_init="random"))
+    source.save(
+        build_model("vgg16", pretrained=False, variant="bn"),
+        ModelCard("vgg-default", 1, "vgg16", input_size=32, variant="bn", pretrained_init="random"),
+    )
     ship_model(source, "vgg-default:1", ShipOptions(out_dir=root / "shipped", large_linear_min=100_000))
     return root / "shipped"
 
@@ -59,8 +61,10 @@ def site(shipped_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
 
     torch.manual_seed(2)
     reg = factory()
-    reg.save(build_model("vgg16", pretrained=False, variant="bn"),
-             ModelCard("site-vgg", 1, "vgg16", input_size=32, variant="bn", pretrained_init="random"))
+    reg.save(
+        build_model("vgg16", pretrained=False, variant="bn"),
+        ModelCard("site-vgg", 1, "vgg16", input_size=32, variant="bn", pretrained_init="random"),
+    )
     store = Store(tmp_path / "store.sqlite")
     yield SimpleNamespace(factory=factory, store=store, root=tmp_path)
     store.close()
@@ -86,8 +90,12 @@ def test_use_shipped_default_in_the_model_manager(site, qtbot, styled_app) -> No
         qtbot.mouseClick(dlg.default_button, Qt.MouseButton.LeftButton)
     assert site.factory().active("vgg16").ref == "vgg-default:1"
     a = site.store.audit_log(entity="model")[-1]
-    assert (a.action, a.field, a.old_value, a.new_value) == ("use_default_model", "vgg16", "site-vgg:1",
-                                                             "vgg-default:1")
+    assert (a.action, a.field, a.old_value, a.new_value) == (
+        "use_default_model",
+        "vgg16",
+        "site-vgg:1",
+        "vgg-default:1",
+    )
     assert "VGG-16: vgg-default v1" in dlg.status.text()
     assert not dlg.default_button.isEnabled() and "already the active one" in dlg.default_button.toolTip()
     assert "site-vgg v1" in dlg.rollback_button.text()  # the step back is recorded like any activation
@@ -129,8 +137,12 @@ def _shipped_architectures() -> set[str]:
         return {e.architecture for e in reg.list() if e.location == "shipped"}
 
 
-def test_fresh_install_analyses_real_busi_images(qtbot, styled_app, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fresh_install_analyses_real_busi_images(
+    qtbot,
+    styled_app,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The app as `make run` starts it (default store and registry) on an empty user folder,
     with the shipped models of models/: an imported folder of real BUSI images gets per-image
     results from every shipped architecture without training or importing a model."""
@@ -142,8 +154,10 @@ def test_fresh_install_analyses_real_busi_images(qtbot, styled_app, tmp_path: Pa
 
     monkeypatch.delenv("BUSVIEWER_SHIPPED_MODELS", raising=False)
     study = tmp_path / "study"
-    picked = {"BUSI-B": sorted((BUSI_IMAGES / "benign").glob("*.png"))[:3],
-              "BUSI-M": sorted((BUSI_IMAGES / "malignant").glob("*.png"))[:3]}
+    picked = {
+        "BUSI-B": sorted((BUSI_IMAGES / "benign").glob("*.png"))[:3],
+        "BUSI-M": sorted((BUSI_IMAGES / "malignant").glob("*.png"))[:3],
+    }
     for patient, files in picked.items():
         (study / patient).mkdir(parents=True)
         for f in files:

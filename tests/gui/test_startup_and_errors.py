@@ -166,8 +166,9 @@ def test_cine_uses_stored_frame_time(qtbot, styled_app) -> None:  # type: ignore
     qtbot.addWidget(v)
     v.resize(600, 400)
     v.show()
-    img = SimpleNamespace(frames=np.zeros((5, 40, 60, 3), np.uint8), frame_time_ms=25.0, regions=(),
-                          pixel_spacing_mm=None)
+    img = SimpleNamespace(
+        frames=np.zeros((5, 40, 60, 3), np.uint8), frame_time_ms=25.0, regions=(), pixel_spacing_mm=None
+    )
     v.set_image(img)
     frames: list[int] = []
     v.frameChanged.connect(frames.append)
@@ -181,8 +182,10 @@ def test_cine_uses_stored_frame_time(qtbot, styled_app) -> None:  # type: ignore
 
 
 def test_measure_uses_the_region_holding_both_points() -> None:
-    regions = ({"x0": 0, "y0": 0, "x1": 100, "y1": 100, "physical_delta_x": 0.1, "physical_delta_y": 0.2},
-               {"x0": 0, "y0": 101, "x1": 100, "y1": 200, "physical_delta_x": None, "physical_delta_y": None})
+    regions = (
+        {"x0": 0, "y0": 0, "x1": 100, "y1": 100, "physical_delta_x": 0.1, "physical_delta_y": 0.2},
+        {"x0": 0, "y0": 101, "x1": 100, "y1": 200, "physical_delta_x": None, "physical_delta_y": None},
+    )
     px, mm, source = measure((10, 10), (40, 50), regions)
     assert px == pytest.approx(50.0)
     assert mm == pytest.approx(np.hypot(30 * 0.1, 40 * 0.2)) and source == "ultrasound region"

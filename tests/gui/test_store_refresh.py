@@ -26,8 +26,9 @@ def window(styled_app, tmp_path: Path):  # type: ignore[no-untyped-def]
     store = Store(tmp_path / "store.sqlite")
     import_paths(store, [tmp_path / "first"])
     (tmp_path / "models").mkdir()
-    w = MainWindow(store, registry_factory=lambda: ModelRegistry(user_dir=tmp_path / "models",
-                                                                  shipped_dir=tmp_path / "models"))
+    w = MainWindow(
+        store, registry_factory=lambda: ModelRegistry(user_dir=tmp_path / "models", shipped_dir=tmp_path / "models")
+    )
     w.ai_panel.auto.setChecked(False)
     w.show()
     yield w, store, tmp_path
@@ -51,8 +52,21 @@ def test_cli_import_reaches_the_open_worklist(window, qtbot) -> None:  # type: i
     heart = QTimer()
     heart.timeout.connect(beat)
     heart.start(20)
-    proc = subprocess.run([sys.executable, "-m", "busviewer", "--store", str(root / "store.sqlite"), "import", "-q",
-                           str(root / "second")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "busviewer",
+            "--store",
+            str(root / "store.sqlite"),
+            "import",
+            "-q",
+            str(root / "second"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     last[0] = time.monotonic()  # the GUI thread was in subprocess.run above, not in the app
     gaps.clear()

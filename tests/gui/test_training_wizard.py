@@ -65,8 +65,9 @@ def ws(styled_app, model_files: Path, tmp_path: Path):  # type: ignore[no-untype
     shipped.mkdir()
     store = Store(tmp_path / "store.sqlite")
     import_into(store, write_dataset(tmp_path / "data", balanced(16)))
-    yield SimpleNamespace(store=store, root=tmp_path, models=models,
-                          factory=lambda: ModelRegistry(user_dir=models, shipped_dir=shipped))
+    yield SimpleNamespace(
+        store=store, root=tmp_path, models=models, factory=lambda: ModelRegistry(user_dir=models, shipped_dir=shipped)
+    )
     store.close()
 
 
@@ -80,8 +81,11 @@ def open_wizard(ws, qtbot):  # type: ignore[no-untyped-def]
     return wiz
 
 
-def press(qtbot, wiz,  # type: ignore[no-untyped-def]
-          which: QWizard.WizardButton = QWizard.WizardButton.NextButton) -> None:
+def press(
+    qtbot,
+    wiz,  # type: ignore[no-untyped-def]
+    which: QWizard.WizardButton = QWizard.WizardButton.NextButton,
+) -> None:
     button = wiz.button(which)
     assert button.isVisible() and button.isEnabled(), f"{which} is not available on page {wiz.currentId()}"
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -218,7 +222,10 @@ def test_train_promote_and_roll_back(ws, qtbot) -> None:  # type: ignore[no-unty
     assert ws.factory().active("ensemble").ref == new_ref
     audit = [a for a in ws.store.audit_log(entity="model") if a.action == "promote_model"]
     assert audit and (audit[-1].field, audit[-1].old_value, audit[-1].new_value) == (
-        "ensemble", "test-ensemble:1", new_ref)
+        "ensemble",
+        "test-ensemble:1",
+        new_ref,
+    )
     press(qtbot, wiz, QWizard.WizardButton.FinishButton)
     assert not wiz.isVisible()
 
@@ -290,8 +297,10 @@ def test_cancel_then_resume_in_a_new_wizard(ws, qtbot) -> None:  # type: ignore[
     assert "cancelled" in dp.resume_combo.currentText()
     qtbot.mouseClick(dp.resume_button, Qt.MouseButton.LeftButton)
     assert wiz2.currentId() == PAGE_RUN
-    assert not wiz2.button(QWizard.WizardButton.BackButton).isEnabled() or \
-        not wiz2.button(QWizard.WizardButton.BackButton).isVisible()
+    assert (
+        not wiz2.button(QWizard.WizardButton.BackButton).isEnabled()
+        or not wiz2.button(QWizard.WizardButton.BackButton).isVisible()
+    )
     rp2 = wiz2.run_page
     qtbot.waitUntil(lambda: rp2.state in ("finished", "failed", "cancelled"), timeout=TRAIN_TIMEOUT)
     assert rp2.state == "finished", rp2.stage_label.text()
@@ -323,8 +332,12 @@ def test_cancel_then_resume_in_a_new_wizard(ws, qtbot) -> None:  # type: ignore[
     wiz2.close()
 
 
-def test_data_page_warnings(styled_app, model_files: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
-                            qtbot) -> None:
+def test_data_page_warnings(
+    styled_app,
+    model_files: Path,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    qtbot,
+) -> None:
     from busviewer.ai.registry import ModelRegistry
     from busviewer.gui.training_wizard import TrainingWizard
 
@@ -340,8 +353,9 @@ def test_data_page_warnings(styled_app, model_files: Path, tmp_path: Path,  # ty
     # exact duplicate across patients: B03's file copied to B04
     shutil.copy(images / "B03" / "benign (1).png", images / "B04" / "benign (3).png")
     with open(manifest, "a", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows([("images/B02/benign (3).png", "benign", "B02"),
-                                  ("images/B04/benign (3).png", "benign", "B04")])
+        csv.writer(fh).writerows(
+            [("images/B02/benign (3).png", "benign", "B02"), ("images/B04/benign (3).png", "benign", "B04")]
+        )
     store = Store(tmp_path / "store.sqlite")
     try:
         import_into(store, manifest)
@@ -355,16 +369,16 @@ def test_data_page_warnings(styled_app, model_files: Path, tmp_path: Path,  # ty
         dp = wiz.data_page
         qtbot.waitUntil(lambda: dp.summary is not None, timeout=30_000)
         kinds = dp.warning_kinds()
-        assert {"too_few_patients", "imbalance", "conflicting_labels", "near_duplicates",
-                "exact_duplicates"} <= set(kinds), kinds
+        assert {"too_few_patients", "imbalance", "conflicting_labels", "near_duplicates", "exact_duplicates"} <= set(
+            kinds
+        ), kinds
         texts = {w.kind: w.text for w in dp.warnings}
         assert "MIX" in texts["conflicting_labels"]
         assert "B01" in texts["near_duplicates"] and "B02" in texts["near_duplicates"]
         assert "B03" in texts["exact_duplicates"] and "B04" in texts["exact_duplicates"]
         assert "(fewer than 20 per class)" in texts["too_few_patients"]
         assert "16 benign vs 5 malignant patients" in texts["imbalance"]
-        shown = [lab.text() for lab in dp.warnings_widget.findChildren(type(dp.summary_label))
-                 if lab.property("kind")]
+        shown = [lab.text() for lab in dp.warnings_widget.findChildren(type(dp.summary_label)) if lab.property("kind")]
         assert len(shown) == len(kinds)
         assert dp.isComplete()  # warnings inform, they do not block
         # leaving the mixed patient out removes its warning

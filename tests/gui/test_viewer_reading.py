@@ -25,8 +25,14 @@ def button_drag(widget, start: QPoint, end: QPoint, button: Qt.MouseButton, step
     for i in range(1, steps + 1):
         time.sleep(0.015)  # pyqtgraph drops mouse moves closer than 10 ms
         p = QPointF(start + (end - start) * (i / steps))
-        ev = QMouseEvent(QEvent.Type.MouseMove, p, widget.mapToGlobal(p), Qt.MouseButton.NoButton,
-                         button, Qt.KeyboardModifier.NoModifier)
+        ev = QMouseEvent(
+            QEvent.Type.MouseMove,
+            p,
+            widget.mapToGlobal(p),
+            Qt.MouseButton.NoButton,
+            button,
+            Qt.KeyboardModifier.NoModifier,
+        )
         QApplication.sendEvent(widget, ev)
         QApplication.processEvents()
     time.sleep(0.015)

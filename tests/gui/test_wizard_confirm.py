@@ -88,5 +88,7 @@ def test_blocking_warnings_use_a_glyph_the_font_has(ws, qtbot) -> None:  # type:
 def test_estimate_grows_with_the_work() -> None:
     base = runs.estimate_training_seconds("ensemble", 128, 200, 40, 10, "cpu")
     assert runs.estimate_training_seconds("vgg16", 128, 200, 40, 10, "cpu") > 5 * base
-    assert runs.estimate_training_seconds("ensemble", 128, 200, 40, 10, "cpu", stages=3, folds=4) == pytest.approx(15 * base)
+    assert runs.estimate_training_seconds("ensemble", 128, 200, 40, 10, "cpu", stages=3, folds=4) == pytest.approx(
+        15 * base
+    )
     assert runs.estimate_training_seconds("ensemble", 128, 200, 40, 10, "cuda:0") < base / 50

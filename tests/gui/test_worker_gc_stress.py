@@ -83,8 +83,9 @@ def train_once(ws, qtbot) -> SimpleNamespace:  # type: ignore[no-untyped-def]
         assert wiz.currentId() == PAGE_RUN
         rp = wiz.run_page
         qtbot.waitUntil(lambda: rp.state in ("finished", "failed", "cancelled"), timeout=RUN_TIMEOUT_MS)
-        return SimpleNamespace(state=rp.state, text=rp.stage_label.text(), run_dir=wiz.run_dir,
-                               model=(wiz.outcome or {}).get("model"))
+        return SimpleNamespace(
+            state=rp.state, text=rp.stage_label.text(), run_dir=wiz.run_dir, model=(wiz.outcome or {}).get("model")
+        )
     finally:
         wiz.close()
         wiz.deleteLater()
@@ -92,7 +93,8 @@ def train_once(ws, qtbot) -> SimpleNamespace:  # type: ignore[no-untyped-def]
 
 
 def test_training_path_under_forced_worker_gc(  # type: ignore[no-untyped-def]
-        tiny, qtbot, forced_worker_gc, finalisation_recorder) -> None:
+    tiny, qtbot, forced_worker_gc, finalisation_recorder
+) -> None:
     from busviewer.gui import gcpolicy
     from busviewer.services.models import split_ref
 
@@ -103,17 +105,22 @@ def test_training_path_under_forced_worker_gc(  # type: ignore[no-untyped-def]
     for i in range(RUNS):
         t1 = time.monotonic()
         run = train_once(tiny, qtbot)
-        print(f"run {i + 1}: {run.state} in {time.monotonic() - t1:.1f} s; QObjects finalised outside the GUI "
-              f"thread so far: {len(rec.off_gui) - off0}", flush=True)
+        print(
+            f"run {i + 1}: {run.state} in {time.monotonic() - t1:.1f} s; QObjects finalised outside the GUI "
+            f"thread so far: {len(rec.off_gui) - off0}",
+            flush=True,
+        )
         assert run.state == "finished", f"run {i + 1}: {run.state}: {run.text}"
         assert (run.run_dir / "roc.png").is_file() and (run.run_dir / "loss.png").is_file()
         tiny.factory().delete(*split_ref(run.model))  # keep the disk use of 30 runs small
     elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
     off = rec.off_gui[off0:]
-    print(f"\n{RUNS} runs in {elapsed:.1f} s ({cpu:.1f} s CPU); {forced_worker_gc.churned} churned menus; "
-          f"{rec.finalised - fin0} QObjects finalised, {len(off)} outside the GUI thread; cyclic collections in "
-          f"workers: {dict(rec.worker_collections)}; GUI-thread collections for workers: "
-          f"{gcpolicy.collections() - gui_gc0}")
+    print(
+        f"\n{RUNS} runs in {elapsed:.1f} s ({cpu:.1f} s CPU); {forced_worker_gc.churned} churned menus; "
+        f"{rec.finalised - fin0} QObjects finalised, {len(off)} outside the GUI thread; cyclic collections in "
+        f"workers: {dict(rec.worker_collections)}; GUI-thread collections for workers: "
+        f"{gcpolicy.collections() - gui_gc0}"
+    )
     assert not off, f"{len(off)} QObject(s) finalised outside the GUI thread: {off[:10]}"
     assert not rec.worker_collections, f"cyclic GC ran in worker threads: {dict(rec.worker_collections)}"
     assert forced_worker_gc.churned >= RUNS and rec.finalised - fin0 >= RUNS  # the guard had work to do

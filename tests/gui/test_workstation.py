@@ -93,8 +93,9 @@ def test_open_patient_runs_analysis(ws, qtbot) -> None:  # type: ignore[no-untyp
         assert card.verdict.text() == v.label.upper()
         assert f"{v.malignant_votes} malignant, {v.benign_votes} benign" in card.detail.text()
         assert card.tie.isVisible() == v.tie_decided  # 3 images: no tie possible
-    assert panel.disagree.isVisible() == bool(analysis.disagreements or
-                                              len({v.label for v in analysis.verdicts.values()}) > 1)
+    assert panel.disagree.isVisible() == bool(
+        analysis.disagreements or len({v.label for v in analysis.verdicts.values()}) > 1
+    )
     verdict_cell = w.worklist.model.verdict("PAT-A")
     assert analysis.verdicts["ensemble"].label in verdict_cell
     stored = ws.store.latest_predictions([r.id for r in w.records])
@@ -111,11 +112,16 @@ def test_tie_note_and_disagreement_flag(ws, qtbot) -> None:  # type: ignore[no-u
     from busviewer.ai.analysis import ImagePrediction, ModelVerdict, PatientAnalysis
 
     def pred(i: int, arch: str, p: float) -> ImagePrediction:
-        return ImagePrediction(i, 0, None, arch, "m", 1, {"benign": 1 - p, "malignant": p}, p,
-                               "malignant" if p >= 0.5 else "benign")
+        return ImagePrediction(
+            i, 0, None, arch, "m", 1, {"benign": 1 - p, "malignant": p}, p, "malignant" if p >= 0.5 else "benign"
+        )
 
-    preds = {(ids[0], "ensemble"): pred(ids[0], "ensemble", 0.9), (ids[1], "ensemble"): pred(ids[1], "ensemble", 0.2),
-             (ids[0], "vgg16"): pred(ids[0], "vgg16", 0.1), (ids[1], "vgg16"): pred(ids[1], "vgg16", 0.3)}
+    preds = {
+        (ids[0], "ensemble"): pred(ids[0], "ensemble", 0.9),
+        (ids[1], "ensemble"): pred(ids[1], "ensemble", 0.2),
+        (ids[0], "vgg16"): pred(ids[0], "vgg16", 0.1),
+        (ids[1], "vgg16"): pred(ids[1], "vgg16", 0.3),
+    }
     verdicts = {
         "ensemble": ModelVerdict("ensemble", "malignant", 1, 1, True, 0.55, (ids[1],), (ids[0],)),
         "vgg16": ModelVerdict("vgg16", "benign", 2, 0, False, 0.2, tuple(ids), ()),
@@ -236,7 +242,9 @@ def test_keyboard_labels_navigation_review(ws, qtbot) -> None:  # type: ignore[n
     key(w.worklist.table, Qt.Key.Key_M)  # change of mind: audited with old and new values
     log = [a for a in ws.store.audit_log("image", ids[0]) if a.action == "set_label"]
     assert [(a.field, a.old_value, a.new_value) for a in log[-2:]] == [
-        ("label[reader]", None, "benign"), ("label[reader]", "benign", "malignant")]
+        ("label[reader]", None, "benign"),
+        ("label[reader]", "benign", "malignant"),
+    ]
     assert log[-1].user
     assert w.labels.image.buttons["malignant"].isChecked()
     assert "malignant" in w.thumbnails.item(0).text()

@@ -27,11 +27,14 @@ def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
 def net(orthanc: Orthanc) -> NetworkSettings:
     """This workstation (AE BUSVIEWER, known to Orthanc) and Orthanc by DIMSE and DICOMweb."""
     local = LocalAE(LOCAL_AET, orthanc.listener_port, "127.0.0.1")
-    return NetworkSettings(local, (
-        RemoteNode("orthanc", orthanc.aet, "127.0.0.1", orthanc.dicom_port, timeout_s=10),
-        RemoteNode("orthanc-move", orthanc.aet, "127.0.0.1", orthanc.dicom_port, retrieve="move", timeout_s=10),
-        RemoteNode("orthanc-web", transport="dicomweb", url=orthanc.dicomweb_url, timeout_s=10),
-    ))
+    return NetworkSettings(
+        local,
+        (
+            RemoteNode("orthanc", orthanc.aet, "127.0.0.1", orthanc.dicom_port, timeout_s=10),
+            RemoteNode("orthanc-move", orthanc.aet, "127.0.0.1", orthanc.dicom_port, retrieve="move", timeout_s=10),
+            RemoteNode("orthanc-web", transport="dicomweb", url=orthanc.dicomweb_url, timeout_s=10),
+        ),
+    )
 
 
 @pytest.fixture

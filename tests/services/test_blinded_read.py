@@ -19,9 +19,21 @@ SHA = "aa" * 32
 
 
 def _rows(image_id: int, p: float) -> list[dict]:
-    return [dict(image_id=image_id, frame=0, roi_id=None, model_name="m-ens", model_version=1, architecture="ensemble",
-                 model_sha256=SHA, image_hash=f"{image_id:064x}", label="malignant" if p >= 0.5 else "benign",
-                 malignant_probability=p, probabilities={"benign": 1 - p, "malignant": p})]
+    return [
+        dict(
+            image_id=image_id,
+            frame=0,
+            roi_id=None,
+            model_name="m-ens",
+            model_version=1,
+            architecture="ensemble",
+            model_sha256=SHA,
+            image_hash=f"{image_id:064x}",
+            label="malignant" if p >= 0.5 else "benign",
+            malignant_probability=p,
+            probabilities={"benign": 1 - p, "malignant": p},
+        )
+    ]
 
 
 def _patients(store: Store) -> dict[str, int]:
@@ -38,8 +50,9 @@ def _patients(store: Store) -> dict[str, int]:
 def _analysis(key: str, image_id: int, p: float):  # type: ignore[no-untyped-def]
     from busviewer.ai.results import ImagePrediction
 
-    pred = ImagePrediction(image_id, 0, None, "ensemble", "m-ens", 1, {"benign": 1 - p, "malignant": p}, p,
-                           "benign", SHA)
+    pred = ImagePrediction(
+        image_id, 0, None, "ensemble", "m-ens", 1, {"benign": 1 - p, "malignant": p}, p, "benign", SHA
+    )
     return summarise(key, {(image_id, "ensemble"): pred})
 
 

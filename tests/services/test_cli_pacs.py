@@ -14,8 +14,25 @@ from busviewer.cli import main
 def test_cli_pacs_round_trip(loaded: Orthanc, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "s.sqlite")
     assert main(["pacs", "local", "--aet", LOCAL_AET, "--port", str(loaded.listener_port)]) == 0
-    assert main(["pacs", "node", "add", "main", "--aet", loaded.aet, "--host", "127.0.0.1",
-                 "--port", str(loaded.dicom_port), "--timeout", "10"]) == 0
+    assert (
+        main(
+            [
+                "pacs",
+                "node",
+                "add",
+                "main",
+                "--aet",
+                loaded.aet,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(loaded.dicom_port),
+                "--timeout",
+                "10",
+            ]
+        )
+        == 0
+    )
     assert main(["pacs", "node", "add", "web", "--url", loaded.dicomweb_url]) == 0
     assert main(["pacs", "echo", "main"]) == 0 and main(["pacs", "echo", "web"]) == 0
     assert main(["pacs", "find", "main", "--patient-id", "13US1"]) == 0
@@ -30,8 +47,10 @@ def test_cli_pacs_round_trip(loaded: Orthanc, tmp_path: Path, capsys: pytest.Cap
 
     assert main(["--store", db, "import", str(us_file("JPGLosslessP14SV1_1s_1f_8b.dcm"))]) == 0
     patients = [line.split()[0] for line in _patients(db, capsys)]
-    assert main(["--store", db, "export", *patients, "--deidentify", "--out", str(tmp_path / "x"),
-                 "--burned-in", "blank"]) == 0
+    assert (
+        main(["--store", db, "export", *patients, "--deidentify", "--out", str(tmp_path / "x"), "--burned-in", "blank"])
+        == 0
+    )
     text = capsys.readouterr()
     assert "1 image(s) of 1 patient(s) exported" in text.out and "no ultrasound tissue region" in text.err
 

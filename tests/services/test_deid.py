@@ -37,7 +37,11 @@ def test_export_round_trip_and_profile(tmp_path: Path) -> None:
 
     refused = export_deidentified(store, patients, tmp_path / "refuse")
     # Burned In Annotation absent on US1 and OBXXXX1A: refused; the JPEG lossless file says NO.
-    assert refused.exported == 1 and len(refused.refused) == 2 and all("Burned In Annotation" in r for r in refused.refused)
+    assert (
+        refused.exported == 1
+        and len(refused.refused) == 2
+        and all("Burned In Annotation" in r for r in refused.refused)
+    )
 
     report = export_deidentified(store, patients, tmp_path / "out", DeidOptions(burned_in="blank"))
     assert report.exported == 2 and report.blanked == 1, report.refused
@@ -46,10 +50,14 @@ def test_export_round_trip_and_profile(tmp_path: Path) -> None:
 
     exported = {pydicom.dcmread(p).PatientID: p for p in (tmp_path / "out").rglob("*.dcm")}
     k = Keys()
-    assert set(exported) == {k.pseudonym("11-05-25-142825"), k.pseudonym(keys_jpg := next(
-        p for p in keys if p not in ("13US1", "11-05-25-142825")))}
-    for original_key, path in ((ob.patient_key, exported[k.pseudonym(ob.patient_key)]),
-                               (keys_jpg, exported[k.pseudonym(keys_jpg)])):
+    assert set(exported) == {
+        k.pseudonym("11-05-25-142825"),
+        k.pseudonym(keys_jpg := next(p for p in keys if p not in ("13US1", "11-05-25-142825"))),
+    }
+    for original_key, path in (
+        (ob.patient_key, exported[k.pseudonym(ob.patient_key)]),
+        (keys_jpg, exported[k.pseudonym(keys_jpg)]),
+    ):
         before = _profile_values(pydicom.dcmread(keys[original_key].source_path))
         assert len(before) >= 5  # names, ids, dates, UIDs...
         after = pydicom.dcmread(path)
@@ -64,13 +72,16 @@ def test_export_round_trip_and_profile(tmp_path: Path) -> None:
     region = blanked.SequenceOfUltrasoundRegions[0]
     pixels = read_image(exported[k.pseudonym(ob.patient_key)]).frame(0)
     outside = np.ones(pixels.shape[:2], bool)
-    outside[region.RegionLocationMinY0:region.RegionLocationMaxY1 + 1,
-            region.RegionLocationMinX0:region.RegionLocationMaxX1 + 1] = False
+    outside[
+        region.RegionLocationMinY0 : region.RegionLocationMaxY1 + 1,
+        region.RegionLocationMinX0 : region.RegionLocationMaxX1 + 1,
+    ] = False
     assert pixels[outside].max() == 0 and pixels[~outside].max() > 0
 
     again = export_deidentified(store, patients, tmp_path / "again", DeidOptions(burned_in="blank"))
     assert again.exported == 2 and sorted(p.name for p in (tmp_path / "again").rglob("*.dcm")) == sorted(
-        p.name for p in (tmp_path / "out").rglob("*.dcm"))  # consistent UIDs and pseudonyms
+        p.name for p in (tmp_path / "out").rglob("*.dcm")
+    )  # consistent UIDs and pseudonyms
 
     fresh = Store(tmp_path / "fresh.sqlite")
     back = import_paths(fresh, [report.manifest])
@@ -91,4 +102,7 @@ def test_shifted_dates_keep_intervals(tmp_path: Path) -> None:
     if src.get("StudyDate"):
         assert ds.StudyDate and ds.StudyDate != src.StudyDate
     manifest = (tmp_path / "out" / "manifest.csv").read_text()
-    assert rec.patient_key not in manifest and json.loads((tmp_path / "out" / "deid_report.json").read_text())["date_mode"] == "shift"
+    assert (
+        rec.patient_key not in manifest
+        and json.loads((tmp_path / "out" / "deid_report.json").read_text())["date_mode"] == "shift"
+    )

@@ -27,8 +27,11 @@ def workstations(pg_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     b.close()
 
 
-def test_shared_folder_is_recorded_in_the_store(workstations, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shared_folder_is_recorded_in_the_store(
+    workstations,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     a, b, folder = workstations
     assert department.shared_folder(b) == folder and (folder / "models").is_dir()
     assert [(e.user, e.field, e.new_value) for e in b.audit_log("store")] == [("dr_a", "shared_dir", str(folder))]
@@ -101,8 +104,13 @@ def test_same_name_and_version_from_two_workstations_get_two_versions(workstatio
 
 
 def _locked(seed: int) -> LockedTestSet:
-    return LockedTestSet(patients=("P1", "P7"), created=f"2025-01-0{seed}T10:00:00+00:00", seed=seed,
-                         fraction=0.15, counts={"patients": 2})
+    return LockedTestSet(
+        patients=("P1", "P7"),
+        created=f"2025-01-0{seed}T10:00:00+00:00",
+        seed=seed,
+        fraction=0.15,
+        counts={"patients": 2},
+    )
 
 
 def test_locked_test_set_is_the_departments(workstations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

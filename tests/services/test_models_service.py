@@ -28,9 +28,10 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("src")
     torch.manual_seed(0)
     reg = ModelRegistry(user_dir=folder, shipped_dir=folder / "none")
-    entry = reg.save(build_model("vgg16", pretrained=False, variant="bn"),
-                     ModelCard(name="src", version=1, architecture="vgg16", input_size=64, variant="bn",
-                               pretrained_init="random"))
+    entry = reg.save(
+        build_model("vgg16", pretrained=False, variant="bn"),
+        ModelCard(name="src", version=1, architecture="vgg16", input_size=64, variant="bn", pretrained_init="random"),
+    )
     return entry.weights_path, entry.card_path
 
 

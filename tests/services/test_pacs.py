@@ -42,7 +42,9 @@ def test_find_and_retrieve_equal_direct_import(loaded: Orthanc, net: NetworkSett
     assert pacs.echo(net, "orthanc") < 10 and pacs.echo(net, "orthanc-web") < 10
     studies = pacs.find(net, "orthanc", Query(modality="US"))
     assert {s.patient_id for s in studies} == {"13US1", "11-05-25-142825", "98279"}
-    assert pacs.find(net, "orthanc", Query(patient_id="13US1"), level="PATIENT")[0].patient_name == "CompressedSamples^US1"
+    assert (
+        pacs.find(net, "orthanc", Query(patient_id="13US1"), level="PATIENT")[0].patient_name == "CompressedSamples^US1"
+    )
     (web_hit,) = pacs.find(net, "orthanc-web", Query(patient_id="13US1"))
     assert web_hit.study_uid == STUDY_13US1 and web_hit.instances == 2
 
@@ -89,14 +91,16 @@ def _wait(events: list[ListenerEvent], kind: str, n: int, timeout: float = 60) -
     raise AssertionError(f"only {events} after {timeout} s")
 
 
-def test_listener_imports_pushed_study_and_refuses_malformed(loaded: Orthanc, net: NetworkSettings,
-                                                             tmp_path: Path) -> None:
+def test_listener_imports_pushed_study_and_refuses_malformed(
+    loaded: Orthanc, net: NetworkSettings, tmp_path: Path
+) -> None:
     store = Store(tmp_path / "s.sqlite")
     stop, events, thread = _run_listener(store, net.local)
     try:
         ids = [i for i in loaded.instances()]
-        job = loaded.rest("/modalities/BUSVIEWER/store", ("[" + ",".join(f'"{i}"' for i in ids) + "]").encode(),
-                          method="POST")  # Orthanc pushes everything to the listener
+        job = loaded.rest(
+            "/modalities/BUSVIEWER/store", ("[" + ",".join(f'"{i}"' for i in ids) + "]").encode(), method="POST"
+        )  # Orthanc pushes everything to the listener
         assert job is not None
         imported = _wait(events, "imported", 4)
         assert {e.patient_key for e in imported} == {"13US1", "11-05-25-142825", "98279"}
@@ -114,7 +118,9 @@ def test_listener_imports_pushed_study_and_refuses_malformed(loaded: Orthanc, ne
         assert not sent.sent and len(sent.problems) == 2 and all("0xc210" in p for p in sent.problems), sent
         problems = _wait(events, "problem", 2)
         assert all("refused a dataset pushed by BUSVIEWER@127.0.0.1" in p.text for p in problems)
-        assert "without pixel data" in problems[0].text and "SOPInstanceUID missing or not a valid UID" in problems[1].text
+        assert (
+            "without pixel data" in problems[0].text and "SOPInstanceUID missing or not a valid UID" in problems[1].text
+        )
         assert not list(pacs.received_dir().parent.rglob("*evil*"))  # nothing written anywhere
         assert store.counts()["images"] == 4 and not list(pacs.received_dir().rglob(".part-*"))
     finally:
@@ -125,7 +131,9 @@ def test_listener_imports_pushed_study_and_refuses_malformed(loaded: Orthanc, ne
 
 def test_bad_peers_get_clear_messages(loaded: Orthanc, net: NetworkSettings) -> None:
     wrong_aet = replace(net.node("orthanc"), name="typo", ae_title="NOTORTHANC")
-    with pytest.raises(PeerError, match=r"PACS 'typo' \(NOTORTHANC@127\.0\.0\.1:\d+\): .*called AE title 'NOTORTHANC' not recognised"):
+    with pytest.raises(
+        PeerError, match=r"PACS 'typo' \(NOTORTHANC@127\.0\.0\.1:\d+\): .*called AE title 'NOTORTHANC' not recognised"
+    ):
         pacs.echo(net.with_node(wrong_aet), "typo")
     stranger = replace(net, local=LocalAE("STRANGER", net.local.port))
     stranger = stranger.with_node(replace(net.node("orthanc"), timeout_s=3))

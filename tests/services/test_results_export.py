@@ -22,8 +22,13 @@ from busviewer.services.results_export import ResultsError, export_results, send
 from busviewer.services.results_sr import read_sr
 
 SHA = "ab" * 32
-CARD = {"name": "tiny-ensemble", "version": 3, "architecture": "ensemble", "sha256": SHA,
-        "operating_points": {"high_sensitivity": 0.2, "balanced": 0.4, "high_specificity": 0.7}}
+CARD = {
+    "name": "tiny-ensemble",
+    "version": 3,
+    "architecture": "ensemble",
+    "sha256": SHA,
+    "operating_points": {"high_sensitivity": 0.2, "balanced": 0.4, "high_specificity": 0.7},
+}
 
 
 def _dciodvfy_errors(path: Path) -> list[str]:
@@ -45,16 +50,31 @@ def analysed(tmp_path: Path) -> tuple[Store, dict[str, float]]:
     recs = store.images("13US1")
     store.record_model_version(CARD)
     probs = dict(zip((r.sop_uid for r in recs), (0.3, 0.55)))
-    store.add_predictions([dict(
-        image_id=r.id, roi_id=None, frame=0, model_name="tiny-ensemble", model_version=3, architecture="ensemble",
-        model_sha256=SHA, image_hash=r.content_hash, label="benign", malignant_probability=probs[r.sop_uid],
-        probabilities={"benign": 1 - probs[r.sop_uid], "malignant": probs[r.sop_uid]}) for r in recs])
+    store.add_predictions(
+        [
+            dict(
+                image_id=r.id,
+                roi_id=None,
+                frame=0,
+                model_name="tiny-ensemble",
+                model_version=3,
+                architecture="ensemble",
+                model_sha256=SHA,
+                image_hash=r.content_hash,
+                label="benign",
+                malignant_probability=probs[r.sop_uid],
+                probabilities={"benign": 1 - probs[r.sop_uid], "malignant": probs[r.sop_uid]},
+            )
+            for r in recs
+        ]
+    )
     store.set_label("malignant", image_id=recs[0].id, source="reader", birads="4", user="dr-reader")
     return store, probs  # type: ignore[return-value]
 
 
-def test_sr_and_sc_sent_to_orthanc_and_read_back(analysed, loaded: Orthanc, net: NetworkSettings,
-                                                 tmp_path: Path) -> None:
+def test_sr_and_sc_sent_to_orthanc_and_read_back(
+    analysed, loaded: Orthanc, net: NetworkSettings, tmp_path: Path
+) -> None:
     store, probs = analysed
     cams = {(r.id, "ensemble"): np.linspace(0, 1, 49).reshape(7, 7) for r in store.images("13US1")}
     bundle, sent = send_results(store, net, "orthanc", "13US1", cams=cams)
@@ -71,8 +91,7 @@ def test_sr_and_sc_sent_to_orthanc_and_read_back(analysed, loaded: Orthanc, net:
     assert len(sc_rows) == 2 and len({r["series_uid"] for r in sc_rows}) == 1
     assert sc_rows[0]["series_uid"] not in {r["series_uid"] for r in by_class["1.2.840.10008.5.1.4.1.1.6.1"]}
 
-    got = dimse.get_study(net.local, net.node("orthanc"), STUDY_13US1, tmp_path / "back",
-                          sop_uids=[sr_row["sop_uid"]])
+    got = dimse.get_study(net.local, net.node("orthanc"), STUDY_13US1, tmp_path / "back", sop_uids=[sr_row["sop_uid"]])
     sr = pydicom.dcmread(got[0].path)
     values = read_sr(sr)
     assert values["notice"] == RESEARCH_NOTICE and values["operating_point"] == "balanced"
@@ -80,12 +99,20 @@ def test_sr_and_sc_sent_to_orthanc_and_read_back(analysed, loaded: Orthanc, net:
     assert model["Algorithm Name"] == "tiny-ensemble (ensemble)" and model["Algorithm Version"] == "3"
     assert model["Model weights SHA-256"] == SHA and model["Decision threshold"] == pytest.approx(0.4)
     assert model["images"] == pytest.approx(probs)  # every probability references its source SOP UID
-    assert (model["Patient vote"], model["Images called malignant"], model["Images called benign"]) == ("malignant", 1, 1)
+    assert (model["Patient vote"], model["Images called malignant"], model["Images called benign"]) == (
+        "malignant",
+        1,
+        1,
+    )
     assert model["Tie counted as malignant"] == "yes"
     (reader,) = values["reader"]
     assert reader[0].startswith("malignant (reader dr-reader, BI-RADS 4") and reader[1] in probs
-    evidence = {str(i.ReferencedSOPInstanceUID) for s in sr.CurrentRequestedProcedureEvidenceSequence
-                for se in s.ReferencedSeriesSequence for i in se.ReferencedSOPSequence}
+    evidence = {
+        str(i.ReferencedSOPInstanceUID)
+        for s in sr.CurrentRequestedProcedureEvidenceSequence
+        for se in s.ReferencedSeriesSequence
+        for i in se.ReferencedSOPSequence
+    }
     assert evidence == set(probs) and sr.PatientID == "13US1" and sr.StudyInstanceUID == STUDY_13US1
 
     web_bundle, web_sent = send_results(store, net, "orthanc-web", "13US1")  # STOW-RS, no Grad-CAM

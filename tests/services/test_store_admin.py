@@ -21,7 +21,9 @@ def test_check_names_unreachable_images_and_a_missing_audit_guard(tmp_path: Path
     store.add_image(_new(2, path=tmp_path / "gone.png"))
     store.close()
     report = store_admin.check(db)
-    assert report.problems == (f"1 of 2 image files are not reachable from this workstation (e.g. {tmp_path / 'gone.png'})",)
+    assert report.problems == (
+        f"1 of 2 image files are not reachable from this workstation (e.g. {tmp_path / 'gone.png'})",
+    )
     assert store_admin.check(db, images=False).ok
     with Store(db).engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER audit_log_no_delete")

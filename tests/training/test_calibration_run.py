@@ -13,7 +13,8 @@ from busviewer.core.operating import OPERATING_POINTS
 
 
 def test_run_reports_calibration_and_operating_points(  # type: ignore[no-untyped-def]
-        manifest: Path, tmp_path: Path, registry, fast_config, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest: Path, tmp_path: Path, registry, fast_config, capsys: pytest.CaptureFixture[str]
+) -> None:
     from busviewer.cli.train import _print_calibration
     from busviewer.training.calibration import apply_temperature, expected_calibration_error
     from busviewer.training.run import run_training
@@ -37,7 +38,8 @@ def test_run_reports_calibration_and_operating_points(  # type: ignore[no-untype
     p = [float(r.split(",")[-2]) for r in rows]
     assert test["ece_before"] == pytest.approx(expected_calibration_error(y, p), abs=1e-5)
     assert test["ece_after"] == pytest.approx(
-        expected_calibration_error(y, apply_temperature(p, cal["temperature"])), abs=1e-5)
+        expected_calibration_error(y, apply_temperature(p, cal["temperature"])), abs=1e-5
+    )
 
     cv = m["cv"]["calibration"]
     assert len(cv["folds"]) == 2
@@ -61,8 +63,15 @@ def test_run_reports_calibration_and_operating_points(  # type: ignore[no-untype
     # `busviewer evaluate` applies the card's temperature and thresholds: same figures on the same test part
     from busviewer.training.run import evaluate_model
 
-    rep = evaluate_model(res.model, str(manifest), split_file=run_dir / "split.json", part="test", device="cpu",
-                         registry=registry, out_dir=tmp_path / "eval")
+    rep = evaluate_model(
+        res.model,
+        str(manifest),
+        split_file=run_dir / "split.json",
+        part="test",
+        device="cpu",
+        registry=registry,
+        out_dir=tmp_path / "eval",
+    )
     ev = rep["calibration"]
     assert ev["temperature"] == pytest.approx(cal["temperature"])
     assert ev["test"]["ece_after"] == pytest.approx(test["ece_after"], abs=1e-5)

@@ -24,21 +24,42 @@ def shipped_vgg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
     torch.manual_seed(0)
     source = ModelRegistry(user_dir=tmp_path / "source", shipped_dir=tmp_path / "none")
-    source.save(build_model("vgg16", pretrained=False, variant="bn"),
-                ModelCard("vgg-default", 1, "vgg16", input_size=64, variant="bn", pretrained_init="random"))
+    source.save(
+        build_model("vgg16", pretrained=False, variant="bn"),
+        ModelCard("vgg-default", 1, "vgg16", input_size=64, variant="bn", pretrained_init="random"),
+    )
     ship_model(source, "vgg-default:1", ShipOptions(out_dir=tmp_path / "shipped", large_linear_min=100_000))
     monkeypatch.setenv("BUSVIEWER_SHIPPED_MODELS", str(tmp_path / "shipped"))
     return "vgg-default:1"
 
 
-def test_cli_init_from_active_fine_tunes_the_shipped_model(manifest: Path, shipped_vgg: str, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_init_from_active_fine_tunes_the_shipped_model(
+    manifest: Path, shipped_vgg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from busviewer.ai.registry import ModelRegistry
     from busviewer.cli.train import config_from_args, resolve_init_from
 
-    common = ["train", "--data", str(manifest), "--model", "vgg16", "--epochs", "1", "--patience", "1",
-              "--batch-size", "8", "--max-steps", "2", "--input-size", "64", "--device", "cpu", "--no-checkpoints",
-              "--quiet"]
+    common = [
+        "train",
+        "--data",
+        str(manifest),
+        "--model",
+        "vgg16",
+        "--epochs",
+        "1",
+        "--patience",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "2",
+        "--input-size",
+        "64",
+        "--device",
+        "cpu",
+        "--no-checkpoints",
+        "--quiet",
+    ]
     plain = resolve_init_from(config_from_args(build_parser().parse_args(common)))
     assert plain.init_from is None  # the CLI default stays ImageNet/random initialisation
     assert main([*common, "--init-from", "active", "--out", str(tmp_path / "run")]) == 0
@@ -49,9 +70,9 @@ def test_cli_init_from_active_fine_tunes_the_shipped_model(manifest: Path, shipp
     capsys.readouterr()
 
 
-def test_cli_init_from_active_without_a_model_is_an_error(manifest: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_init_from_active_without_a_model_is_an_error(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("BUSVIEWER_SHIPPED_MODELS", str(tmp_path / "empty"))
     assert main(["train", "--data", str(manifest), "--model", "vgg16", "--init-from", "active", "--quiet"]) == 2
     assert "there is no active vgg16 model" in capsys.readouterr().err

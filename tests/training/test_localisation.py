@@ -114,8 +114,11 @@ def test_score_image_and_summary() -> None:
     s = summarise([good, bad])
     assert s["images"] == 2 and s["pointing_game"] == 0.5 and s["box_contains_centre"] == 0.5
     assert s["peak_near_border"] == 0.5
-    assert 0 < good.box_area < 0.25 and bad.box_area > 0 and s["box_area_share"] == pytest.approx(
-        (good.box_area + bad.box_area) / 2)
+    assert (
+        0 < good.box_area < 0.25
+        and bad.box_area > 0
+        and s["box_area_share"] == pytest.approx((good.box_area + bad.box_area) / 2)
+    )
     assert s["energy_to_area"] == pytest.approx(s["energy_inside"] / s["mask_area_share"])
     agg = mean_sd_localisation([s, summarise([good])])
     assert agg["pointing_game"]["mean"] == pytest.approx(0.75) and agg["pointing_game"]["n"] == 2
@@ -158,7 +161,7 @@ def _busi_like(root: Path) -> tuple[SampleSet, Path]:
         img = root / "images" / "benign" / f"benign ({i}).png"
         Image.fromarray(np.full((64, 80, 3), 40, np.uint8)).save(img)
         m = np.zeros((32, 40), np.uint8)  # masks at half the image size: resized (nearest)
-        m[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = 255
+        m[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = 255
         Image.fromarray(m).save(root / "masks" / "benign" / f"benign ({i})_mask.png")
         samples.append(Sample(img, 0, f"P{i}", original_label="benign"))
     normal = root / "images" / "normal" / "normal (1).png"

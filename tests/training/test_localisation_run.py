@@ -46,8 +46,14 @@ def masked_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _check_summary(loc: dict) -> None:
-    for k in ("pointing_game", "energy_inside", "mask_area_share", "box_iou", "box_contains_centre",
-              "peak_near_border"):
+    for k in (
+        "pointing_game",
+        "energy_inside",
+        "mask_area_share",
+        "box_iou",
+        "box_contains_centre",
+        "peak_near_border",
+    ):
         assert loc[k] is None or 0.0 <= loc[k] <= 1.0, (k, loc[k])
     assert loc["images"] >= 1 and loc["layer"] in ("conv", "output")
     assert 0.0 < loc["box_params"]["fraction"] < 1.0 and loc["box_params"]["margin"] >= 0.0
@@ -84,10 +90,24 @@ def test_run_reports_localisation_per_fold_and_final(masked_data, tmp_path: Path
 
     # evaluate the registered model on the run's test patients, box chosen on its validation part
     out = tmp_path / "eval"
-    args = argparse.Namespace(model="loc-ens:1", data=str(manifest), split_file=str(run_dir / "split.json"),
-                              part="test", include_normal=True, label_sources=None, rois=False, device="cpu",
-                              batch_size=16, threshold=0.5, out=str(out), json=False, masks=str(masks),
-                              crops_from_masks=None, crop_margin=0.2, cam_layer="output")
+    args = argparse.Namespace(
+        model="loc-ens:1",
+        data=str(manifest),
+        split_file=str(run_dir / "split.json"),
+        part="test",
+        include_normal=True,
+        label_sources=None,
+        rois=False,
+        device="cpu",
+        batch_size=16,
+        threshold=0.5,
+        out=str(out),
+        json=False,
+        masks=str(masks),
+        crops_from_masks=None,
+        crop_margin=0.2,
+        cam_layer="output",
+    )
     assert cmd_evaluate(args) == 0
     report = json.loads((out / "metrics.json").read_text())
     loc = report["localisation"]
@@ -108,13 +128,48 @@ def test_cli_train_on_lesion_crops_and_evaluate_full_images(masked_data, tmp_pat
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
     run_dir = tmp_path / "crops"
-    args = parser.parse_args([
-        "train", "--model", "ensemble", "--data", str(manifest), "--epochs", "1", "--patience", "1",
-        "--batch-size", "8", "--input-size", "64", "--device", "cpu", "--max-steps", "1", "--no-pretrained",
-        "--alexnet-trainable", "1", "--resnet-frozen", "6", "--out", str(run_dir), "--quiet", "--no-augment",
-        "--no-checkpoints", "--include-normal", "--recipe", "seed", "--name", "crop-ens",
-        "--crops-from-masks", str(masks), "--crop-margin", "0.3", "--masks", str(masks),
-    ])
+    args = parser.parse_args(
+        [
+            "train",
+            "--model",
+            "ensemble",
+            "--data",
+            str(manifest),
+            "--epochs",
+            "1",
+            "--patience",
+            "1",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "64",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "1",
+            "--no-pretrained",
+            "--alexnet-trainable",
+            "1",
+            "--resnet-frozen",
+            "6",
+            "--out",
+            str(run_dir),
+            "--quiet",
+            "--no-augment",
+            "--no-checkpoints",
+            "--include-normal",
+            "--recipe",
+            "seed",
+            "--name",
+            "crop-ens",
+            "--crops-from-masks",
+            str(masks),
+            "--crop-margin",
+            "0.3",
+            "--masks",
+            str(masks),
+        ]
+    )
     assert args.handler(args) == 0
     out = capsys.readouterr().out
     assert "Grad-CAM vs lesion masks" in out and "pointing game" in out
@@ -131,11 +186,23 @@ def test_cli_train_on_lesion_crops_and_evaluate_full_images(masked_data, tmp_pat
     # the crop-trained model on the test patients' crops and on their full images, side by side
     reports = []
     for extra in (["--crops-from-masks", str(masks)], []):
-        ev = parser.parse_args(["evaluate", "crop-ens", "--data", str(manifest), "--device", "cpu",
-                                "--split-file", str(run_dir / "split.json"), "--json", *extra])
+        ev = parser.parse_args(
+            [
+                "evaluate",
+                "crop-ens",
+                "--data",
+                str(manifest),
+                "--device",
+                "cpu",
+                "--split-file",
+                str(run_dir / "split.json"),
+                "--json",
+                *extra,
+            ]
+        )
         assert ev.handler(ev) == 0
         text = capsys.readouterr().out
-        reports.append(json.loads(text[:text.rindex("}") + 1]))
+        reports.append(json.loads(text[: text.rindex("}") + 1]))
     crops, full = reports
     assert crops["n_images"] == full["n_images"] == metrics["test"]["n_images"]
 

@@ -25,8 +25,9 @@ from busviewer.training.splits import SplitPlan
 
 
 def samples_for(n: int, prefix: str = "P", per: int = 2) -> list[Sample]:
-    return [Sample(Path(f"/img/{prefix}{i:03d}_{k}.png"), i % 2, f"{prefix}{i:03d}")
-            for i in range(n) for k in range(per)]
+    return [
+        Sample(Path(f"/img/{prefix}{i:03d}_{k}.png"), i % 2, f"{prefix}{i:03d}") for i in range(n) for k in range(per)
+    ]
 
 
 def test_created_once_persisted_and_atomic(tmp_path: Path) -> None:
@@ -106,8 +107,12 @@ def test_reset_archives_and_damaged_file_is_not_replaced(tmp_path: Path) -> None
         create_locked_test(samples_for(20), fraction=0.25)
 
 
-def test_a_real_run_uses_the_locked_test_patients(manifest: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                  registry, fast_config) -> None:
+def test_a_real_run_uses_the_locked_test_patients(
+    manifest: Path,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    registry,
+    fast_config,
+) -> None:
     """Two runs with the same locked set (different seeds): their split.json test parts are
     the locked patients, their train/validation parts never are."""
     from busviewer.training.data import load_samples
@@ -120,8 +125,17 @@ def test_a_real_run_uses_the_locked_test_patients(manifest: Path, tmp_path: Path
         folds = 2 if seed else 0  # cross-validation folds come from the plan, without the locked patients
         plan = plan_with_locked_test(samples, locked, val_fraction=0.2, folds=folds, seed=seed)
         split_file = save_plan(plan, locked, tmp_path / f"plan-{seed}.json", samples)
-        cfg = fast_config(manifest, run_dir, split_file=str(split_file), register=False, checkpoints=False,
-                          epochs=1, seed=seed, architecture="ensemble", folds=folds)
+        cfg = fast_config(
+            manifest,
+            run_dir,
+            split_file=str(split_file),
+            register=False,
+            checkpoints=False,
+            epochs=1,
+            seed=seed,
+            architecture="ensemble",
+            folds=folds,
+        )
         result = run_training(cfg, registry=registry)
         assert result.status == "finished"
         saved = json.loads((run_dir / "split.json").read_text())

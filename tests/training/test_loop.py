@@ -58,8 +58,16 @@ def tiny_data(n: int = 24, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
     return ImageDataset(samples[:16], tr, cache), ImageDataset(samples[16:], ev, cache)
 
 
-def make_trainer(ckpt: Path, events: list, cancel=None, epochs: int = 3, seed: int = 0, dist=None,  # type: ignore[no-untyped-def]
-                 init_seed: int = 0, **cfg_kw):
+def make_trainer(
+    ckpt: Path,
+    events: list,
+    cancel=None,
+    epochs: int = 3,
+    seed: int = 0,
+    dist=None,  # type: ignore[no-untyped-def]
+    init_seed: int = 0,
+    **cfg_kw,
+):
     torch.manual_seed(init_seed)
     model = Tiny()
     train_ds, val_ds = tiny_data()
@@ -71,9 +79,19 @@ def make_trainer(ckpt: Path, events: list, cancel=None, epochs: int = 3, seed: i
     plans = [StagePlan("tiny", model, model, setup)]
     cfg = TrainConfig(data="x", input_size=64, epochs=epochs, patience=10, batch_size=4, lr=1e-2, **cfg_kw)
     trainer = PhaseTrainer(
-        model=model, plans=plans, train_ds=train_ds, val_ds=val_ds, cfg=cfg, device=torch.device("cpu"),
-        dist=dist or ddp.DistInfo(), emit=events.append, cancel=cancel, phase="final", checkpoint_path=ckpt,
-        tracker=ProgressTracker(100), seed=seed,
+        model=model,
+        plans=plans,
+        train_ds=train_ds,
+        val_ds=val_ds,
+        cfg=cfg,
+        device=torch.device("cpu"),
+        dist=dist or ddp.DistInfo(),
+        emit=events.append,
+        cancel=cancel,
+        phase="final",
+        checkpoint_path=ckpt,
+        tracker=ProgressTracker(100),
+        seed=seed,
     )
     return trainer, model
 
@@ -99,8 +117,13 @@ def test_checkpoint_roundtrip_without_pickle(tmp_path: Path) -> None:
         opt.zero_grad()
         model(torch.randn(2, 3, 16, 16)).sum().backward()
         opt.step()
-    path = save_checkpoint(tmp_path / "c.safetensors", {"epoch": 3, "stage": "tiny"}, model.state_dict(),
-                           best_state=model.state_dict(), optimizer_state=opt.state_dict())
+    path = save_checkpoint(
+        tmp_path / "c.safetensors",
+        {"epoch": 3, "stage": "tiny"},
+        model.state_dict(),
+        best_state=model.state_dict(),
+        optimizer_state=opt.state_dict(),
+    )
     expected_next = torch.rand(5)
     with safe_open(str(path), framework="pt") as f:  # a plain safetensors file
         assert "model.fc.weight" in f.keys()  # noqa: SIM118 - safe_open has keys() but no __contains__

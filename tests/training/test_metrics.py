@@ -71,8 +71,10 @@ def test_patient_metrics_and_recognition_rate() -> None:
 
 
 def test_mean_sd_over_folds() -> None:
-    reps = [evaluate_predictions(["a", "b", "c", "d"], [0, 1, 0, 1], p)
-            for p in ([0.1, 0.9, 0.2, 0.8], [0.6, 0.9, 0.2, 0.4])]
+    reps = [
+        evaluate_predictions(["a", "b", "c", "d"], [0, 1, 0, 1], p)
+        for p in ([0.1, 0.9, 0.2, 0.8], [0.6, 0.9, 0.2, 0.4])
+    ]
     agg = mean_sd(reps)
     accs = [1.0, 0.5]
     assert agg["image"]["accuracy"]["mean"] == pytest.approx(np.mean(accs))

@@ -22,7 +22,8 @@ def test_seed_recipe_is_the_dataclass_defaults() -> None:
     ref = TrainConfig(data="x")
     assert cfg.recipe == "seed"
     assert {k: v for k, v in cfg.to_dict().items() if k != "recipe"} == {
-        k: v for k, v in ref.to_dict().items() if k != "recipe"}
+        k: v for k, v in ref.to_dict().items() if k != "recipe"
+    }
     assert (cfg.lr, cfg.optimizer, cfg.early_stop, cfg.variant) == (1e-4, "adam", "val_loss", "classic")
 
 
@@ -38,8 +39,14 @@ def test_busviewer_recipe_and_overrides() -> None:
 
 
 def test_invalid_levers_are_refused() -> None:
-    for bad in ({"optimizer": "sgd"}, {"schedule": "step"}, {"early_stop": "acc"}, {"variant": "wide"},
-                {"ema": 1.0}, {"ensemble_schedule": "both"}):
+    for bad in (
+        {"optimizer": "sgd"},
+        {"schedule": "step"},
+        {"early_stop": "acc"},
+        {"variant": "wide"},
+        {"ema": 1.0},
+        {"ensemble_schedule": "both"},
+    ):
         with pytest.raises(ValueError):
             TrainConfig(data="x", **bad)
 
@@ -141,13 +148,15 @@ def test_ultrasound_augmentation_keeps_shape_and_range() -> None:
 
 
 def test_busviewer_recipe_trains_registers_bn_and_fine_tuning_keeps_the_variant(
-        manifest: Path, tmp_path: Path, fast_config, registry) -> None:  # type: ignore[no-untyped-def]
+    manifest: Path, tmp_path: Path, fast_config, registry
+) -> None:  # type: ignore[no-untyped-def]
     from busviewer.training.recipes import recipe_settings
     from busviewer.training.run import run_training
 
     bv = {k: v for k, v in recipe_settings("busviewer").items() if k not in ("epochs", "patience", "augment")}
-    cfg = fast_config(manifest, tmp_path / "bv", recipe="busviewer", alexnet_trainable_last=None,
-                      resnet_frozen_first=None, **bv)
+    cfg = fast_config(
+        manifest, tmp_path / "bv", recipe="busviewer", alexnet_trainable_last=None, resnet_frozen_first=None, **bv
+    )
     first = run_training(cfg, registry=registry)
     assert first.status == "finished"
     card = registry.get(first.model).card

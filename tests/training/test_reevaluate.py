@@ -9,7 +9,8 @@ import pytest
 
 
 def test_reevaluate_then_resume_registers_the_calibrated_model(
-        manifest: Path, tmp_path: Path, fast_config, registry) -> None:  # type: ignore[no-untyped-def]
+    manifest: Path, tmp_path: Path, fast_config, registry
+) -> None:  # type: ignore[no-untyped-def]
     from busviewer.training.reevaluate import reevaluate_run
     from busviewer.training.run import resume_training, run_training
 
@@ -30,13 +31,13 @@ def test_reevaluate_then_resume_registers_the_calibrated_model(
     assert out.status == "finished" and out.model
     card = registry.get(out.model).card
     assert card.calibration is not None and card.calibration["temperature"] == pytest.approx(
-        done["final"]["calibration"]["temperature"])
+        done["final"]["calibration"]["temperature"]
+    )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["cv"]["calibration"]["folds"]) == 2
 
 
-def test_reevaluate_refuses_weights_that_were_not_tested(
-        manifest: Path, tmp_path: Path, fast_config, registry) -> None:  # type: ignore[no-untyped-def]
+def test_reevaluate_refuses_weights_that_were_not_tested(manifest: Path, tmp_path: Path, fast_config, registry) -> None:  # type: ignore[no-untyped-def]
     from busviewer.training.checkpoint import load_weights, save_weights
     from busviewer.training.reevaluate import reevaluate_run
     from busviewer.training.run import run_training

@@ -85,7 +85,10 @@ def test_cancel_resume_register_evaluate(manifest: Path, tmp_path: Path, registr
     check_event_grammar(events)
     cancelled = events[-1]
     assert isinstance(cancelled, ev.Cancelled) and (cancelled.phase, cancelled.stage, cancelled.epoch) == (
-        "final", "alexnet", 2)
+        "final",
+        "alexnet",
+        2,
+    )
     steps_after = [e for e in events if isinstance(e, ev.StepDone) and e.epoch == 2]
     assert steps_after == []  # stopped before the next step
     assert cancelled.checkpoint == run_dir / "final" / "checkpoint.safetensors" and cancelled.checkpoint.is_file()
@@ -131,9 +134,20 @@ def test_cancel_resume_register_evaluate(manifest: Path, tmp_path: Path, registr
 
     # evaluate the registered model on the run's test patients: same numbers as the run
     out = tmp_path / "eval"
-    args = argparse.Namespace(model="tiny-ens:1", data=str(manifest), split_file=str(run_dir / "split.json"),
-                              part="test", include_normal=False, label_sources=None, rois=False, device="cpu",
-                              batch_size=16, threshold=0.5, out=str(out), json=False)
+    args = argparse.Namespace(
+        model="tiny-ens:1",
+        data=str(manifest),
+        split_file=str(run_dir / "split.json"),
+        part="test",
+        include_normal=False,
+        label_sources=None,
+        rois=False,
+        device="cpu",
+        batch_size=16,
+        threshold=0.5,
+        out=str(out),
+        json=False,
+    )
     assert cmd_evaluate(args) == 0  # the default registry: the same user models folder
     report = json.loads((out / "metrics.json").read_text())
     test = result.metrics["test"]
@@ -150,12 +164,42 @@ def test_cli_train_with_folds_without_registering(manifest: Path, tmp_path: Path
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
     run_dir = tmp_path / "cv"
-    args = parser.parse_args([
-        "train", "--model", "ensemble", "--data", str(manifest), "--folds", "2", "--epochs", "1",
-        "--patience", "1", "--batch-size", "8", "--input-size", "64", "--device", "cpu", "--seed", "1",
-        "--max-steps", "1", "--no-pretrained", "--alexnet-trainable", "1", "--resnet-frozen", "6",
-        "--out", str(run_dir), "--no-register", "--quiet", "--no-augment", "--no-checkpoints",
-    ])
+    args = parser.parse_args(
+        [
+            "train",
+            "--model",
+            "ensemble",
+            "--data",
+            str(manifest),
+            "--folds",
+            "2",
+            "--epochs",
+            "1",
+            "--patience",
+            "1",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "64",
+            "--device",
+            "cpu",
+            "--seed",
+            "1",
+            "--max-steps",
+            "1",
+            "--no-pretrained",
+            "--alexnet-trainable",
+            "1",
+            "--resnet-frozen",
+            "6",
+            "--out",
+            str(run_dir),
+            "--no-register",
+            "--quiet",
+            "--no-augment",
+            "--no-checkpoints",
+        ]
+    )
     assert args.handler(args) == 0
     out = capsys.readouterr().out
     assert "cross-validation, 2 folds" in out and "test patients" in out

@@ -115,9 +115,11 @@ def test_manifest_loading(manifest: Path) -> None:
     with pytest.raises(ValueError, match="bad.csv:2"):
         load_samples(str(bad))
     src = manifest.parent / "sources.csv"
-    src.write_text("image,label,patient_id,label_source\n"
-                   f"{dropped.samples[0].path},benign,P1,import\n{dropped.samples[1].path},malignant,P2,biopsy\n",
-                   encoding="utf-8")
+    src.write_text(
+        "image,label,patient_id,label_source\n"
+        f"{dropped.samples[0].path},benign,P1,import\n{dropped.samples[1].path},malignant,P2,biopsy\n",
+        encoding="utf-8",
+    )
     only = load_samples(str(src), label_sources=["biopsy"])
     assert [s.patient for s in only.samples] == ["P2"] and only.dropped == {"label_source:import": 1}
 
@@ -132,7 +134,9 @@ def test_store_items_keep_label_source_and_roi() -> None:
     ]
     sset = samples_from_items(items, use_rois=True)
     assert [(s.label, s.label_source, s.roi, s.frame) for s in sset.samples] == [
-        (0, "import", (1, 2, 30, 40), 0), (1, "biopsy", None, 2)]
+        (0, "import", (1, 2, 30, 40), 0),
+        (1, "biopsy", None, 2),
+    ]
     assert sset.dropped == {"normal": 1}
     assert samples_from_items(items, use_rois=False).samples[0].roi is None
 

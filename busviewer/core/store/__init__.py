@@ -17,7 +17,19 @@ from busviewer.core.store.records import (
 from busviewer.core.store.store import Store, StoreError, current_user
 
 __all__ = [
-    "LABELS", "LABEL_SOURCES", "AuditAction", "AuditRecord", "ImageRecord", "LabelRecord", "NewImage",
-    "PatientSummary", "PredictionRecord", "RoiRecord", "StudyRecord", "Store", "StoreError",
-    "TrainingItem", "current_user",
+    "LABELS",
+    "LABEL_SOURCES",
+    "AuditAction",
+    "AuditRecord",
+    "ImageRecord",
+    "LabelRecord",
+    "NewImage",
+    "PatientSummary",
+    "PredictionRecord",
+    "RoiRecord",
+    "StudyRecord",
+    "Store",
+    "StoreError",
+    "TrainingItem",
+    "current_user",
 ]

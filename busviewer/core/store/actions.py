@@ -66,5 +66,6 @@ def checked(action: str | AuditAction) -> str:
     try:
         return AuditAction(action).value
     except ValueError:
-        raise ValueError(f"unknown audit action {action!r}: add it to busviewer.core.store.actions.AuditAction"
-                         ) from None
+        raise ValueError(
+            f"unknown audit action {action!r}: add it to busviewer.core.store.actions.AuditAction"
+        ) from None

@@ -44,8 +44,10 @@ class BackupReport:
 
     def summary(self) -> str:
         rows = sum(v for k, v in self.counts.items() if k != "alembic_version")
-        return (f"{self.path}: schema revision {self.revision or 'pre-versioning'}, {len(self.counts)} tables, "
-                f"{rows} rows; integrity check ok")
+        return (
+            f"{self.path}: schema revision {self.revision or 'pre-versioning'}, {len(self.counts)} tables, "
+            f"{rows} rows; integrity check ok"
+        )
 
 
 def stamp() -> str:
@@ -59,8 +61,10 @@ def backup_path(directory: Path, stem: str, revision: str | None, kind: str = ""
 
 def table_counts(conn: Connection) -> dict[str, int]:
     """Rows per table (every table of the database)."""
-    return {name: int(conn.execute(select(func.count()).select_from(text(f'"{name}"'))).scalar() or 0)
-            for name in sorted(inspect(conn).get_table_names())}
+    return {
+        name: int(conn.execute(select(func.count()).select_from(text(f'"{name}"'))).scalar() or 0)
+        for name in sorted(inspect(conn).get_table_names())
+    }
 
 
 def _revision_of_file(con: sqlite3.Connection) -> str | None:
@@ -79,8 +83,12 @@ def verify(path: Path, expected: dict[str, int] | None = None) -> BackupReport:
         con = sqlite3.connect(path)
         try:
             result = [r[0] for r in con.execute("PRAGMA integrity_check").fetchall()]
-            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                                                "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            tables = [
+                r[0]
+                for r in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            ]
             counts = {n: int(con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in tables}
             revision = _revision_of_file(con)
         finally:
@@ -107,8 +115,9 @@ def _online_copy(src: Path, dest: Path) -> None:
         s.backup(d)
         d.execute("PRAGMA journal_mode=DELETE")
     except sqlite3.Error as exc:
-        raise StoreError(f"copying {src} to {dest} failed ({exc}); if busviewer has {dest} open, close it "
-                         "and try again") from exc
+        raise StoreError(
+            f"copying {src} to {dest} failed ({exc}); if busviewer has {dest} open, close it and try again"
+        ) from exc
     finally:
         d.close()
         s.close()
@@ -185,8 +194,9 @@ def restore(backup: Path, engine: Engine, keep_dir: Path) -> tuple[BackupReport,
     backup of the store's previous content or None). See the module text."""
     report = verify(backup)
     if report.revision is not None and report.revision not in known_revisions():
-        raise StoreTooNewError(f"{backup}: made by a newer busviewer (schema revision {report.revision}); "
-                               "update busviewer to restore it")
+        raise StoreTooNewError(
+            f"{backup}: made by a newer busviewer (schema revision {report.revision}); update busviewer to restore it"
+        )
     expected = {k: v for k, v in report.counts.items() if k != "alembic_version"}
     target = sqlite_file(str(engine.url))
     if target is not None:
@@ -196,8 +206,9 @@ def restore(backup: Path, engine: Engine, keep_dir: Path) -> tuple[BackupReport,
             with engine.connect() as conn:
                 state = schema_state(conn)
                 if state.status != "empty":
-                    replaced = backup_connection(conn, backup_path(keep_dir, target.stem, state.revision, "replaced"),
-                                                 state.revision)
+                    replaced = backup_connection(
+                        conn, backup_path(keep_dir, target.stem, state.revision, "replaced"), state.revision
+                    )
             engine.dispose()
         target.parent.mkdir(parents=True, exist_ok=True)
         _online_copy(backup, target)
@@ -206,8 +217,10 @@ def restore(backup: Path, engine: Engine, keep_dir: Path) -> tuple[BackupReport,
     with locked(engine) as conn:
         state = schema_state(conn)
         if state.status != "empty":
-            raise StoreError(f"{display_url(engine)}: restoring into PostgreSQL needs an "
-                             f"empty database, this one holds a store ({state.describe()})")
+            raise StoreError(
+                f"{display_url(engine)}: restoring into PostgreSQL needs an "
+                f"empty database, this one holds a store ({state.describe()})"
+            )
         from alembic import command
 
         command.upgrade(alembic_config(conn), report.revision or BASELINE)
@@ -219,8 +232,12 @@ def restore(backup: Path, engine: Engine, keep_dir: Path) -> tuple[BackupReport,
             source.dispose()
         for table in inspect(conn).get_table_names():
             if "id" in {c["name"] for c in inspect(conn).get_columns(table)}:
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-                                  f"COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM \"{table}\""))
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                        f'COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM "{table}"'
+                    )
+                )
         counts = {k: v for k, v in table_counts(conn).items() if k != "alembic_version"}
     if counts != expected:
         raise StoreError(f"restore: row counts differ from the backup's: {counts} vs {expected}")

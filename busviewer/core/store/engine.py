@@ -17,7 +17,7 @@ def store_url(location: str | Path) -> str:
         return f"sqlite:///{Path(url).expanduser()}"
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

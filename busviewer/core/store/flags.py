@@ -42,8 +42,10 @@ def image_flags(store, image_ids: Iterable[int]) -> dict[int, ImageFlag]:  # typ
         return {}
     with store._sessions() as s:
         rows = s.scalars(select(t.ImageFlag).where(t.ImageFlag.image_id.in_(ids))).all()
-        return {r.image_id: ImageFlag(r.image_id, r.image_hash, r.outside, r.reason, r.overridden_by,
-                                      r.overridden_at) for r in rows}
+        return {
+            r.image_id: ImageFlag(r.image_id, r.image_hash, r.outside, r.reason, r.overridden_by, r.overridden_at)
+            for r in rows
+        }
 
 
 def record_flag(store, image_id: int, image_hash: str, result: GuardResult) -> ImageFlag:  # type: ignore[no-untyped-def]

@@ -25,11 +25,20 @@ from busviewer.core.store.records import LABEL_SOURCES, LABELS, SOURCE_PRIORITY,
 _RELOAD = "nothing was saved. Reload it and apply your change again."
 
 
-def audit(s: Session, user: str, action: str | AuditAction, entity: str, entity_id: int | None,
-          field: str | None, old: str | None, new: str | None) -> t.AuditEntry:
+def audit(
+    s: Session,
+    user: str,
+    action: str | AuditAction,
+    entity: str,
+    entity_id: int | None,
+    field: str | None,
+    old: str | None,
+    new: str | None,
+) -> t.AuditEntry:
     """Add an audit entry; ``action`` must be one of :class:`AuditAction` (ValueError)."""
-    entry = t.AuditEntry(user=user, action=checked(action), entity=entity, entity_id=entity_id, field=field,
-                         old_value=old, new_value=new)
+    entry = t.AuditEntry(
+        user=user, action=checked(action), entity=entity, entity_id=entity_id, field=field, old_value=old, new_value=new
+    )
     s.add(entry)
     return entry
 
@@ -39,8 +48,9 @@ def flush_edit(s: Session, what: str) -> None:
     try:
         s.flush()
     except StaleDataError as exc:
-        raise StaleEditError(f"{what} was changed on another workstation while your change was being saved; "
-                             + _RELOAD) from exc
+        raise StaleEditError(
+            f"{what} was changed on another workstation while your change was being saved; " + _RELOAD
+        ) from exc
     except IntegrityError as exc:
         raise StaleEditError(f"{what} was written on another workstation at the same moment; " + _RELOAD) from exc
 
@@ -60,12 +70,15 @@ def check_version(s: Session, row: t.Label | t.Roi | None, expected: int | None,
     if current == expected:
         return
     if row is None:
-        raise StaleEditError(f"{what} was removed by another reader after you loaded it (version {expected}); "
-                             + _RELOAD)
+        raise StaleEditError(
+            f"{what} was removed by another reader after you loaded it (version {expected}); " + _RELOAD
+        )
     change = s.get(t.AuditEntry, current) if current else None  # the version is its audit row's id
     by = f" by {change.user} at {change.at:%Y-%m-%d %H:%M} UTC" if change is not None else ""
-    raise StaleEditError(f"{what} was changed{by} (version {current}) after you loaded "
-                         f"{'it' if expected == 0 else f'version {expected}'}; " + _RELOAD)
+    raise StaleEditError(
+        f"{what} was changed{by} (version {current}) after you loaded "
+        f"{'it' if expected == 0 else f'version {expected}'}; " + _RELOAD
+    )
 
 
 def reader_of(source: str, user: str) -> str:
@@ -89,9 +102,19 @@ def describe(image_id: int | None, patient_id: int | None, source: str, reader: 
     return f"the {source} label of {target}" + (f" by {reader}" if reader else "")
 
 
-def set_label(s: Session, user: str, *, image_id: int | None, patient_id: int | None, label: str, source: str,
-              birads: str | None = None, biopsy_confirmed: bool = False, note: str | None = None,
-              expected_version: int | None = None) -> None:
+def set_label(
+    s: Session,
+    user: str,
+    *,
+    image_id: int | None,
+    patient_id: int | None,
+    label: str,
+    source: str,
+    birads: str | None = None,
+    biopsy_confirmed: bool = False,
+    note: str | None = None,
+    expected_version: int | None = None,
+) -> None:
     """Create or change one label row and audit every changed field."""
     if label not in LABELS:
         raise ValueError(f"label must be one of {LABELS}, not {label!r}")
@@ -104,19 +127,41 @@ def set_label(s: Session, user: str, *, image_id: int | None, patient_id: int | 
     entity, eid = ("image", image_id) if image_id is not None else ("patient", patient_id)
     new_values = {"label": label, "birads": birads, "biopsy_confirmed": biopsy_confirmed, "note": note}
     if row is None:
-        entries = [audit(s, user, "set_label", entity, eid, f"{field}[{source}]", None, str(value))
-                   for field, value in new_values.items() if value not in (None, False)]
+        entries = [
+            audit(s, user, "set_label", entity, eid, f"{field}[{source}]", None, str(value))
+            for field, value in new_values.items()
+            if value not in (None, False)
+        ]
         flush_edit(s, what)
-        s.add(t.Label(image_id=image_id, patient_id=patient_id, source=source, user=user, reader=reader,
-                      version=entries[-1].id, **new_values))
+        s.add(
+            t.Label(
+                image_id=image_id,
+                patient_id=patient_id,
+                source=source,
+                user=user,
+                reader=reader,
+                version=entries[-1].id,
+                **new_values,
+            )
+        )
         flush_edit(s, what)
         return
     entries = []
     for field, value in new_values.items():
         old = getattr(row, field)
         if old != value:
-            entries.append(audit(s, user, "set_label", entity, eid, f"{field}[{source}]",
-                                 None if old is None else str(old), None if value is None else str(value)))
+            entries.append(
+                audit(
+                    s,
+                    user,
+                    "set_label",
+                    entity,
+                    eid,
+                    f"{field}[{source}]",
+                    None if old is None else str(old),
+                    None if value is None else str(value),
+                )
+            )
             setattr(row, field, value)
     row.user = user
     row.updated = t.utcnow()
@@ -124,8 +169,15 @@ def set_label(s: Session, user: str, *, image_id: int | None, patient_id: int | 
     flush_edit(s, what)
 
 
-def clear_label(s: Session, user: str, *, image_id: int | None, patient_id: int | None, source: str,
-                expected_version: int | None = None) -> None:
+def clear_label(
+    s: Session,
+    user: str,
+    *,
+    image_id: int | None,
+    patient_id: int | None,
+    source: str,
+    expected_version: int | None = None,
+) -> None:
     reader = reader_of(source, user)
     what = describe(image_id, patient_id, source, reader)
     row = find(s, image_id, patient_id, source, reader)
@@ -138,8 +190,16 @@ def clear_label(s: Session, user: str, *, image_id: int | None, patient_id: int 
 
 
 def label_record(r: t.Label) -> LabelRecord:
-    return LabelRecord(label=r.label, source=r.source, user=r.user, updated=r.updated, birads=r.birads,
-                       biopsy_confirmed=r.biopsy_confirmed, note=r.note, version=r.version)
+    return LabelRecord(
+        label=r.label,
+        source=r.source,
+        user=r.user,
+        updated=r.updated,
+        birads=r.birads,
+        biopsy_confirmed=r.biopsy_confirmed,
+        note=r.note,
+        version=r.version,
+    )
 
 
 def by_source(rows: Iterable[t.Label], me: str) -> dict[str, LabelRecord]:

@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 BASELINE = "0001"
 #: Tables every busviewer store has had since the first release.
-CORE_TABLES = frozenset({"patients", "studies", "series", "images", "labels", "rois", "predictions",
-                         "model_versions", "audit_log"})
+CORE_TABLES = frozenset(
+    {"patients", "studies", "series", "images", "labels", "rois", "predictions", "model_versions", "audit_log"}
+)
 _PG_LOCK_KEY = 0x62757376  # "busv": the advisory lock taken while creating or migrating
 
 Status = Literal["empty", "unversioned", "older", "current", "newer"]
@@ -66,7 +67,7 @@ class SchemaState:
             "older": f"schema revision {self.revision}; this busviewer migrates it to {self.head}",
             "current": f"schema revision {self.revision} (current)",
             "newer": f"schema revision {self.revision}, newer than this busviewer ({__version__}, "
-                     f"newest revision {self.head})",
+            f"newest revision {self.head})",
         }[self.status]
 
 
@@ -148,9 +149,11 @@ def schema_state(conn: Connection) -> SchemaState:
 
 
 def too_new_message(where: str, state: SchemaState) -> str:
-    return (f"{where}: this store was written by a newer busviewer (schema revision {state.revision}); "
-            f"this busviewer {__version__} knows revisions up to {state.head}. Update busviewer on this "
-            "workstation; the store was not changed.")
+    return (
+        f"{where}: this store was written by a newer busviewer (schema revision {state.revision}); "
+        f"this busviewer {__version__} knows revisions up to {state.head}. Update busviewer on this "
+        "workstation; the store was not changed."
+    )
 
 
 @contextmanager
@@ -217,9 +220,23 @@ def prepare(engine: Engine, where: str, backup: BackupFn, user: str) -> OpenRepo
             return OpenReport(state, created=True)
         path = backup(conn, state)
         upgrade(conn, state)
-        conn.execute(t.AuditEntry.__table__.insert().values(
-            at=t.utcnow(), user=user, action="migrate", entity="store", entity_id=None, field="schema",
-            old_value=state.revision or "pre-versioning", new_value=state.head))
-    log.warning("%s: migrated the store from schema %s to %s; backup before migrating: %s",
-                where, state.revision or "pre-versioning", state.head, path)
+        conn.execute(
+            t.AuditEntry.__table__.insert().values(
+                at=t.utcnow(),
+                user=user,
+                action="migrate",
+                entity="store",
+                entity_id=None,
+                field="schema",
+                old_value=state.revision or "pre-versioning",
+                new_value=state.head,
+            )
+        )
+    log.warning(
+        "%s: migrated the store from schema %s to %s; backup before migrating: %s",
+        where,
+        state.revision or "pre-versioning",
+        state.head,
+        path,
+    )
     return OpenReport(state, migrated=True, backup=path)

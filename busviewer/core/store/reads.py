@@ -35,8 +35,9 @@ class ReaderReadRecord:
 
 
 def _record(row: t.ReaderRead, key: str) -> ReaderReadRecord:
-    return ReaderReadRecord(key, row.reader, row.call, row.birads, row.recorded_at, row.revealed_at, row.ai_label,
-                            row.ai_detail)
+    return ReaderReadRecord(
+        key, row.reader, row.call, row.birads, row.recorded_at, row.revealed_at, row.ai_label, row.ai_detail
+    )
 
 
 def _pid(s, patient_key: str) -> int:  # type: ignore[no-untyped-def]
@@ -46,16 +47,23 @@ def _pid(s, patient_key: str) -> int:  # type: ignore[no-untyped-def]
     return int(pid)
 
 
-def record_read(store, patient_key: str, call: str, birads: str | None, reader: str | None = None  # type: ignore[no-untyped-def]
-                ) -> ReaderReadRecord:
+def record_read(
+    store,
+    patient_key: str,
+    call: str,
+    birads: str | None,
+    reader: str | None = None,  # type: ignore[no-untyped-def]
+) -> ReaderReadRecord:
     """Record (or, before the reveal, change) the reader's first read of ``patient_key``."""
     who = reader or store.user
     with store._tx() as s:
         pid = _pid(s, patient_key)
         row = s.scalar(select(t.ReaderRead).where(t.ReaderRead.patient_id == pid, t.ReaderRead.reader == who))
         if row is not None and row.revealed_at is not None:
-            raise ReadLockedError(f"patient {patient_key}: the AI result was revealed to {who} already; the first "
-                                  f"read ({row.call}, BI-RADS {row.birads or '-'}) stays as recorded")
+            raise ReadLockedError(
+                f"patient {patient_key}: the AI result was revealed to {who} already; the first "
+                f"read ({row.call}, BI-RADS {row.birads or '-'}) stays as recorded"
+            )
         old = None if row is None else f"{row.call} {row.birads or '-'}"
         if row is None:
             row = t.ReaderRead(patient_id=pid, reader=who)
@@ -66,8 +74,13 @@ def record_read(store, patient_key: str, call: str, birads: str | None, reader: 
         return _record(row, patient_key)
 
 
-def reveal_read(store, patient_key: str, ai_label: str | None, ai_detail: dict | None,  # type: ignore[no-untyped-def]
-                reader: str | None = None) -> ReaderReadRecord:
+def reveal_read(
+    store,
+    patient_key: str,
+    ai_label: str | None,
+    ai_detail: dict | None,  # type: ignore[no-untyped-def]
+    reader: str | None = None,
+) -> ReaderReadRecord:
     """Mark the AI result revealed to the reader, keeping the AI verdict shown then."""
     who = reader or store.user
     with store._tx() as s:

@@ -101,10 +101,24 @@ class Label(Base):
 
     __tablename__ = "labels"
     __table_args__ = (
-        Index("uq_label_image", "image_id", "source", "reader", unique=True,
-              sqlite_where=text("image_id IS NOT NULL"), postgresql_where=text("image_id IS NOT NULL")),
-        Index("uq_label_patient", "patient_id", "source", "reader", unique=True,
-              sqlite_where=text("patient_id IS NOT NULL"), postgresql_where=text("patient_id IS NOT NULL")),
+        Index(
+            "uq_label_image",
+            "image_id",
+            "source",
+            "reader",
+            unique=True,
+            sqlite_where=text("image_id IS NOT NULL"),
+            postgresql_where=text("image_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_label_patient",
+            "patient_id",
+            "source",
+            "reader",
+            unique=True,
+            sqlite_where=text("patient_id IS NOT NULL"),
+            postgresql_where=text("patient_id IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"), index=True)

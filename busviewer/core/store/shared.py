@@ -67,14 +67,16 @@ def set_setting(store: Store, key: str, value: str, user: str | None = None) -> 
 
 
 def _model_record(r: t.SharedModel) -> SharedModelRecord:
-    return SharedModelRecord(r.name, r.version, r.architecture, r.sha256, dict(r.card), r.weights_file, r.user,
-                             r.created)
+    return SharedModelRecord(
+        r.name, r.version, r.architecture, r.sha256, dict(r.card), r.weights_file, r.user, r.created
+    )
 
 
 def shared_models(store: Store) -> list[SharedModelRecord]:
     with store._sessions() as s:
-        rows = s.scalars(select(t.SharedModel).order_by(t.SharedModel.architecture, t.SharedModel.name,
-                                                        t.SharedModel.version))
+        rows = s.scalars(
+            select(t.SharedModel).order_by(t.SharedModel.architecture, t.SharedModel.name, t.SharedModel.version)
+        )
         return [_model_record(r) for r in rows]
 
 
@@ -82,8 +84,11 @@ def shared_model(store: Store, name: str, version: int | None = None) -> SharedM
     """The published ``name:version`` (the newest version if None); KeyError if none."""
     with store._sessions() as s:
         q = select(t.SharedModel).where(t.SharedModel.name == name)
-        q = q.where(t.SharedModel.version == version) if version is not None else q.order_by(
-            t.SharedModel.version.desc())
+        q = (
+            q.where(t.SharedModel.version == version)
+            if version is not None
+            else q.order_by(t.SharedModel.version.desc())
+        )
         row = s.scalars(q).first()
         if row is None:
             what = f"{name}:{version}" if version is not None else name
@@ -91,8 +96,9 @@ def shared_model(store: Store, name: str, version: int | None = None) -> SharedM
         return _model_record(row)
 
 
-def add_shared_model(store: Store, card: dict, place: Callable[[int], str], user: str | None = None
-                     ) -> tuple[SharedModelRecord, bool]:
+def add_shared_model(
+    store: Store, card: dict, place: Callable[[int], str], user: str | None = None
+) -> tuple[SharedModelRecord, bool]:
     """Publish ``card``'s model: keeps its version if free (or already published with the same
     weights: then ``(record, False)``), else takes the next free one. ``place(version)`` puts
     the weights in the shared folder and returns the file name; it runs inside the
@@ -101,8 +107,11 @@ def add_shared_model(store: Store, card: dict, place: Callable[[int], str], user
     for _attempt in range(3):
         try:
             with store._tx() as s:
-                same = s.scalar(select(t.SharedModel).where(t.SharedModel.name == card["name"],
-                                                            t.SharedModel.version == card["version"]))
+                same = s.scalar(
+                    select(t.SharedModel).where(
+                        t.SharedModel.name == card["name"], t.SharedModel.version == card["version"]
+                    )
+                )
                 if same is not None and same.sha256 == card["sha256"]:
                     return _model_record(same), False
                 version = int(card["version"])
@@ -110,8 +119,15 @@ def add_shared_model(store: Store, card: dict, place: Callable[[int], str], user
                     top = s.scalar(select(func.max(t.SharedModel.version)).where(t.SharedModel.name == card["name"]))
                     version = int(top or 0) + 1
                 final = {**card, "version": version}
-                row = t.SharedModel(name=final["name"], version=version, architecture=final["architecture"],
-                                    sha256=final["sha256"], card=final, weights_file=place(version), user=user)
+                row = t.SharedModel(
+                    name=final["name"],
+                    version=version,
+                    architecture=final["architecture"],
+                    sha256=final["sha256"],
+                    card=final,
+                    weights_file=place(version),
+                    user=user,
+                )
                 s.add(row)
                 s.flush()
                 audit(s, user, "publish_model", "model", row.id, "ref", None, f"{row.name}:{row.version}")
@@ -136,17 +152,28 @@ def publish_locked_test(store: Store, payload: dict, user: str | None = None) ->
             if current is not None:
                 if dict(current.payload) == payload:
                     return LockedTestRecord(current.id, dict(current.payload), current.user, current.created)
-                raise StoreError(f"the department store {store.url} already has a locked test set (created "
-                                 f"{current.payload.get('created')} by {current.user}); retire it first")
+                raise StoreError(
+                    f"the department store {store.url} already has a locked test set (created "
+                    f"{current.payload.get('created')} by {current.user}); retire it first"
+                )
             row = t.LockedTestRecord(payload=payload, active=True, user=user)
             s.add(row)
             s.flush()
-            audit(s, user, "publish_locked_test", "locked_test", row.id, "patients", None,
-                  str(len(payload.get("patients", []))))
+            audit(
+                s,
+                user,
+                "publish_locked_test",
+                "locked_test",
+                row.id,
+                "patients",
+                None,
+                str(len(payload.get("patients", []))),
+            )
             return LockedTestRecord(row.id, dict(row.payload), row.user, row.created)
     except IntegrityError as exc:
-        raise StaleEditError(f"another workstation published a locked test set to {store.url} at the same "
-                             "moment; pull it instead") from exc
+        raise StaleEditError(
+            f"another workstation published a locked test set to {store.url} at the same moment; pull it instead"
+        ) from exc
 
 
 def retire_locked_test(store: Store, user: str | None = None) -> LockedTestRecord | None:

@@ -72,8 +72,9 @@ class Store:
     for a server), and refuses a store written by a newer busviewer (``migrate.py``).
     """
 
-    def __init__(self, location: str | Path | None = None, *, user: str | None = None,
-                 backup_dir: Path | None = None) -> None:
+    def __init__(
+        self, location: str | Path | None = None, *, user: str | None = None, backup_dir: Path | None = None
+    ) -> None:
         if location is None:
             location = paths.store_location()
         url = store_url(location)
@@ -113,8 +114,10 @@ class Store:
                 raise StoreError(f"{self.url}: write failed ({exc.orig}); nothing was saved") from exc
             except StaleDataError as exc:  # an UPDATE found another version than it loaded
                 session.rollback()
-                raise StaleEditError(f"{self.url}: the object was changed on another workstation while "
-                                     "your change was being saved; nothing was saved. Reload it and try again.") from exc
+                raise StaleEditError(
+                    f"{self.url}: the object was changed on another workstation while "
+                    "your change was being saved; nothing was saved. Reload it and try again."
+                ) from exc
             except BaseException:
                 session.rollback()
                 raise
@@ -123,9 +126,7 @@ class Store:
     def find_image(self, content_hash: str, source_path: Path) -> int | None:
         with self._sessions() as s:
             return s.scalar(
-                select(t.Image.id).where(
-                    t.Image.content_hash == content_hash, t.Image.source_path == str(source_path)
-                )
+                select(t.Image.id).where(t.Image.content_hash == content_hash, t.Image.source_path == str(source_path))
             )
 
     def find_images(self, keys: Iterable[tuple[str, Path]]) -> dict[tuple[str, Path], tuple[int, str]]:
@@ -155,8 +156,9 @@ class Store:
         with self._tx() as s:
             return _bulk.add_image_in(s, new, user or self.user)  # type: ignore[return-value]
 
-    def add_images(self, items: Sequence[tuple[NewImage, Sequence[RoiSpec]]],
-                   user: str | None = None) -> list[tuple[AddStatus, int]]:
+    def add_images(
+        self, items: Sequence[tuple[NewImage, Sequence[RoiSpec]]], user: str | None = None
+    ) -> list[tuple[AddStatus, int]]:
         """Add many imported images, each with its ROIs ``(frame, x0, y0, x1, y1)``, in ONE
         transaction: all of them or, on any error (a ROI empty inside its image raises
         ValueError), none. Per image the result of :meth:`add_image`; the rows written are
@@ -186,7 +188,9 @@ class Store:
                 images_of = images_of.where(t.Study.patient_id.in_(ids))
             rows = s.execute(images_of).all()
             counts = Counter(pid for _, pid in rows)
-            image_labels = _best_image_labels(s, self.user, [iid for iid, _ in rows] if patient_key is not None else None)
+            image_labels = _best_image_labels(
+                s, self.user, [iid for iid, _ in rows] if patient_key is not None else None
+            )
             per_patient: dict[int, Counter] = {}
             for image_id, patient_id in rows:
                 if image_id in image_labels:
@@ -289,20 +293,38 @@ class Store:
             elif s.get(t.Image, image_id) is None:
                 raise KeyError(f"no image {image_id} in the store")
             _set_label(
-                s, user or self.user, image_id=image_id, patient_id=patient_id, label=label,
-                source=source, birads=birads, biopsy_confirmed=biopsy_confirmed, note=note,
+                s,
+                user or self.user,
+                image_id=image_id,
+                patient_id=patient_id,
+                label=label,
+                source=source,
+                birads=birads,
+                biopsy_confirmed=biopsy_confirmed,
+                note=note,
                 expected_version=expected_version,
             )
 
     def clear_label(
-        self, *, image_id: int | None = None, patient_key: str | None = None, source: str = "reader",
-        user: str | None = None, expected_version: int | None = None,
+        self,
+        *,
+        image_id: int | None = None,
+        patient_key: str | None = None,
+        source: str = "reader",
+        user: str | None = None,
+        expected_version: int | None = None,
     ) -> None:
         """Remove a label (a reader's own, for source 'reader'); audited; see :meth:`set_label`."""
         with self._tx() as s:
             patient_id = _patient_id(s, patient_key) if patient_key is not None else None
-            _clear_label(s, user or self.user, image_id=image_id, patient_id=patient_id, source=source,
-                         expected_version=expected_version)
+            _clear_label(
+                s,
+                user or self.user,
+                image_id=image_id,
+                patient_id=patient_id,
+                source=source,
+                expected_version=expected_version,
+            )
 
     def patient_label(self, patient_key: str) -> dict[str, LabelRecord]:
         with self._sessions() as s:
@@ -333,8 +355,9 @@ class Store:
         with self._tx() as s:
             return _roi_record(_bulk.add_roi_in(s, image_id, box, frame, user or self.user))
 
-    def update_roi(self, roi_id: int, box: tuple[int, int, int, int], user: str | None = None,
-                   expected_version: int | None = None) -> RoiRecord:
+    def update_roi(
+        self, roi_id: int, box: tuple[int, int, int, int], user: str | None = None, expected_version: int | None = None
+    ) -> RoiRecord:
         """Move an ROI; with ``expected_version`` (its :class:`RoiRecord` version) an ROI
         changed since by someone else is not overwritten (:class:`StaleEditError`)."""
         with self._tx() as s:
@@ -396,7 +419,7 @@ class Store:
         out: dict[tuple[int, str], PredictionRecord] = {}
         with self._sessions() as s:
             for start in range(0, len(ids), _IN_CHUNK):  # stay below the database's bound-parameter limit
-                q = select(t.Prediction).where(t.Prediction.image_id.in_(ids[start:start + _IN_CHUNK]))
+                q = select(t.Prediction).where(t.Prediction.image_id.in_(ids[start : start + _IN_CHUNK]))
                 q = q.where(t.Prediction.roi_id.is_(None) if roi_id is None else t.Prediction.roi_id == roi_id)
                 if architecture:
                     q = q.where(t.Prediction.architecture == architecture)
@@ -415,8 +438,11 @@ class Store:
             )
             if exists is None:
                 mv = t.ModelVersion(
-                    name=card["name"], version=card["version"], architecture=card["architecture"],
-                    sha256=card.get("sha256", ""), card=card,
+                    name=card["name"],
+                    version=card["version"],
+                    architecture=card["architecture"],
+                    sha256=card.get("sha256", ""),
+                    card=card,
                 )
                 s.add(mv)
                 s.flush()
@@ -425,7 +451,7 @@ class Store:
     def model_cards(self, sha256s: Iterable[str] | None = None) -> dict[str, dict]:
         """The recorded model cards by weights sha256 (all, or only those of ``sha256s``)."""
         wanted = None if sha256s is None else sorted(set(sha256s))
-        chunks = [None] if wanted is None else [wanted[i:i + _IN_CHUNK] for i in range(0, len(wanted), _IN_CHUNK)]
+        chunks = [None] if wanted is None else [wanted[i : i + _IN_CHUNK] for i in range(0, len(wanted), _IN_CHUNK)]
         out: dict[str, dict] = {}
         with self._sessions() as s:
             for chunk in chunks:
@@ -435,8 +461,16 @@ class Store:
                 out |= {sha: dict(card) for sha, card in s.execute(q) if sha and isinstance(card, dict)}
         return out
 
-    def log(self, action: str | AuditAction, entity: str, entity_id: int | None = None, field: str | None = None,
-            old: str | None = None, new: str | None = None, user: str | None = None) -> None:
+    def log(
+        self,
+        action: str | AuditAction,
+        entity: str,
+        entity_id: int | None = None,
+        field: str | None = None,
+        old: str | None = None,
+        new: str | None = None,
+        user: str | None = None,
+    ) -> None:
         """Append a free audit entry (e.g. model activation); ``action`` is one of
         :class:`~busviewer.core.store.actions.AuditAction` (ValueError otherwise)."""
         with self._tx() as s:
@@ -456,7 +490,9 @@ class Store:
 
     # ---------------------------------------------------------------- training
     def training_items(
-        self, label_sources: Iterable[str] | None = None, use_rois: bool = False,
+        self,
+        label_sources: Iterable[str] | None = None,
+        use_rois: bool = False,
         classes: Iterable[str] = ("benign", "malignant"),
     ) -> list[TrainingItem]:
         """Labelled images (or their ROI crops) for training.
@@ -473,8 +509,12 @@ class Store:
             if chosen is None or chosen.label not in wanted:
                 continue
             common = dict(
-                image_id=rec.id, path=rec.source_path, patient_key=rec.patient_key, label=chosen.label,
-                label_source=chosen.source, content_hash=rec.content_hash,
+                image_id=rec.id,
+                path=rec.source_path,
+                patient_key=rec.patient_key,
+                label=chosen.label,
+                label_source=chosen.source,
+                content_hash=rec.content_hash,
             )
             if use_rois:
                 for roi in self.rois(rec.id):
@@ -495,7 +535,7 @@ def _patient_id(s: Session, patient_key: str) -> int:
 def _image_labels(s: Session, image_ids: list[int], me: str) -> dict[int, dict[str, LabelRecord]]:
     rows: list[t.Label] = []
     for start in range(0, len(image_ids), _IN_CHUNK):
-        rows += s.scalars(select(t.Label).where(t.Label.image_id.in_(image_ids[start:start + _IN_CHUNK])))
+        rows += s.scalars(select(t.Label).where(t.Label.image_id.in_(image_ids[start : start + _IN_CHUNK])))
     return grouped(rows, "image_id", me)
 
 
@@ -511,19 +551,32 @@ def _best_patient_labels(s: Session, me: str) -> dict[int, LabelRecord]:
     return {k: _best(v) for k, v in grouped(rows, "patient_id", me).items()}  # type: ignore[misc]
 
 
-def _image_record(img: t.Image, series_uid: str, study_uid: str, patient_key: str,
-                  labels: dict[str, LabelRecord]) -> ImageRecord:
+def _image_record(
+    img: t.Image, series_uid: str, study_uid: str, patient_key: str, labels: dict[str, LabelRecord]
+) -> ImageRecord:
     spacing = (
         (img.spacing_row_mm, img.spacing_col_mm)
         if img.spacing_row_mm is not None and img.spacing_col_mm is not None
         else None
     )
     return ImageRecord(
-        id=img.id, patient_key=patient_key, study_uid=study_uid, series_uid=series_uid,
-        source_path=Path(img.source_path), content_hash=img.content_hash, sop_uid=img.sop_uid,
-        frame_count=img.frame_count, rows=img.rows, columns=img.columns, is_color=img.is_color,
-        photometric=img.photometric, frame_time_ms=img.frame_time_ms, pixel_spacing_mm=spacing,
-        regions=tuple(img.regions or ()), duplicate_of=img.duplicate_of, labels=labels,
+        id=img.id,
+        patient_key=patient_key,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        source_path=Path(img.source_path),
+        content_hash=img.content_hash,
+        sop_uid=img.sop_uid,
+        frame_count=img.frame_count,
+        rows=img.rows,
+        columns=img.columns,
+        is_color=img.is_color,
+        photometric=img.photometric,
+        frame_time_ms=img.frame_time_ms,
+        pixel_spacing_mm=spacing,
+        regions=tuple(img.regions or ()),
+        duplicate_of=img.duplicate_of,
+        labels=labels,
     )
 
 
@@ -533,8 +586,18 @@ def _roi_record(r: t.Roi) -> RoiRecord:
 
 def _prediction_record(p: t.Prediction) -> PredictionRecord:
     return PredictionRecord(
-        id=p.id, image_id=p.image_id, roi_id=p.roi_id, frame=p.frame, model_name=p.model_name,
-        model_version=p.model_version, architecture=p.architecture, model_sha256=p.model_sha256,
-        image_hash=p.image_hash, label=p.label, malignant_probability=p.malignant_probability,
-        probabilities=dict(p.probabilities), created=p.created, user=p.user,
+        id=p.id,
+        image_id=p.image_id,
+        roi_id=p.roi_id,
+        frame=p.frame,
+        model_name=p.model_name,
+        model_version=p.model_version,
+        architecture=p.architecture,
+        model_sha256=p.model_sha256,
+        image_hash=p.image_hash,
+        label=p.label,
+        malignant_probability=p.malignant_probability,
+        probabilities=dict(p.probabilities),
+        created=p.created,
+        user=p.user,
     )

@@ -21,19 +21,38 @@ from busviewer.core.store import NewImage, Store
 
 def _new(i: int, patient: str, label: str | None) -> NewImage:
     return NewImage(
-        patient_key=patient, patient_name=f"Name {patient}", study_uid=f"1.2.3.{patient}", study_date="20240131",
-        study_description="US breast", series_uid=f"1.2.3.{patient}.1", series_description="B-mode",
-        modality="US", source_path=Path(f"/data/{patient}/img{i}.png"), content_hash=f"{i:064x}", file_size=1000 + i,
-        sop_uid=f"1.2.3.{patient}.1.{i}", frame_count=1, rows=400, columns=500, is_color=False,
-        photometric="MONOCHROME2", frame_time_ms=None, pixel_spacing_mm=(0.1, 0.1),
-        regions=({"x0": 0, "y0": 0, "x1": 499, "y1": 399},), label=label,
+        patient_key=patient,
+        patient_name=f"Name {patient}",
+        study_uid=f"1.2.3.{patient}",
+        study_date="20240131",
+        study_description="US breast",
+        series_uid=f"1.2.3.{patient}.1",
+        series_description="B-mode",
+        modality="US",
+        source_path=Path(f"/data/{patient}/img{i}.png"),
+        content_hash=f"{i:064x}",
+        file_size=1000 + i,
+        sop_uid=f"1.2.3.{patient}.1.{i}",
+        frame_count=1,
+        rows=400,
+        columns=500,
+        is_color=False,
+        photometric="MONOCHROME2",
+        frame_time_ms=None,
+        pixel_spacing_mm=(0.1, 0.1),
+        regions=({"x0": 0, "y0": 0, "x1": 499, "y1": 399},),
+        label=label,
     )
 
 
 def build(path: Path) -> None:
     store = Store(path)
-    ids = [store.add_image(_new(i, "PAT1" if i < 3 else "PAT2", ("benign", "malignant", None, "normal")[i]),
-                           user="importer")[1] for i in range(4)]
+    ids = [
+        store.add_image(
+            _new(i, "PAT1" if i < 3 else "PAT2", ("benign", "malignant", None, "normal")[i]), user="importer"
+        )[1]
+        for i in range(4)
+    ]
     store.set_label("malignant", image_id=ids[0], source="reader", birads="4c", user="dr_a")
     store.set_label("malignant", image_id=ids[0], source="reader", birads="5", note="spiculated", user="dr_a")
     store.set_label("benign", image_id=ids[1], source="biopsy", biopsy_confirmed=True, user="dr_b")
@@ -48,14 +67,37 @@ def build(path: Path) -> None:
     card = {"name": "ens", "version": 1, "architecture": "ensemble", "sha256": "a" * 64}
     store.record_model_version(card, user="dr_a")
     base = dict(model_name="ens", model_version=1, architecture="ensemble", model_sha256="a" * 64, frame=0)
-    store.add_predictions([
-        dict(base, image_id=ids[0], roi_id=None, image_hash=f"{0:064x}", label="malignant",
-             malignant_probability=0.81, probabilities={"benign": 0.19, "malignant": 0.81}),
-        dict(base, image_id=ids[0], roi_id=kept.id, image_hash=f"{0:064x}", label="malignant",
-             malignant_probability=0.9, probabilities={"benign": 0.1, "malignant": 0.9}),
-        dict(base, image_id=ids[3], roi_id=None, image_hash=f"{3:064x}", label="benign",
-             malignant_probability=0.2, probabilities={"benign": 0.8, "malignant": 0.2}),
-    ])
+    store.add_predictions(
+        [
+            dict(
+                base,
+                image_id=ids[0],
+                roi_id=None,
+                image_hash=f"{0:064x}",
+                label="malignant",
+                malignant_probability=0.81,
+                probabilities={"benign": 0.19, "malignant": 0.81},
+            ),
+            dict(
+                base,
+                image_id=ids[0],
+                roi_id=kept.id,
+                image_hash=f"{0:064x}",
+                label="malignant",
+                malignant_probability=0.9,
+                probabilities={"benign": 0.1, "malignant": 0.9},
+            ),
+            dict(
+                base,
+                image_id=ids[3],
+                roi_id=None,
+                image_hash=f"{3:064x}",
+                label="benign",
+                malignant_probability=0.2,
+                probabilities={"benign": 0.8, "malignant": 0.2},
+            ),
+        ]
+    )
     store.log("activate", "model", None, "ensemble", None, "ens:1", user="dr_a")
     store.close()
 

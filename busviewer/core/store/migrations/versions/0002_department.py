@@ -45,8 +45,9 @@ def upgrade() -> None:
                          SELECT MAX(id) FROM labels WHERE {column} IS NOT NULL
                          GROUP BY {column}, source, reader)""")
     op.create_index("uq_label_image", "labels", ["image_id", "source", "reader"], unique=True, **_partial("image_id"))
-    op.create_index("uq_label_patient", "labels", ["patient_id", "source", "reader"], unique=True,
-                    **_partial("patient_id"))
+    op.create_index(
+        "uq_label_patient", "labels", ["patient_id", "source", "reader"], unique=True, **_partial("patient_id")
+    )
     with op.batch_alter_table("rois") as batch:
         batch.add_column(sa.Column("version", sa.Integer, nullable=False, server_default="0"))
     with op.batch_alter_table("predictions") as batch:
