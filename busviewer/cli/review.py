@@ -112,9 +112,8 @@ def cmd_label(args: argparse.Namespace) -> int:
             )
     except (KeyError, ValueError, StoreError) as exc:
         return _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc))
-    print(
-        f"{args.label} ({source}) set on {'image ' + str(args.image) if args.image is not None else 'patient ' + args.patient}"
-    )
+    target = f"image {args.image}" if args.image is not None else f"patient {args.patient}"
+    print(f"{args.label} ({source}) set on {target}")
     return 0
 
 

@@ -109,7 +109,8 @@ def card_html(entry: Any) -> str:
                     f"{data.get('images', '?')} images of {data.get('patients', '?')} patients "
                     f"(benign {ipc.get('benign', '?')} images / {ppc.get('benign', '?')} patients, "
                     f"malignant {ipc.get('malignant', '?')} / {ppc.get('malignant', '?')}); "
-                    f"label sources: {', '.join(f'{k} {v}' for k, v in (data.get('label_sources') or {}).items()) or '?'}"
+                    "label sources: "
+                    f"{', '.join(f'{k} {v}' for k, v in (data.get('label_sources') or {}).items()) or '?'}"
                 ),
             )
         )
@@ -129,7 +130,8 @@ def card_html(entry: Any) -> str:
             (
                 "Settings",
                 e(
-                    f"{settings.get('optimizer', 'Adam')} lr {settings.get('lr')}, up to {settings.get('epochs')} epochs "
+                    f"{settings.get('optimizer', 'Adam')} lr {settings.get('lr')}, "
+                    f"up to {settings.get('epochs')} epochs "
                     f"(patience {settings.get('patience')}), batch {settings.get('batch_size')}, "
                     f"balancing {settings.get('balance')}, seed {settings.get('seed')}"
                 ),

@@ -226,11 +226,11 @@ class QueryDialog(QDialog):
     def retrieve(self, rows: list[int] | None = None) -> list[workers.Task]:
         rows = rows if rows is not None else sorted({i.row() for i in self.table.selectedIndexes()})
         tasks = []
+        status = self.status
         for row in rows:
             uid = self.results[row].study_uid
             dialog = ProgressDialog(f"Retrieving {uid}", self)
             dialog.show()
-            status = self.status
 
             def done(report: Any, d: ProgressDialog = dialog) -> None:
                 d.close()

@@ -21,7 +21,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine, func, inspect, select, text
@@ -51,7 +51,7 @@ class BackupReport:
 
 
 def stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def backup_path(directory: Path, stem: str, revision: str | None, kind: str = "") -> Path:
@@ -140,8 +140,8 @@ def _convert(value: object, to_sqlite: bool) -> object:
     """Datetimes: naive UTC in SQLite, aware UTC in PostgreSQL."""
     if isinstance(value, datetime):
         if to_sqlite:
-            return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     return value
 
 

@@ -138,7 +138,7 @@ def schema_state(conn: Connection) -> SchemaState:
         others = tables - {"alembic_version"}
         if not others:
             return SchemaState("empty", None, top)
-        if CORE_TABLES <= others:
+        if others >= CORE_TABLES:
             return SchemaState("unversioned", None, top)
         raise StoreError(f"not a busviewer store: it holds other tables ({', '.join(sorted(others)[:6])})")
     if revision == top:
