@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class Analyzer:
         self._models: dict[str, tuple[object, ModelCard]] = {}
         self._predictors: dict[str, object] = {}
         self._lock = threading.RLock()  # one model use at a time (GUI workers share the Analyzer)
-        self._device = None
+        self._device: Any = None  # a torch.device once the models are loaded (torch is imported lazily)
         self.cam_cache = cam_cache if cam_cache is not None else CamCache()
 
     # ---------------------------------------------------------------- models
@@ -263,10 +264,9 @@ def _non_finite_message(path: object, card: ModelCard) -> str:
     )
 
 
-def _to_image_prediction(
-    res: object, image_id: int, frame: int, roi_id: int | None, card: ModelCard
-) -> ImagePrediction:
-    probs = {k: float(v) for k, v in res.probabilities.items()}  # type: ignore[attr-defined]
+def _to_image_prediction(res: Any, image_id: int, frame: int, roi_id: int | None, card: ModelCard) -> ImagePrediction:
+    """``res``: an inference Prediction (inference.py imports torch, so it is not named here)."""
+    probs = {k: float(v) for k, v in res.probabilities.items()}
     return ImagePrediction(
         image_id=image_id,
         frame=frame,
@@ -275,9 +275,9 @@ def _to_image_prediction(
         model_name=card.name,
         model_version=card.version,
         probabilities=probs,
-        malignant_probability=float(res.malignant_probability),  # type: ignore[attr-defined]
+        malignant_probability=float(res.malignant_probability),
         label=str(res.label),
-        model_sha256=card.sha256,  # type: ignore[attr-defined]
+        model_sha256=card.sha256,
     )
 
 

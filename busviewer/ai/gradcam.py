@@ -94,12 +94,14 @@ def cam_layers(model: nn.Module, layer: str | None = None) -> dict[str, nn.Modul
     layer = layer or DEFAULT_CAM_LAYER
     if layer not in CAM_LAYERS:
         raise ValueError(f"unknown Grad-CAM layer {layer!r}; expected one of {CAM_LAYERS}")
-    if hasattr(model, "alexnet") and hasattr(model, "resnet"):
+    from busviewer.ai.networks import EnsembleNet, VGG16Net
+
+    if isinstance(model, EnsembleNet):
         if layer == "output":
             return {"alexnet": _activation_after_last_conv(model.alexnet.features), "resnet": model.resnet.body.layer4}
         return {"alexnet": model.alexnet.cam_layer, "resnet": model.resnet.cam_layer}
-    if hasattr(model, "cam_layer"):
-        name = getattr(model, "architecture", "model")
+    if isinstance(model, VGG16Net):
+        name = str(getattr(model, "architecture", "vgg16"))
         return {name: _activation_after_last_conv(model.features) if layer == "output" else model.cam_layer}
     raise TypeError(f"{type(model).__name__} has no Grad-CAM layer (expected EnsembleNet or VGG16Net)")
 
@@ -121,6 +123,7 @@ def _cam_mode(model: nn.Module, device: torch.device | None) -> Iterator[torch.d
         model.eval()
         if moved:
             model.to(target)
+        no_amp: Any
         try:
             no_amp = torch.autocast(device_type=target.type, enabled=False)
         except RuntimeError:  # device type without autocast support

@@ -172,14 +172,14 @@ def summarise(
     check_operating_point(operating_point)
     outside = {int(k): str(v) for k, v in (outside or {}).items()}
     overridden = {int(k): str(v) for k, v in (overridden or {}).items() if int(k) not in outside}
-    thresholds = {k: dict(v) for k, v in (thresholds or {}).items()}
+    by_sha: dict[str, dict[str, float]] = {k: dict(v) for k, v in (thresholds or {}).items()}
     relabelled: dict[tuple[int, str], Any] = {}
     calls: dict[tuple[int, str], str] = {}
     used: dict[str, set[float]] = {}
     bands: dict[str, set[tuple[float, float]]] = {}
     unsure: set[tuple[int, str]] = set()
     for key, p in predictions.items():
-        thr, band = _threshold(p, thresholds, operating_point)
+        thr, band = _threshold(p, by_sha, operating_point)
         used.setdefault(key[1], set()).add(thr)
         bands.setdefault(key[1], set()).add(band)
         calls[key] = MALIGNANT if p.malignant_probability >= thr else BENIGN
@@ -193,14 +193,21 @@ def summarise(
         rows = [(iid, p) for (iid, a), p in sorted(relabelled.items()) if a == arch]
         voting = [(iid, calls[iid, arch]) for iid, _ in rows if (iid, arch) not in unsure and iid not in outside]
         probs = [float(p.malignant_probability) for iid, p in rows if iid not in outside]
-        thr = used[arch].pop() if len(used[arch]) == 1 else None
-        band = bands[arch].pop() if len(bands[arch]) == 1 else None
+        arch_thr: float | None = used[arch].pop() if len(used[arch]) == 1 else None
+        arch_band: tuple[float, float] | None = bands[arch].pop() if len(bands[arch]) == 1 else None
         unsure_ids = tuple(iid for iid, _ in rows if (iid, arch) in unsure and iid not in outside)
+        votes: tuple[int, int, bool, tuple[int, ...], tuple[int, ...]]
         if voting:
             v = patient_verdict(voting)
             label, votes = (
                 v.label,
-                (v.benign_votes, v.malignant_votes, v.tie_decided, v.benign_images, v.malignant_images),
+                (
+                    v.benign_votes,
+                    v.malignant_votes,
+                    v.tie_decided,
+                    tuple(int(i) for i in v.benign_images),  # type: ignore[call-overload]  # image ids here
+                    tuple(int(i) for i in v.malignant_images),  # type: ignore[call-overload]
+                ),
             )
         else:
             label, votes = (INDETERMINATE if unsure_ids else NOT_CLASSIFIED), (0, 0, False, (), ())
@@ -211,12 +218,12 @@ def summarise(
             malignant_votes=votes[1],
             tie_decided=votes[2],
             mean_malignant_probability=(sum(probs) / len(probs)) if probs else None,
-            benign_images=tuple(votes[3]),
-            malignant_images=tuple(votes[4]),
+            benign_images=votes[3],
+            malignant_images=votes[4],
             operating_point=operating_point,
-            threshold=thr,
+            threshold=arch_thr,
             indeterminate_images=unsure_ids,
-            band=band,
+            band=arch_band,
         )
     image_ids = sorted({iid for iid, _ in relabelled if iid not in outside})
     disagreements = tuple(
@@ -229,7 +236,7 @@ def summarise(
         disagreements,
         tuple(problems),
         operating_point,
-        thresholds,
+        by_sha,
         stored,
         frozenset(k for k in unsure if k[0] not in outside),
         outside,

@@ -19,6 +19,7 @@ from busviewer.core import paths
 from busviewer.core.store import Store, current_user
 from busviewer.core.store import backup as bk
 from busviewer.core.store import schema as t
+from busviewer.core.store.actions import AuditAction, checked
 from busviewer.core.store.engine import default_backup_dir, display_url, make_engine, sqlite_file, store_name, store_url
 from busviewer.core.store.errors import StoreError, StoreTooNewError
 from busviewer.core.store.migrate import OpenReport, SchemaState, schema_state, too_new_message
@@ -165,7 +166,7 @@ def restore(
                 insert(t.AuditEntry).values(
                     at=t.utcnow(),
                     user=user or current_user(),
-                    action="restore",
+                    action=checked(AuditAction.RESTORE),
                     entity="store",
                     entity_id=None,
                     field="backup",

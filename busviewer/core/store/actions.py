@@ -41,7 +41,9 @@ class AuditAction(StrEnum):
     REPLACE_LOCKED_TEST = "replace_locked_test"
     PUBLISH_LOCKED_TEST = "publish_locked_test"
     RETIRE_LOCKED_TEST = "retire_locked_test"
-    # settings
+    # the store itself and settings
+    MIGRATE = "migrate"
+    RESTORE = "restore"
     SETTING = "setting"
 
 

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from busviewer import __version__
 from busviewer.core.store import schema as t
+from busviewer.core.store.actions import AuditAction, checked
 from busviewer.core.store.errors import StoreError, StoreTooNewError
 
 if TYPE_CHECKING:
@@ -221,10 +222,10 @@ def prepare(engine: Engine, where: str, backup: BackupFn, user: str) -> OpenRepo
         path = backup(conn, state)
         upgrade(conn, state)
         conn.execute(
-            t.AuditEntry.__table__.insert().values(
+            insert(t.AuditEntry).values(
                 at=t.utcnow(),
                 user=user,
-                action="migrate",
+                action=checked(AuditAction.MIGRATE),
                 entity="store",
                 entity_id=None,
                 field="schema",

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from busviewer.core.store import schema as t
 from busviewer.core.store.labels import audit
 from busviewer.core.store.schema import utcnow
+
+if TYPE_CHECKING:
+    from busviewer.core.store.store import Store
 
 
 class ReadLockedError(ValueError):
@@ -48,11 +52,11 @@ def _pid(s, patient_key: str) -> int:  # type: ignore[no-untyped-def]
 
 
 def record_read(
-    store,
+    store: Store,
     patient_key: str,
     call: str,
     birads: str | None,
-    reader: str | None = None,  # type: ignore[no-untyped-def]
+    reader: str | None = None,
 ) -> ReaderReadRecord:
     """Record (or, before the reveal, change) the reader's first read of ``patient_key``."""
     who = reader or store.user
@@ -75,10 +79,10 @@ def record_read(
 
 
 def reveal_read(
-    store,
+    store: Store,
     patient_key: str,
     ai_label: str | None,
-    ai_detail: dict | None,  # type: ignore[no-untyped-def]
+    ai_detail: dict[str, Any] | None,
     reader: str | None = None,
 ) -> ReaderReadRecord:
     """Mark the AI result revealed to the reader, keeping the AI verdict shown then."""

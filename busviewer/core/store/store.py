@@ -343,6 +343,7 @@ class Store:
     def set_reviewed(self, patient_key: str, reviewed: bool = True, user: str | None = None) -> None:
         with self._tx() as s:
             p = s.get(t.Patient, _patient_id(s, patient_key))
+            assert p is not None  # _patient_id found it in this transaction
             if p.reviewed != reviewed:
                 _audit(s, user or self.user, "review", "patient", p.id, "reviewed", str(p.reviewed), str(reviewed))
                 p.reviewed = reviewed
@@ -366,6 +367,8 @@ class Store:
                 raise KeyError(f"no ROI {roi_id}")
             check_version(s, roi, expected_version, f"ROI {roi_id}")
             img = s.get(t.Image, roi.image_id)
+            if img is None:
+                raise KeyError(f"no image {roi.image_id} for ROI {roi_id}")
             x0, y0, x1, y1 = (int(round(v)) for v in box)
             x0, x1 = sorted((max(0, x0), min(img.columns, x1)))
             y0, y1 = sorted((max(0, y0), min(img.rows, y1)))
@@ -508,19 +511,22 @@ class Store:
             chosen = next((rec.labels[src] for src in SOURCE_PRIORITY if src in sources and src in rec.labels), None)
             if chosen is None or chosen.label not in wanted:
                 continue
-            common = dict(
-                image_id=rec.id,
-                path=rec.source_path,
-                patient_key=rec.patient_key,
-                label=chosen.label,
-                label_source=chosen.source,
-                content_hash=rec.content_hash,
+            crops: list[tuple[int, tuple[int, int, int, int] | None]] = (
+                [(roi.frame, roi.box) for roi in self.rois(rec.id)] if use_rois else [(0, None)]
             )
-            if use_rois:
-                for roi in self.rois(rec.id):
-                    items.append(TrainingItem(frame=roi.frame, roi=roi.box, **common))
-            else:
-                items.append(TrainingItem(frame=0, roi=None, **common))
+            items += [
+                TrainingItem(
+                    image_id=rec.id,
+                    path=rec.source_path,
+                    frame=frame,
+                    patient_key=rec.patient_key,
+                    label=chosen.label,
+                    label_source=chosen.source,
+                    roi=box,
+                    content_hash=rec.content_hash,
+                )
+                for frame, box in crops
+            ]
         return items
 
 
