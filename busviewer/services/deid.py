@@ -38,7 +38,7 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from busviewer.core import paths
 from busviewer.core.fileio import atomic_write_text
@@ -57,9 +57,17 @@ def profile_actions() -> tuple[dict[int, str], list[tuple[int, int, int, int, st
     table = dicom_anonymization_database_selector(PROFILE_TABLE)
     exact: dict[int, str] = {}
     masked: list[tuple[int, int, int, int, str]] = []
-    for key, action in (("D_TAGS", "D"), ("Z_TAGS", "Z"), ("X_TAGS", "X"), ("U_TAGS", "U"), ("Z_D_TAGS", "Z/D"),
-                        ("X_Z_TAGS", "X/Z"), ("X_D_TAGS", "X/D"), ("X_Z_D_TAGS", "X/Z/D"),
-                        ("X_Z_U_STAR_TAGS", "X/Z/U*")):
+    for key, action in (
+        ("D_TAGS", "D"),
+        ("Z_TAGS", "Z"),
+        ("X_TAGS", "X"),
+        ("U_TAGS", "U"),
+        ("Z_D_TAGS", "Z/D"),
+        ("X_Z_TAGS", "X/Z"),
+        ("X_D_TAGS", "X/D"),
+        ("X_Z_D_TAGS", "X/Z/D"),
+        ("X_Z_U_STAR_TAGS", "X/Z/U*"),
+    ):
         for t in table[key]:
             if len(t) == 2:
                 exact[int(Tag(t[0], t[1]))] = action
@@ -125,8 +133,15 @@ def _load_secret() -> bytes:
 
 
 # ------------------------------------------------------------------ one dataset
-_DUMMY = {"DA": "19000101", "TM": "000000", "DT": "19000101000000", "AS": "000Y", "CS": "ANONYMIZED",
-          "PN": "ANONYMIZED", "UI": None}
+_DUMMY = {
+    "DA": "19000101",
+    "TM": "000000",
+    "DT": "19000101000000",
+    "AS": "000Y",
+    "CS": "ANONYMIZED",
+    "PN": "ANONYMIZED",
+    "UI": None,
+}
 _NUMERIC = {"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "UV", "SV", "AT"}
 
 
@@ -210,7 +225,7 @@ def tissue_mask(ds: Dataset, rows: int, cols: int) -> np.ndarray | None:
             continue
         x0, y0 = int(r.RegionLocationMinX0), int(r.RegionLocationMinY0)
         x1, y1 = int(r.RegionLocationMaxX1), int(r.RegionLocationMaxY1)
-        mask[max(0, y0):min(rows, y1 + 1), max(0, x0):min(cols, x1 + 1)] = True
+        mask[max(0, y0) : min(rows, y1 + 1), max(0, x0) : min(cols, x1 + 1)] = True
         found = True
     return mask if found and mask.any() else None
 
@@ -222,9 +237,15 @@ def blank_outside_tissue(ds: Dataset, frames: np.ndarray) -> bool:
     if mask is None:
         return False
     out = np.where(mask[None, :, :, None], frames, 0).astype(np.uint8)
-    for kw in ("RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
-               "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData",
-               "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData", "ICCProfile"):
+    for kw in (
+        "RedPaletteColorLookupTableDescriptor",
+        "GreenPaletteColorLookupTableDescriptor",
+        "BluePaletteColorLookupTableDescriptor",
+        "RedPaletteColorLookupTableData",
+        "GreenPaletteColorLookupTableData",
+        "BluePaletteColorLookupTableData",
+        "ICCProfile",
+    ):
         if kw in ds:
             delattr(ds, kw)
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
@@ -253,13 +274,21 @@ class DeidReport:
     manifest: Path | None = None
 
     def summary(self) -> str:
-        return (f"{self.exported} image(s) of {self.patients} patient(s) exported to {self.folder}"
-                f" ({self.blanked} blanked outside the tissue region); {len(self.refused)} refused")
+        return (
+            f"{self.exported} image(s) of {self.patients} patient(s) exported to {self.folder}"
+            f" ({self.blanked} blanked outside the tissue region); {len(self.refused)} refused"
+        )
 
 
-def export_deidentified(store: Store, patient_keys: Iterable[str], out_dir: Path, options: DeidOptions = DeidOptions(),
-                        progress: Callable[[int, int, str], None] | None = None,
-                        cancel: threading.Event | None = None, keys: Keys | None = None) -> DeidReport:
+def export_deidentified(
+    store: Store,
+    patient_keys: Iterable[str],
+    out_dir: Path,
+    options: DeidOptions = DeidOptions(),
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: threading.Event | None = None,
+    keys: Keys | None = None,
+) -> DeidReport:
     """Export the images of ``patient_keys`` de-identified into ``out_dir`` (``<pseudonym>/
     <new SOP UID>.dcm``, ``manifest.csv`` with labels and ROIs, ``deid_report.json``)."""
     from busviewer.core.imageio import ImageReadError, read_image
@@ -288,8 +317,9 @@ def export_deidentified(store: Store, patient_keys: Iterable[str], out_dir: Path
             continue
         flagged = str(ds.get("BurnedInAnnotation", "") or "").upper() != "NO"
         if flagged and options.burned_in == "refuse":
-            report.refused.append(f"image {rec.id}: Burned In Annotation is "
-                                  f"{ds.get('BurnedInAnnotation') or 'absent'}; refused")
+            report.refused.append(
+                f"image {rec.id}: Burned In Annotation is {ds.get('BurnedInAnnotation') or 'absent'}; refused"
+            )
             continue
         frames = None
         if flagged:
@@ -299,8 +329,9 @@ def export_deidentified(store: Store, patient_keys: Iterable[str], out_dir: Path
                 report.refused.append(f"image {rec.id}: pixels unreadable ({exc.reason})")
                 continue
             if tissue_mask(ds, frames.shape[1], frames.shape[2]) is None:
-                report.refused.append(f"image {rec.id}: burned-in annotation possible and no ultrasound tissue "
-                                      "region to keep; refused")
+                report.refused.append(
+                    f"image {rec.id}: burned-in annotation possible and no ultrasound tissue region to keep; refused"
+                )
                 continue
         deidentify_dataset(ds, keys, rec.patient_key, options)
         ds.file_meta = _file_meta(ds)
@@ -313,14 +344,27 @@ def export_deidentified(store: Store, patient_keys: Iterable[str], out_dir: Path
         report.exported += 1
         rois = [[r.frame, r.x0, r.y0, r.x1, r.y1] for r in store.rois(rec.id)]
         label = rec.label.label if rec.label is not None else ""
-        rows.append({"image": rel.as_posix(), "label": label, "patient_id": pseudonym,
-                     "rois": json.dumps(rois) if rois else ""})
+        rows.append(
+            {"image": rel.as_posix(), "label": label, "patient_id": pseudonym, "rois": json.dumps(rois) if rois else ""}
+        )
     report.patients = len(pseudonyms)
     report.manifest = _write_manifest(out_dir, rows)
-    atomic_write_text(out_dir / "deid_report.json", json.dumps({
-        "profile": f"DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile ({PROFILE_TABLE})",
-        "date_mode": options.date_mode, "burned_in": options.burned_in, "exported": report.exported,
-        "blanked": report.blanked, "patients": report.patients, "refused": report.refused}, indent=2) + "\n")
+    atomic_write_text(
+        out_dir / "deid_report.json",
+        json.dumps(
+            {
+                "profile": f"DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile ({PROFILE_TABLE})",
+                "date_mode": options.date_mode,
+                "burned_in": options.burned_in,
+                "exported": report.exported,
+                "blanked": report.blanked,
+                "patients": report.patients,
+                "refused": report.refused,
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     _remember(pseudonyms)
     return report
 
@@ -330,7 +374,8 @@ def _file_meta(ds: Dataset) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = old.TransferSyntaxUID if old is not None and "TransferSyntaxUID" in old else ExplicitVRLittleEndian
+    syntax = old.TransferSyntaxUID if old is not None and "TransferSyntaxUID" in old else None
+    meta.TransferSyntaxUID = syntax or ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     return meta
 

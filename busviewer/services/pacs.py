@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from busviewer.core import paths
-from busviewer.core.importer import ImportProgress, ImportReport, import_paths
 from busviewer.core.imageio import sha256_file
+from busviewer.core.importer import ImportProgress, ImportReport, import_paths
 from busviewer.core.store import Store
 from busviewer.dicomnet import dimse, web
 from busviewer.dicomnet.dimse import FindResult, Query, StoreReport
@@ -30,9 +30,24 @@ from busviewer.dicomnet.errors import PeerError, RetrieveIncomplete
 from busviewer.dicomnet.nodes import LocalAE, NetworkSettings, RemoteNode, load_settings, save_settings
 from busviewer.dicomnet.storage import ReceivedFile, StorageServer
 
-__all__ = ["FindResult", "Listener", "ListenerEvent", "NetworkSettings", "PeerError", "Query", "RemoteNode",
-           "RetrieveReport", "StoreReport", "echo", "find", "load_settings", "received_dir", "retrieve",
-           "save_settings", "send_files"]
+__all__ = [
+    "FindResult",
+    "Listener",
+    "ListenerEvent",
+    "NetworkSettings",
+    "PeerError",
+    "Query",
+    "RemoteNode",
+    "RetrieveReport",
+    "StoreReport",
+    "echo",
+    "find",
+    "load_settings",
+    "received_dir",
+    "retrieve",
+    "save_settings",
+    "send_files",
+]
 
 Progress = Callable[[int, int, str], None]
 
@@ -76,8 +91,13 @@ def find(settings: NetworkSettings, node_name: str, query: Query, level: str = "
     return dimse.find(settings.local, node, query, level)
 
 
-def send_files(settings: NetworkSettings, node_name: str, files: Iterable[Path], progress: Progress | None = None,
-               cancel: threading.Event | None = None) -> StoreReport:
+def send_files(
+    settings: NetworkSettings,
+    node_name: str,
+    files: Iterable[Path],
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> StoreReport:
     """Send DICOM files (C-STORE or STOW-RS)."""
     node = settings.node(node_name)
     if node.transport == "dicomweb":
@@ -86,8 +106,14 @@ def send_files(settings: NetworkSettings, node_name: str, files: Iterable[Path],
 
 
 # ------------------------------------------------------------------ retrieve
-def retrieve(store: Store, settings: NetworkSettings, node_name: str, study_uid: str,
-             progress: Progress | None = None, cancel: threading.Event | None = None) -> RetrieveReport:
+def retrieve(
+    store: Store,
+    settings: NetworkSettings,
+    node_name: str,
+    study_uid: str,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> RetrieveReport:
     """Retrieve a study (C-GET, C-MOVE to this workstation, or WADO-RS) and import it.
 
     ``progress(done, total, text)``; ``cancel.is_set()`` stops the transfer (whole
@@ -115,8 +141,9 @@ def retrieve(store: Store, settings: NetworkSettings, node_name: str, study_uid:
         except RetrieveIncomplete as exc:
             if not got:
                 raise
-            report.incomplete = exc.reason + (f" ({len(got)} of {exc.expected} instance(s) received)"
-                                               if exc.expected else "")
+            report.incomplete = exc.reason + (
+                f" ({len(got)} of {exc.expected} instance(s) received)" if exc.expected else ""
+            )
         report.received = len(got)
         _land_and_import(store, got, report, progress)
     finally:
@@ -124,8 +151,14 @@ def retrieve(store: Store, settings: NetworkSettings, node_name: str, study_uid:
     return report
 
 
-def _move(local: LocalAE, node: RemoteNode, study_uid: str, staging: Path,
-          on_file: Callable[[ReceivedFile], None], cancel: threading.Event | None) -> None:
+def _move(
+    local: LocalAE,
+    node: RemoteNode,
+    study_uid: str,
+    staging: Path,
+    on_file: Callable[[ReceivedFile], None],
+    cancel: threading.Event | None,
+) -> None:
     """C-MOVE to this workstation: into the running listener, else a temporary one."""
     count = [0]
 
@@ -146,9 +179,18 @@ def _move(local: LocalAE, node: RemoteNode, study_uid: str, staging: Path,
     finally:
         server.stop()
     if failed and not count[0]:
-        raise RetrieveIncomplete(node.describe(), f"C-MOVE: {failed} sub-operation(s) failed"
-                                 + (f" ({problems[0]})" if problems else "; does the PACS know this workstation's "
-                                    f"AE title {local.ae_title} with its address and port {local.port}?"), 0, failed)
+        raise RetrieveIncomplete(
+            node.describe(),
+            f"C-MOVE: {failed} sub-operation(s) failed"
+            + (
+                f" ({problems[0]})"
+                if problems
+                else "; does the PACS know this workstation's "
+                f"AE title {local.ae_title} with its address and port {local.port}?"
+            ),
+            0,
+            failed,
+        )
 
 
 def _landing_path(rec: ReceivedFile) -> Path:
@@ -168,8 +210,7 @@ def _reject(path: Path, reason: str) -> Path:
     return target
 
 
-def _land_and_import(store: Store, got: list[ReceivedFile], report: RetrieveReport,
-                     progress: Progress | None) -> None:
+def _land_and_import(store: Store, got: list[ReceivedFile], report: RetrieveReport, progress: Progress | None) -> None:
     landed: list[Path] = []
     for rec in got:
         if not rec.is_image:  # SR, KOS...: kept, not imported (no pixels to review)
@@ -239,8 +280,11 @@ class Listener:
             staging, sink = diverted
             target = staging / rec.path.name
             rec.path.replace(target)
-            sink(ReceivedFile(target, rec.sop_uid, rec.study_uid, rec.sop_class_uid, rec.patient_id, rec.peer,
-                              rec.is_image))
+            sink(
+                ReceivedFile(
+                    target, rec.sop_uid, rec.study_uid, rec.sop_class_uid, rec.patient_id, rec.peer, rec.is_image
+                )
+            )
             return
         self._queue.put(rec)
 
@@ -276,16 +320,16 @@ class Listener:
         if report.problems:
             reason = report.problems[0].reason
             kept = _reject(rec.path, reason) if rec.path.is_file() else rec.path
-            return ListenerEvent("problem", f"{rec.peer} sent {rec.sop_uid}, which cannot be imported "
-                                            f"({reason}); kept as {kept}")
+            return ListenerEvent(
+                "problem", f"{rec.peer} sent {rec.sop_uid}, which cannot be imported ({reason}); kept as {kept}"
+            )
         patient = next(iter(report.patients), None)
         what = "added" if report.added else "already in the store"
         return ListenerEvent("imported", f"{rec.sop_uid} from {rec.peer}: {what}", patient)
 
 
 class _Divert:
-    def __init__(self, listener: Listener, study_uid: str, staging: Path,
-                 sink: Callable[[ReceivedFile], None]) -> None:
+    def __init__(self, listener: Listener, study_uid: str, staging: Path, sink: Callable[[ReceivedFile], None]) -> None:
         self.listener, self.study_uid, self.staging, self.sink = listener, study_uid, staging, sink
 
     def __enter__(self) -> _Divert:
