@@ -93,7 +93,7 @@ def test_report_text_stays_on_the_page_and_carries_the_reading(tmp_path: Path, b
     flat = " ".join(summary.split())
     assert "busi-ensemble v3" in flat and "busi-vgg16 v3" in flat
     assert SHA_E in summary.replace("\n", "") and SHA_V in summary.replace("\n", "")
-    assert "Balanced operating point" in flat and "indeterminate if 0.40 ≤ p < 0.60" in flat
+    assert "Balanced operating point" in flat and "indeterminate if 0.40 < p < 0.60" in flat
     assert "BI-RADS 4C" in flat and "biopsy confirmed" in flat
     assert "VGG-16: INDETERMINATE" in flat and "2 indeterminate (not counted)" in flat
     assert "ENSEMBLE" not in flat and "Ensemble (AlexNet + ResNet-18): MALIGNANT" in flat

@@ -10,10 +10,10 @@ threshold of the operating point in force; the patient vote counts those calls (
 malignant, :func:`busviewer.ai.voting.patient_verdict`).
 
 Indeterminate band: a probability close to the threshold in force is not a call. The band
-is ``[t - m, t + m)`` around the threshold ``t`` with ``m = DEFAULT_BAND_MARGIN`` (0.10),
+is the open interval ``(t - m, t + m)`` around the threshold ``t`` with ``m = DEFAULT_BAND_MARGIN`` (0.10),
 narrowed so that it never reaches past halfway to the threshold of a neighbouring
 operating point of the same card. A card without operating points (t = 0.5 everywhere)
-gets the documented default band ``[0.40, 0.60)``. An image whose calibrated probability
+gets the documented default band ``(0.40, 0.60)``. An image whose calibrated probability
 falls in the band is "indeterminate": it keeps its lean (the call at ``t``) for reference,
 but it does not vote (see :mod:`busviewer.ai.results`).
 """
@@ -87,7 +87,7 @@ def indeterminate_band(
     operating_point: str = DEFAULT_OPERATING_POINT,
     margin: float = DEFAULT_BAND_MARGIN,
 ) -> tuple[float, float]:
-    """``(low, high)``: probabilities ``low <= p < high`` are indeterminate at ``operating_point``
+    """``(low, high)``: probabilities ``low < p < high`` are indeterminate at ``operating_point``
     (``thresholds`` as from :func:`card_thresholds`; None: a card without operating points)."""
     check_operating_point(operating_point)
     ts = dict(thresholds) if thresholds else dict.fromkeys(OPERATING_POINTS, DEFAULT_THRESHOLD)
@@ -105,12 +105,12 @@ def indeterminate_band(
 
 
 def is_indeterminate(p: float, band: tuple[float, float]) -> bool:
-    return band[0] <= p < band[1]
+    return band[0] < p < band[1]  # open: p exactly 0.10 from the threshold is a call
 
 
 def describe_band(band: tuple[float, float]) -> str:
-    """e.g. ``"indeterminate if 0.40 <= p < 0.60"``."""
-    return f"indeterminate if {band[0]:.2f} \u2264 p < {band[1]:.2f}"
+    """e.g. ``"indeterminate if 0.40 < p < 0.60"``."""
+    return f"indeterminate if {band[0]:.2f} < p < {band[1]:.2f}"
 
 
 def describe(operating_point: str, threshold: float | None) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from busviewer.ai.results import INDETERMINATE, ImagePrediction, summarise
-from busviewer.core.operating import DEFAULT_BAND_MARGIN, indeterminate_band
+from busviewer.core.operating import DEFAULT_BAND_MARGIN, indeterminate_band, is_indeterminate
 
 SHA = "cd" * 32
 POINTS = {"high_sensitivity": 0.2, "balanced": 0.45, "high_specificity": 0.8}
@@ -28,6 +28,10 @@ def test_default_band_for_a_card_without_operating_points() -> None:
     assert v.indeterminate_images == (1, 2, 3) and not v.tie_decided
     assert all(a.is_indeterminate(i, "vgg16") for i in (1, 2, 3))
     assert a.predictions[1, "vgg16"].label == "malignant" and a.predictions[3, "vgg16"].label == "benign"  # leans
+    # the band is open: exactly 0.10 from the threshold is a call (also where 0.2 + 0.1 != 0.3 in floats)
+    edges = summarise("P", _preds({1: 0.4, 2: 0.6}, sha="00" * 32)).verdicts["vgg16"]
+    assert (edges.benign_votes, edges.malignant_votes, edges.indeterminate_images) == (1, 1, ())
+    assert not is_indeterminate(0.3, indeterminate_band({"high_sensitivity": 0.2}, "high_sensitivity"))
 
 
 def test_band_from_the_cards_operating_points_never_past_halfway_to_a_neighbour() -> None:

@@ -26,7 +26,7 @@ def _analysis(vgg: dict[int, float], ens: dict[int, float]):  # type: ignore[no-
             preds[i, arch] = ImagePrediction(
                 i, 0, None, arch, f"m-{arch}", 2, {"benign": 1 - p, "malignant": p}, p, "benign", SHA
             )
-    return summarise("P1", preds)  # no operating points recorded: threshold 0.5, band [0.40, 0.60)
+    return summarise("P1", preds)  # no operating points recorded: threshold 0.5, band (0.40, 0.60)
 
 
 def test_panel_shows_indeterminate_instead_of_a_bold_call(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -44,7 +44,7 @@ def test_panel_shows_indeterminate_instead_of_a_bold_call(qtbot) -> None:  # typ
     assert "font-weight: normal" in vgg.verdict.styleSheet() and "#ff8a80" not in vgg.verdict.styleSheet()
     assert "Indeterminate (not counted in the vote): #1, #2" in vgg.detail.text()
     assert "Balanced operating point (malignant if p ≥ 0.50)" in vgg.point.text()
-    assert "indeterminate if 0.40 ≤ p < 0.60" in vgg.point.text()
+    assert "indeterminate if 0.40 < p < 0.60" in vgg.point.text()
     ens = panel.cards["ensemble"]
     assert ens.verdict.text() == "MALIGNANT" and "1 malignant, 0 benign" in ens.detail.text()
     assert "#1" in ens.detail.text().split("Indeterminate")[1]
