@@ -7,33 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
+from store_helpers import new_image as _new
 
-from busviewer.core.store import NewImage, Store
-
-
-def _new(i: int, patient: str = "P1", label: str | None = None, path: Path | None = None) -> NewImage:
-    return NewImage(
-        patient_key=patient,
-        patient_name=None,
-        study_uid=f"st-{patient}",
-        study_date=None,
-        study_description=None,
-        series_uid=f"se-{patient}",
-        series_description=None,
-        modality="US",
-        source_path=path or Path(f"/nonexistent/img{i}.png"),
-        content_hash=f"{i:064x}",
-        file_size=10,
-        sop_uid=None,
-        frame_count=1,
-        rows=100,
-        columns=120,
-        is_color=False,
-        photometric=None,
-        frame_time_ms=None,
-        pixel_spacing_mm=None,
-        label=label,
-    )
+from busviewer.core.store import Store
 
 
 def test_add_image_groups_and_is_idempotent(store: Store, tmp_path: Path) -> None:
