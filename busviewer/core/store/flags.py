@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -18,6 +19,9 @@ from busviewer.core.store.actions import AuditAction
 from busviewer.core.store.labels import audit
 from busviewer.core.store.records import ImageRecord
 from busviewer.core.store.schema import utcnow
+
+if TYPE_CHECKING:
+    from busviewer.core.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class ImageFlag:
         return self.outside and self.overridden_by is None
 
 
-def image_flags(store, image_ids: Iterable[int]) -> dict[int, ImageFlag]:  # type: ignore[no-untyped-def]
+def image_flags(store: Store, image_ids: Iterable[int]) -> dict[int, ImageFlag]:
     """The recorded findings of ``image_ids`` (images never checked are absent)."""
     ids = sorted(set(image_ids))
     if not ids:
@@ -48,7 +52,7 @@ def image_flags(store, image_ids: Iterable[int]) -> dict[int, ImageFlag]:  # typ
         }
 
 
-def record_flag(store, image_id: int, image_hash: str, result: GuardResult) -> ImageFlag:  # type: ignore[no-untyped-def]
+def record_flag(store: Store, image_id: int, image_hash: str, result: GuardResult) -> ImageFlag:
     """Record a finding (an override made on the same content is kept)."""
     with store._tx() as s:
         row = s.get(t.ImageFlag, image_id)
@@ -62,7 +66,7 @@ def record_flag(store, image_id: int, image_hash: str, result: GuardResult) -> I
         return ImageFlag(image_id, image_hash, result.outside, result.reason, row.overridden_by, row.overridden_at)
 
 
-def set_override(store, image_id: int, on: bool = True, user: str | None = None) -> ImageFlag:  # type: ignore[no-untyped-def]
+def set_override(store: Store, image_id: int, on: bool = True, user: str | None = None) -> ImageFlag:
     """The reader classifies a flagged image anyway (``on``) or withdraws that; audited."""
     who = user or store.user
     with store._tx() as s:
@@ -75,7 +79,7 @@ def set_override(store, image_id: int, on: bool = True, user: str | None = None)
         return ImageFlag(image_id, row.image_hash, row.outside, row.reason, row.overridden_by, row.overridden_at)
 
 
-def guard_images(store, records: Sequence[ImageRecord]) -> dict[int, ImageFlag]:  # type: ignore[no-untyped-def]
+def guard_images(store: Store, records: Sequence[ImageRecord]) -> dict[int, ImageFlag]:
     """Findings for ``records``, checking (and recording) those not yet checked on their
     current content. Unreadable files are left out (the analysis reports them)."""
     from busviewer.core.imageio import ImageReadError

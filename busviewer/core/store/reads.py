@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from busviewer.core.store import schema as t
 from busviewer.core.store.labels import audit
@@ -44,7 +45,7 @@ def _record(row: t.ReaderRead, key: str) -> ReaderReadRecord:
     )
 
 
-def _pid(s, patient_key: str) -> int:  # type: ignore[no-untyped-def]
+def _pid(s: Session, patient_key: str) -> int:
     pid = s.scalar(select(t.Patient.id).where(t.Patient.patient_key == patient_key))
     if pid is None:
         raise KeyError(f"no patient {patient_key!r} in the store")
@@ -98,7 +99,7 @@ def reveal_read(
         return _record(row, patient_key)
 
 
-def reads(store, reader: str | None = None, patient_key: str | None = None) -> list[ReaderReadRecord]:  # type: ignore[no-untyped-def]
+def reads(store: Store, reader: str | None = None, patient_key: str | None = None) -> list[ReaderReadRecord]:
     """Recorded reads (of one reader / one patient), oldest first."""
     with store._sessions() as s:
         q = select(t.ReaderRead, t.Patient.patient_key).join(t.Patient, t.Patient.id == t.ReaderRead.patient_id)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -95,7 +95,7 @@ class Store:
             raise type(exc)(f"{self.url if file is None else location}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def _backup_before_migration(self, conn, state: _migrate.SchemaState) -> Path:  # type: ignore[no-untyped-def]
+    def _backup_before_migration(self, conn: Connection, state: _migrate.SchemaState) -> Path:
         dest = _backup.backup_path(self.backup_dir, store_name(self.url), state.revision)
         return _backup.backup_connection(conn, dest, state.revision).path
 
