@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from busviewer.ai.results import stored_analysis as _stored_analysis
 from busviewer.core.imageio import DecodedImage, ImageReadError, read_image, sha256_file
 from busviewer.core.operating import DEFAULT_OPERATING_POINT, check_operating_point
 from busviewer.core.store import ImageRecord, Store
+
+if TYPE_CHECKING:
+    from busviewer.ai.inference import Predictor
 
 ARCHITECTURE_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
 
@@ -81,7 +84,7 @@ class Analyzer:
         self._device_pref = device
         self._overrides = {e.architecture: e for e in (self.registry.get(ref) for ref in models)}
         self._models: dict[str, tuple[object, ModelCard]] = {}
-        self._predictors: dict[str, object] = {}
+        self._predictors: dict[str, Predictor] = {}
         self._lock = threading.RLock()  # one model use at a time (GUI workers share the Analyzer)
         self._device: Any = None  # a torch.device once the models are loaded (torch is imported lazily)
         self.cam_cache = cam_cache if cam_cache is not None else CamCache()
@@ -182,12 +185,8 @@ class Analyzer:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(patient_key)
                 card = self._models[arch][1]
-                predictor.operating_point = op  # type: ignore[attr-defined]
-                results, maps = (
-                    predictor.predict_with_cams([pixels[i] for i in ids])  # type: ignore[attr-defined]
-                    if ids
-                    else ([], [])
-                )
+                predictor.operating_point = op
+                results, maps = predictor.predict_with_cams([pixels[i] for i in ids]) if ids else ([], [])
                 for image_id, res, fmap in zip(ids, results, maps):
                     if not finite_output(res.probabilities, res.malignant_probability):
                         problems.append(_non_finite_message(paths[image_id], card))  # nothing stored
@@ -222,8 +221,8 @@ class Analyzer:
         with self._lock:
             for arch, predictor in self._predictors.items():
                 card = self._models[arch][1]
-                predictor.operating_point = self.operating_point  # type: ignore[attr-defined]
-                res = predictor.predict([patch])[0]  # type: ignore[attr-defined]
+                predictor.operating_point = self.operating_point
+                res = predictor.predict([patch])[0]
                 if not finite_output(res.probabilities, res.malignant_probability):
                     raise NonFiniteOutput(_non_finite_message(rec.source_path, card))
                 out[arch] = _to_image_prediction(res, rec.id, roi.frame, roi.id, card)
@@ -251,7 +250,7 @@ class Analyzer:
             pixels = self._frame(rec, frame)
             height, width = pixels.shape[:2]
             with self._lock:
-                _, maps = self._predictors[architecture].predict_with_cams([pixels])  # type: ignore[attr-defined]
+                _, maps = self._predictors[architecture].predict_with_cams([pixels])
             fmap = maps[0]
             self.cam_cache.put(card.sha256, rec.content_hash, frame, DEFAULT_CAM_LAYER, fmap)
         return to_image_heatmap(torch.from_numpy(fmap), height, width)

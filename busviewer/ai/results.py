@@ -205,8 +205,8 @@ def summarise(
                     v.benign_votes,
                     v.malignant_votes,
                     v.tie_decided,
-                    tuple(int(i) for i in v.benign_images),  # type: ignore[call-overload]  # image ids here
-                    tuple(int(i) for i in v.malignant_images),  # type: ignore[call-overload]
+                    v.benign_images,
+                    v.malignant_images,
                 ),
             )
         else:

@@ -9,14 +9,17 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 BENIGN = "benign"
 MALIGNANT = "malignant"
 
+#: What identifies an image in a vote (an image id, a path...).
+ImageKey = TypeVar("ImageKey", bound=Hashable)
+
 
 @dataclass(frozen=True)
-class PatientVerdict:
+class PatientVerdict(Generic[ImageKey]):
     """Majority vote over a patient's images (decision support, not a diagnosis)."""
 
     label: str
@@ -24,8 +27,8 @@ class PatientVerdict:
     malignant_votes: int
     tie_decided: bool
     mean_malignant_probability: float | None
-    benign_images: tuple[Hashable, ...]
-    malignant_images: tuple[Hashable, ...]
+    benign_images: tuple[ImageKey, ...]
+    malignant_images: tuple[ImageKey, ...]
 
     @property
     def n_images(self) -> int:
@@ -49,7 +52,7 @@ def _vote(value: Any, threshold: float) -> tuple[str, float | None]:
     return (MALIGNANT if p >= threshold else BENIGN), p
 
 
-def patient_verdict(per_image: Sequence[tuple[Hashable, Any]], threshold: float = 0.5) -> PatientVerdict:
+def patient_verdict(per_image: Sequence[tuple[ImageKey, Any]], threshold: float = 0.5) -> PatientVerdict[ImageKey]:
     """Patient label from ``(image_id, vote)`` pairs.
 
     A vote is a malignant probability in [0, 1] (malignant when ``>= threshold``), a label
@@ -58,8 +61,8 @@ def patient_verdict(per_image: Sequence[tuple[Hashable, Any]], threshold: float 
     """
     if len(per_image) == 0:
         raise ValueError("patient_verdict needs at least one image")
-    benign: list[Hashable] = []
-    malignant: list[Hashable] = []
+    benign: list[ImageKey] = []
+    malignant: list[ImageKey] = []
     probs: list[float] = []
     for item in per_image:
         image_id, value = item
