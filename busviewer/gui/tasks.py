@@ -137,7 +137,8 @@ def task_stored_verdicts(store: Store, operating_point: str = "balanced") -> dic
     latest = store.latest_predictions(all_ids) if all_ids else {}
     thresholds = thresholds_by_sha(store.model_cards({p.model_sha256 for p in latest.values()})) if latest else {}
     # the input guard's stored findings (no pixels read): flagged images do not vote here either
-    outside, overridden = guard_findings(store, [r for r in records if r.id in {i for i, _ in latest}], check=False)
+    predicted = {i for i, _ in latest}
+    outside, overridden = guard_findings(store, [r for r in records if r.id in predicted], check=False)
     for key, ids in by_patient.items():
         preds = {(i, arch): latest[(i, arch)] for i in ids for arch in ("ensemble", "vgg16") if (i, arch) in latest}
         if preds:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.orm import Session
@@ -43,25 +43,25 @@ def add_image_in(s: Session, new: NewImage, user: str) -> tuple[str, int]:
         clash = s.scalar(select(t.Image.id).where(t.Image.sop_uid == new.sop_uid))
         if clash is not None:  # same SOP UID, different bytes (re-encoded copy)
             return "exists", clash
-    patient = s.scalar(select(t.Patient).where(t.Patient.patient_key == new.patient_key))
-    if patient is None:
-        patient = t.Patient(patient_key=new.patient_key, name=new.patient_name)
-        s.add(patient)
-        s.flush()
-    study = s.scalar(select(t.Study).where(t.Study.study_uid == new.study_uid))
-    if study is None:
-        study = t.Study(
-            patient_id=patient.id, study_uid=new.study_uid, study_date=new.study_date, description=new.study_description
-        )
-        s.add(study)
-        s.flush()
-    series = s.scalar(select(t.Series).where(t.Series.series_uid == new.series_uid))
-    if series is None:
-        series = t.Series(
-            study_id=study.id, series_uid=new.series_uid, description=new.series_description, modality=new.modality
-        )
-        s.add(series)
-        s.flush()
+    patient = _get_or_add(s, t.Patient, "patient_key", new.patient_key, name=new.patient_name)
+    study = _get_or_add(
+        s,
+        t.Study,
+        "study_uid",
+        new.study_uid,
+        patient_id=patient.id,
+        study_date=new.study_date,
+        description=new.study_description,
+    )
+    series = _get_or_add(
+        s,
+        t.Series,
+        "series_uid",
+        new.series_uid,
+        study_id=study.id,
+        description=new.series_description,
+        modality=new.modality,
+    )
     image = t.Image(series_id=series.id, duplicate_of=same[0].id if same else None, **_image_values(new))
     s.add(image)
     s.flush()
@@ -69,6 +69,19 @@ def add_image_in(s: Session, new: NewImage, user: str) -> tuple[str, int]:
     if new.label is not None:
         set_label(s, user, image_id=image.id, patient_id=None, label=new.label, source=new.label_source)
     return "added", image.id
+
+
+_Row = TypeVar("_Row", t.Patient, t.Study, t.Series)
+
+
+def _get_or_add(s: Session, model: type[_Row], key: str, value: str, **fields: Any) -> _Row:
+    """The row of ``model`` whose unique ``key`` is ``value``, added (with ``fields``) if missing."""
+    row = s.scalar(select(model).where(getattr(model, key) == value))
+    if row is None:
+        row = model(**{key: value}, **fields)
+        s.add(row)
+        s.flush()
+    return row
 
 
 def add_roi_in(s: Session, image_id: int, box: tuple[int, int, int, int], frame: int, user: str) -> t.Roi:
