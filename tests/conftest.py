@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,17 +16,36 @@ REPO = Path(__file__).resolve().parents[1]
 BUSI_DIR = Path(os.environ.get("BUSVIEWER_BUSI", REPO.parent / "shared" / "data" / "busi"))
 
 
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Remember whether a test failed, so its data directory is kept for a post-mortem."""
+    report = yield
+    if report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _isolated_home(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Never touch the real per-user data directory from a test, and see no shipped model
     unless the test asks for ``models/`` (``monkeypatch.delenv("BUSVIEWER_SHIPPED_MODELS")``):
-    tests register their own small models, and "no active model" must stay testable."""
+    tests register their own small models, and "no active model" must stay testable.
+
+    A passed test's home is deleted at once: registered models are hundreds of MB each,
+    and a whole run's homes would fill a CI machine's disk (they did: ENOSPC)."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("BUSVIEWER_HOME", str(home))
     monkeypatch.setenv("BUSVIEWER_SHIPPED_MODELS", str(home / "no-shipped-models"))
     monkeypatch.delenv("BUSVIEWER_STORE", raising=False)
     monkeypatch.delenv("BUSVIEWER_DEVICE", raising=False)
-    return home
+    yield home
+    if not request.node.stash.get(_FAILED, False):
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
