@@ -97,15 +97,27 @@ def run(args: argparse.Namespace | None = None) -> int:
     except StoreError as exc:
         QMessageBox.critical(None, "busviewer: cannot open the store", str(exc))
         return 2
-    window = MainWindow(store)
-    window.show()
-    QTimer.singleShot(0, lambda: log.info("window shown"))  # packaging/smoke_tools.py times these lines
+    # The window shows before its image viewer is built: pyqtgraph's imports (about 0.3 s)
+    # come after the first paint. Worklist, models and a `busviewer PATH` import follow.
+    window = MainWindow(store, defer_viewer=True)
     window.modelsLoaded.connect(_log_models)
-    QTimer.singleShot(0, window.start)  # worklist and models load after the window is up
     paths = list(getattr(args, "paths", None) or [])
     if paths:  # `busviewer PATH...` (the desktop entry's %F): import, then open the first patient
         window.importFinished.connect(lambda report: open_imported(window, report))
-        QTimer.singleShot(0, lambda: window.import_paths(paths))
+
+    def shown(painted: bool = True) -> None:
+        if window.viewer is None:
+            # packaging/smoke_tools.py and benchmarks/bench_app.py time these lines
+            log.info("window shown" if painted else "window not painted after 2 s; building the viewer anyway")
+            window.build_viewer()
+            log.info("viewer ready")
+            window.start()
+            if paths:
+                window.import_paths(paths)
+
+    window.firstPainted.connect(shown)
+    window.show()
+    QTimer.singleShot(2000, lambda: shown(painted=False))  # a window never painted (minimised) still starts
     try:
         return int(app.exec())
     finally:

@@ -1,9 +1,12 @@
-"""Grad-CAM overlay: the colour table, a colour bar legend and the overlay controls."""
+"""Grad-CAM overlay: the colour table, a colour bar legend and the overlay controls.
+
+pyqtgraph (which holds the colour map) is imported only when a colour table is asked for:
+the controls are part of the window that shows before the image viewer is built.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QLinearGradient, QPainter
 from PySide6.QtWidgets import (
@@ -27,6 +30,8 @@ CAM_MODELS: tuple[tuple[str, str], ...] = (
 
 def cam_lut(n: int = 256, name: str = COLORMAP) -> np.ndarray:
     """An RGBA table: the colour map with alpha rising from 0 so weak attention stays see-through."""
+    import pyqtgraph as pg
+
     cmap = pg.colormap.get(name)
     rgba = cmap.getLookupTable(0.0, 1.0, n, alpha=True).astype(np.float32)
     ramp = np.clip(np.linspace(0.0, 1.0, n) / 0.35, 0.0, 1.0)
@@ -35,31 +40,40 @@ def cam_lut(n: int = 256, name: str = COLORMAP) -> np.ndarray:
 
 
 def gradient_stops(name: str = COLORMAP, n: int = 16) -> list[tuple[float, QColor]]:
+    import pyqtgraph as pg
+
     cmap = pg.colormap.get(name)
     lut = cmap.getLookupTable(0.0, 1.0, n, alpha=False)
     return [(i / (n - 1), QColor(int(r), int(g), int(b))) for i, (r, g, b) in enumerate(lut)]
 
 
 class ColorBar(QWidget):
-    """A horizontal gradient legend: low ... high attention."""
+    """A horizontal gradient legend: low ... high attention (an empty frame until :meth:`load_colours`)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._stops = gradient_stops()
+        self._stops: list[tuple[float, QColor]] = []
         fm = QFontMetrics(self.font())
         self.setMinimumHeight(14 + fm.height() + 2)
         self.setMinimumWidth(140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip("Grad-CAM: regions that most raised the model's score are red; blue/clear had little effect")
 
+    def load_colours(self) -> None:
+        """Read the colour map (imports pyqtgraph; the main window calls it with the viewer)."""
+        if not self._stops:
+            self._stops = gradient_stops()
+            self.update()
+
     def paintEvent(self, _event) -> None:  # type: ignore[no-untyped-def]
         p = QPainter(self)
         fm = QFontMetrics(self.font())
         bar = QRectF(1, 1, self.width() - 2, 12)
-        grad = QLinearGradient(bar.topLeft(), bar.topRight())
-        for pos, colour in self._stops:
-            grad.setColorAt(pos, colour)
-        p.fillRect(bar, grad)
+        if self._stops:
+            grad = QLinearGradient(bar.topLeft(), bar.topRight())
+            for pos, colour in self._stops:
+                grad.setColorAt(pos, colour)
+            p.fillRect(bar, grad)
         p.setPen(QColor("#9aa0a6"))
         p.drawRect(bar)
         p.setPen(self.palette().windowText().color())

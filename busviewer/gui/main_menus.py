@@ -63,15 +63,16 @@ class MenusMixin:
         model.addAction("Reload models", self.load_models)
 
         view = bar.addMenu("&View")
-        view.addAction("Fit image", self.viewer.fit)
-        view.addAction("Image 1:1", self.viewer.one_to_one)
-        view.addAction("Reset window/level", self.viewer.reset_levels)
-        view.addAction("Clear calipers", self.viewer.clear_caliper)
+        # lambdas: the viewer may be built after the menus (MainWindow(defer_viewer=True))
+        view.addAction("Fit image", lambda: self.viewer.fit())
+        view.addAction("Image 1:1", lambda: self.viewer.one_to_one())
+        view.addAction("Reset window/level", lambda: self.viewer.reset_levels())
+        view.addAction("Clear calipers", lambda: self.viewer.clear_caliper())
         view.addSeparator()
         self.act_compare = view.addAction("Compare two images (1x2)")
         self.act_compare.setCheckable(True)
         self.act_compare.setShortcut(QKeySequence("C"))
-        self.act_compare.toggled.connect(self.compare.set_on)
+        self.act_compare.toggled.connect(lambda on: self.compare.set_on(on))
 
         from busviewer.gui.blinded_read import install_blinded_reading  # blinded first read, Reader vs AI
 
@@ -96,9 +97,9 @@ class MenusMixin:
         add(["R"], self.toggle_reviewed)
         add(["A"], self.analyse)
         add(["G"], lambda: self.ai_panel.cam.enabled.toggle())
-        add(["F"], self.viewer.fit)
-        add(["1"], self.viewer.one_to_one)
-        add(["Space"], self.viewer.toggle_play)
+        add(["F"], lambda: self.viewer.fit())
+        add(["1"], lambda: self.viewer.one_to_one())
+        add(["Space"], lambda: self.viewer.toggle_play())
         add(["Ctrl+F"], self._focus_search)
         add(["Escape"], self._escape)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
@@ -34,7 +34,6 @@ from PySide6.QtWidgets import (
 from busviewer.core.store import ImageRecord, Store
 from busviewer.gui import workers
 from busviewer.gui.ai_panel import ARCH_TITLES, AIPanel
-from busviewer.gui.compare import CompareLayout
 from busviewer.gui.dialogs import message_box
 from busviewer.gui.label_panel import LabelPanel
 from busviewer.gui.main_analysis import AnalysisMixin
@@ -42,7 +41,6 @@ from busviewer.gui.main_files import FilesMixin
 from busviewer.gui.main_menus import MenusMixin
 from busviewer.gui.main_patient import PatientMixin
 from busviewer.gui.notice import StatusNotice
-from busviewer.gui.roi import RoiPanel
 from busviewer.gui.store_watch import StoreWatcher
 from busviewer.gui.tasks import (
     ModelsLoaded,
@@ -52,8 +50,12 @@ from busviewer.gui.tasks import (
     task_stored_verdicts,
 )
 from busviewer.gui.thumbnails import ThumbnailStrip
-from busviewer.gui.viewer import ImageViewer
 from busviewer.gui.worklist import WorklistWidget
+
+if TYPE_CHECKING:
+    from busviewer.gui.compare import CompareLayout
+    from busviewer.gui.roi import RoiPanel
+    from busviewer.gui.viewer import ImageViewer
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
     importFinished = Signal(object)
     reportExported = Signal(object)
     errorShown = Signal(str, str)
+    viewerBuilt = Signal()
+    firstPainted = Signal()  # the window's first paint while the viewer is still to be built
 
     def __init__(
         self,
@@ -81,8 +85,11 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         *,
         registry_factory: Callable[[], Any] | None = None,
         analyzer_factory: Callable[[Store, Any], Any] | None = None,
+        defer_viewer: bool = False,
         parent: QWidget | None = None,
     ) -> None:
+        """``defer_viewer``: build the image viewer (pyqtgraph, about 0.3 s of imports) only when
+        :meth:`build_viewer` is called, so the launch can show the window first."""
         super().__init__(parent)
         self.store = store
         self.registry_factory = registry_factory or default_registry_factory
@@ -113,6 +120,8 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         self._build_shortcuts()
         self._build_status_bar()
         self._restore_settings()
+        if not defer_viewer:
+            self.build_viewer()
 
     # ================================================================= layout
     def _build_widgets(self) -> None:
@@ -121,10 +130,9 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         self.thumbnails = ThumbnailStrip(self)
         self.thumbnails.imageSelected.connect(self.show_image)
         self.thumbnails.headerChanged.connect(lambda text: self.patient_title.setText(text))
-        self.viewer = ImageViewer(self)
-        self.viewer.frameChanged.connect(self._frame_changed)
-        self.viewer.play_button.toggled.connect(lambda _on: self._refresh_cam())
-        self.viewer.measured.connect(self._caliper_message)
+        self.viewer: ImageViewer | None = None  # these three: built by build_viewer()
+        self.rois: RoiPanel | None = None
+        self.compare: CompareLayout | None = None
         self.ai_panel = AIPanel(self)
         self.ai_panel.analyseRequested.connect(self.analyse)
         self.ai_panel.cancelRequested.connect(self.cancel_analysis)
@@ -137,11 +145,6 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         self.labels.patient.changed.connect(self._patient_label_changed)
         self.labels.image.errorOccurred.connect(self.report_error)
         self.labels.patient.errorOccurred.connect(self.report_error)
-        self.rois = RoiPanel(self.store, self.viewer, self)
-        self.rois.classify_available = lambda: self.analyzer is not None and bool(getattr(self.analyzer, "cards", True))
-        self.rois.classifyRequested.connect(self.classify_roi)
-        self.rois.errorOccurred.connect(self.report_error)
-        self.rois.suggestion.wanted.connect(self.suggest_roi)
         self.store_watch = StoreWatcher(self.store, self)  # writes by other processes refresh the worklist
         self.store_watch.changed.connect(self.refresh_worklist)
 
@@ -153,7 +156,10 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         self.patient_title.setObjectName("patientTitle")
         cl.addWidget(self.patient_title)
         cl.addWidget(self.thumbnails)
-        cl.addWidget(self.viewer, 1)
+        self._viewer_slot = _PaintedLabel("Loading the image viewer…", centre)
+        self._viewer_slot.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._viewer_slot.painted.connect(self.firstPainted)
+        cl.addWidget(self._viewer_slot, 1)
 
         left = QSplitter(Qt.Orientation.Vertical, self)
         left.addWidget(self.worklist)
@@ -169,7 +175,8 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         roi_box = QGroupBox("Lesion ROIs (crops)", self)
         rl = QVBoxLayout(roi_box)
         rl.setContentsMargins(2, 2, 2, 2)
-        rl.addWidget(self.rois)
+        self._rois_slot = QLabel("", roi_box)
+        rl.addWidget(self._rois_slot)
         right = QSplitter(Qt.Orientation.Vertical, self)
         right.addWidget(ai_scroll)
         right.addWidget(roi_box)
@@ -186,8 +193,31 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         self.splitter.setSizes([430, 770, 400])
         self.splitter.setChildrenCollapsible(False)
         self.setCentralWidget(self.splitter)
-        self.compare = CompareLayout(self)  # the 1x2 layout (View > Compare two images)
         self.resize(1600, 960)
+
+    def build_viewer(self) -> None:
+        """The image viewer, the ROI panel and the 1x2 layout (all pyqtgraph), in the places kept for them."""
+        if self.viewer is not None:
+            return
+        from busviewer.gui.compare import CompareLayout
+        from busviewer.gui.roi import RoiPanel
+        from busviewer.gui.viewer import ImageViewer
+
+        self.viewer = ImageViewer(self)
+        self.viewer.frameChanged.connect(self._frame_changed)
+        self.viewer.play_button.toggled.connect(lambda _on: self._refresh_cam())
+        self.viewer.measured.connect(self._caliper_message)
+        self.rois = RoiPanel(self.store, self.viewer, self)
+        self.rois.classify_available = lambda: self.analyzer is not None and bool(getattr(self.analyzer, "cards", True))
+        self.rois.classifyRequested.connect(self.classify_roi)
+        self.rois.errorOccurred.connect(self.report_error)
+        self.rois.suggestion.wanted.connect(self.suggest_roi)
+        for slot, widget in ((self._viewer_slot, self.viewer), (self._rois_slot, self.rois)):
+            slot.parentWidget().layout().replaceWidget(slot, widget)
+            slot.deleteLater()
+        self.compare = CompareLayout(self)  # the 1x2 layout (View > Compare two images)
+        self.ai_panel.cam.colorbar.load_colours()
+        self.viewerBuilt.emit()
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -325,7 +355,8 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         """Stop timers, cancel and wait for background work (idempotent)."""
         self._shutting_down = True
         self.store_watch.stop()
-        self.viewer.stop()
+        if self.viewer is not None:
+            self.viewer.stop()
         self._cancel_patient_tasks()
         workers.shutdown(timeout_ms)
 
@@ -335,3 +366,15 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         s.setValue("window/splitter", self.splitter.saveState())
         self.shutdown()
         super().closeEvent(event)
+
+
+class _PaintedLabel(QLabel):
+    """The viewer's place-holder: says once that it has been painted (the window is on screen)."""
+
+    painted = Signal()
+
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        if not getattr(self, "_told", False):
+            self._told = True
+            QTimer.singleShot(0, self.painted.emit)  # after this paint is flushed to the screen
