@@ -1,6 +1,6 @@
 """Application-level figures (issue 11): launch time and a real 10-image patient.
 
-    .venv/bin/python benchmarks/bench_app.py launch [--runs 5]
+    .venv/bin/python benchmarks/bench_app.py launch [--runs 5] [--baseline CHECKOUT]
     .venv/bin/python benchmarks/bench_app.py patient [--repeats 5] [--threads N]
 
 ``launch``: starts ``busviewer gui`` offscreen (``QT_QPA_PLATFORM=offscreen``) ``--runs``
@@ -41,21 +41,22 @@ def _stat(v: list[float], digits: int = 2) -> str:
     return f"{statistics.median(v):.{digits}f} ({min(v):.{digits}f}-{max(v):.{digits}f})"
 
 
-def launch_once(home: Path, timeout: float = 60.0) -> tuple[float, float]:
-    """Seconds from starting ``busviewer gui`` to its "window shown" and "viewer ready" log lines."""
+def launch_once(home: Path, source: Path | None = None, timeout: float = 60.0) -> tuple[float, float]:
+    """Seconds from starting ``busviewer gui`` to its "window shown" and "viewer ready" log lines.
+
+    ``source``: run the busviewer package of another checkout (``PYTHONPATH``), e.g. an earlier
+    commit as the baseline; code from before the deferred viewer logs no "viewer ready" (its
+    viewer is built before the window shows), so there both figures are "window shown"."""
     log = home / "logs" / "busviewer.log"
     offset = log.stat().st_size if log.is_file() else 0
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", BUSVIEWER_HOME=str(home))
     env.pop("BUSVIEWER_STORE", None)
-    exe = Path(sys.executable).with_name("busviewer")
-    cmd = (
-        [str(exe), "gui"]
-        if exe.is_file()
-        else [sys.executable, "-c", "import sys; from busviewer.cli import main; sys.exit(main(['gui']))"]
-    )
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    cmd = [sys.executable, "-c", "import sys; from busviewer.cli import main; sys.exit(main(['gui']))"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd, env=env, cwd=source or REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     shown = ready = None
     try:
@@ -65,6 +66,9 @@ def launch_once(home: Path, timeout: float = 60.0) -> tuple[float, float]:
                 shown = time.perf_counter() - t0
             if "viewer ready" in text:
                 ready = time.perf_counter() - t0
+                break
+            if shown is not None and source is not None and time.perf_counter() - t0 > shown + 3.0:
+                ready = shown  # older code: the viewer was built before the window showed
                 break
             time.sleep(0.005)
     finally:
@@ -76,15 +80,26 @@ def launch_once(home: Path, timeout: float = 60.0) -> tuple[float, float]:
     return shown, ready
 
 
-def bench_launch(runs: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        times = [launch_once(Path(tmp)) for _ in range(runs)]
-    shown, ready = [t[0] for t in times], [t[1] for t in times]
-    print(
-        f"launch to window shown (offscreen, {runs} launches; the first with an empty store): "
-        f"{_stat(shown)} s; each: {', '.join(f'{t:.2f}' for t in shown)}"
-    )
-    print(f"launch to image viewer built (pyqtgraph imported after the first paint): {_stat(ready)} s")
+def bench_launch(runs: int, baseline: Path | None = None) -> None:
+    """``runs`` launches; with ``baseline`` (a checkout of earlier code) interleaved with as many of it."""
+    times: dict[str, list[tuple[float, float]]] = {"this code": [], "baseline": []}
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as tmp_base:
+        for _ in range(runs):
+            times["this code"].append(launch_once(Path(tmp)))
+            if baseline is not None:
+                times["baseline"].append(launch_once(Path(tmp_base), source=baseline))
+    for name, got in times.items():
+        if not got:
+            continue
+        shown, ready = [t[0] for t in got], [t[1] for t in got]
+        print(
+            f"{name}: launch to window shown (offscreen, {runs} launches; the first with an empty store): "
+            f"{_stat(shown)} s; each: {', '.join(f'{t:.2f}' for t in shown)}; "
+            f"to image viewer built: {_stat(ready)} s"
+        )
+    if times["baseline"]:
+        ratio = statistics.median(t[0] for t in times["this code"]) / statistics.median(t[0] for t in times["baseline"])
+        print(f"window shown, this code / baseline (medians): {ratio:.2f}")
 
 
 def _patient_files(busi: Path, n: int) -> list[Path]:
@@ -154,6 +169,7 @@ def main() -> int:
     sub = p.add_subparsers(dest="what", required=True)
     la = sub.add_parser("launch")
     la.add_argument("--runs", type=int, default=5)
+    la.add_argument("--baseline", type=Path, default=None, help="a checkout of earlier code, launched interleaved")
     pa = sub.add_parser("patient")
     pa.add_argument("--repeats", type=int, default=5)
     pa.add_argument("--images", type=int, default=10)
@@ -164,7 +180,7 @@ def main() -> int:
     )
     args = p.parse_args()
     if args.what == "launch":
-        bench_launch(args.runs)
+        bench_launch(args.runs, args.baseline)
     else:
         if args.threads:
             import torch

@@ -214,6 +214,7 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         self.rois.suggestion.wanted.connect(self.suggest_roi)
         for slot, widget in ((self._viewer_slot, self.viewer), (self._rois_slot, self.rois)):
             slot.parentWidget().layout().replaceWidget(slot, widget)
+            slot.hide()
             slot.deleteLater()
         self.compare = CompareLayout(self)  # the 1x2 layout (View > Compare two images)
         self.ai_panel.cam.colorbar.load_colours()
@@ -377,4 +378,4 @@ class _PaintedLabel(QLabel):
         super().paintEvent(event)
         if not getattr(self, "_told", False):
             self._told = True
-            QTimer.singleShot(0, self.painted.emit)  # after this paint is flushed to the screen
+            QTimer.singleShot(0, self, self.painted.emit)  # after this paint is flushed; dropped if deleted
