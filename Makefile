@@ -22,6 +22,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_inference.py
+	$(BIN)/python benchmarks/bench_app.py launch
+	$(BIN)/python benchmarks/bench_cine.py
 
 # The installer: build the CPU bundle (dist/cpu/busviewer/) and run its smoke test (slow:
 # not part of `make test`). package-cuda: the CUDA bundle (dist/cuda/busviewer/). See README.
