@@ -25,6 +25,7 @@ import numpy as np
 from busviewer.ai.results import image_numbers
 from busviewer.core.imageio import ImageReadError, read_image
 from busviewer.core.notice import RESEARCH_NOTICE
+from busviewer.core.numbering import image_list
 from busviewer.core.operating import TITLES as POINT_TITLES
 from busviewer.core.operating import describe, describe_band
 from busviewer.core.store import Store
@@ -186,13 +187,12 @@ def _summary(flow: _Flow, store: Store, summary: Any, images: list, numbers: dic
         )
     if not verdicts:
         flow.text("No model results.", indent=0.02)
-    nums = lambda ids: ", ".join(f"#{numbers.get(i, i)}" for i in sorted(ids, key=lambda i: numbers.get(i, i)))  # noqa: E731
     split = len({v.label for v in verdicts.values()}) > 1
     dis = tuple(getattr(analysis, "disagreements", ()) or ())
     if split or dis:
         flow.text(
             ("The models disagree on the patient verdict. " if split else "")
-            + (f"The models disagree on image(s) {nums(dis)}." if dis else ""),
+            + (f"The models disagree on image(s) {image_list(dis, numbers)}." if dis else ""),
             color="#a05000",
             indent=0.02,
         )

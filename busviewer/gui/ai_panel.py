@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from busviewer.core import operating
+from busviewer.core.numbering import image_list
 from busviewer.core.store import ImageRecord
 from busviewer.gui.cam_overlay import CamControls
 from busviewer.gui.notice import NoticeBanner
@@ -304,7 +305,7 @@ class AIPanel(QWidget):
                 card.show_verdict(v, self.numbers, models.get(arch, ""))
         dis = tuple(analysis.disagreements)
         split = len(analysis.verdicts) > 1 and len({v.label for v in analysis.verdicts.values()}) > 1
-        imgs = ", ".join(f"#{self.numbers.get(i, i)}" for i in sorted(dis, key=lambda i: self.numbers.get(i, i)))
+        imgs = image_list(dis, self.numbers)
         if split:
             text = "⚠ The models disagree on the patient verdict." + (f" Images in dispute: {imgs}." if dis else "")
         elif dis:

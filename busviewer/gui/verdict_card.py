@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from busviewer.core import operating
+from busviewer.core.numbering import image_list
 
 ARCH_TITLES = {"ensemble": "Ensemble (AlexNet + ResNet-18)", "vgg16": "VGG-16"}
 ARCH_SHORT = {"ensemble": "Ensemble", "vgg16": "VGG-16"}
@@ -100,7 +101,7 @@ def outside_lines(outside: dict[int, str], overridden: dict[int, str], numbers: 
     """The AI panel's note on images outside the training data (and overrides)."""
 
     def nums(ids: Any) -> str:
-        return ", ".join(f"#{numbers.get(i, i)}" for i in sorted(ids, key=lambda i: numbers.get(i, i)))
+        return image_list(ids, numbers)
 
     lines = [
         f"⚠ Image {nums([i])}: {reason}. No result is shown for it and it does not vote."
@@ -173,7 +174,7 @@ class VerdictCard(QFrame):
         self.title.setToolTip(ARCH_TITLES.get(self.architecture, self.architecture) + (f" · {model}" if model else ""))
 
         def names(ids: Sequence[int]) -> str:
-            return ", ".join(f"#{numbers.get(i, i)}" for i in sorted(ids, key=lambda i: numbers.get(i, i))) or "none"
+            return image_list(ids, numbers, empty="none")
 
         mean = v.mean_malignant_probability
         lines = [f"Votes: {v.malignant_votes} malignant, {v.benign_votes} benign"]
