@@ -29,11 +29,12 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from busviewer.ai.modelcard import ModelCard
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "INPUT_SIZE_RANGE",
@@ -167,6 +168,8 @@ def check_card(card: ModelCard, where: str | Path, require_integrity: bool) -> N
 
 # ------------------------------------------------------------------ weight values
 def _bad_values(name: str, t: torch.Tensor) -> str | None:
+    import torch
+
     if not t.is_floating_point() or t.numel() == 0:
         return None
     if not bool(torch.isfinite(t).all()):

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from busviewer.ai.networks import ARCHITECTURES, INPUT_CHANNELS, VARIANTS
+from busviewer.ai.architectures import ARCHITECTURES, INPUT_CHANNELS, VARIANTS
 from busviewer.core.operating import (
     DEFAULT_OPERATING_POINT,
     OPERATING_POINTS,
@@ -81,7 +81,7 @@ class ModelCard:
     parent: str | None = None
     pretrained_init: str = "imagenet"
     description: str = ""
-    variant: str = "classic"  # network variant (busviewer.ai.networks.VARIANTS); older cards: classic
+    variant: str = "classic"  # network variant (busviewer.ai.architectures.VARIANTS); older cards: classic
     #: Temperature scaling fitted on the validation patients: {"temperature": T, ...} (None: T = 1).
     calibration: dict[str, Any] | None = None
     #: {operating point: threshold on the calibrated malignant probability} (None: 0.5 everywhere).

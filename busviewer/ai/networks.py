@@ -36,12 +36,11 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
+from busviewer.ai.architectures import ARCHITECTURES, INPUT_CHANNELS, VARIANTS
+
 log = logging.getLogger(__name__)
 
 Architecture = Literal["ensemble", "vgg16"]
-ARCHITECTURES: tuple[str, ...] = ("ensemble", "vgg16")
-VARIANTS: tuple[str, ...] = ("classic", "bn")
-INPUT_CHANNELS: dict[str, int] = {"bmode": 3, "bse": 4}
 ALEXNET_FEATURES = 4096
 RESNET_FEATURES = 512
 

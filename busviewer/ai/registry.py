@@ -36,15 +36,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
-
-import torch
-from torch import nn
+from typing import IO, TYPE_CHECKING, Literal
 
 from busviewer.ai import integrity
+from busviewer.ai.architectures import ARCHITECTURES
 from busviewer.ai.modelcard import ModelCard, ModelCardError
-from busviewer.ai.networks import ARCHITECTURES, build_model
 from busviewer.core.fileio import atomic_write_text
+
+if TYPE_CHECKING:  # torch loads only when weights are read or written (seconds of import)
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,10 @@ def _expected_tensors(
     architecture: str, input_mode: str, num_classes: int, variant: str = "classic"
 ) -> dict[str, TensorInfo]:
     """Tensor names/shapes of an architecture's state dict (built on the meta device: no memory)."""
+    import torch
+
+    from busviewer.ai.networks import build_model
+
     with torch.device("meta"):
         model = build_model(architecture, input_mode, num_classes=num_classes, pretrained=False, variant=variant)
     out: dict[str, TensorInfo] = {}
@@ -346,7 +351,10 @@ def load_weights(path: str | Path, card: ModelCard, device: str | torch.device =
 
     The model is float32, in eval mode, on ``device``.
     """
+    import torch
     from safetensors.torch import load_file
+
+    from busviewer.ai.networks import build_model
 
     path = Path(path)
     check_weights_file(path, card)

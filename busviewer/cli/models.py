@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-ARCHITECTURES = ("ensemble", "vgg16")  # busviewer.ai.networks.ARCHITECTURES, without importing torch
+from busviewer.ai.architectures import ARCHITECTURES
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -288,7 +288,7 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
         self._fill_model_menus()
         if res.no_model is not None or not res.cards:
             self.models_state = "none"
-            self.model_status.setText(f"AI: no active model · {res.device}")
+            self.model_status.setText("AI: no active model" + (f" · {res.device}" if res.device else ""))
             self.ai_panel.set_no_model(installed=len(res.entries))
             self.rois.sync()
             self.modelsLoaded.emit({})

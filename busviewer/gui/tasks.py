@@ -85,13 +85,18 @@ def task_load_models(
     analyzer_factory: Callable[[Store, Any], Any],
     analyzer: Any = None,
 ) -> ModelsLoaded:
+    registry = analyzer.registry if analyzer is not None else registry_factory()
+    entries = list(registry.list())  # the registry's listing needs no torch
+    if analyzer is None and not any(getattr(e, "active", False) for e in entries):
+        # Nothing to load: say so now rather than after torch's import (seconds).
+        from busviewer.services.guidance import NO_MODEL
+
+        return ModelsLoaded(None, registry, {}, entries, "", NO_MODEL)
     _limit_torch_threads()
     from busviewer.ai.analysis import NoActiveModel
 
-    registry = analyzer.registry if analyzer is not None else registry_factory()
     if analyzer is None:
         analyzer = analyzer_factory(store, registry)
-    entries = list(registry.list())
     try:
         cards = dict(analyzer.load_models())
         no_model = None

@@ -78,7 +78,7 @@ class TrainConfig:
 
     Recipe (see :mod:`busviewer.training.recipes`; ``recipe`` records which preset the
     settings came from; the dataclass defaults are the ``seed`` recipe): ``variant``
-    (network variant, :data:`busviewer.ai.networks.VARIANTS`), ``optimizer`` (``adam`` or
+    (network variant, :data:`busviewer.ai.architectures.VARIANTS`), ``optimizer`` (``adam`` or
     ``adamw``; AdamW decays only weights with >= 2 dimensions), ``schedule`` (``constant``
     or ``cosine``: linear warm-up over ``warmup_epochs`` then cosine decay to 0 over
     ``epochs``, per step), ``early_stop`` (``val_loss`` or ``val_auc``: validation AUC over
@@ -173,7 +173,7 @@ class TrainConfig:
         return self.name or self.architecture
 
     def validate(self) -> None:
-        from busviewer.ai.networks import ARCHITECTURES, INPUT_CHANNELS
+        from busviewer.ai.architectures import ARCHITECTURES, INPUT_CHANNELS, VARIANTS
 
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.architecture!r}; expected one of {ARCHITECTURES}")
@@ -189,8 +189,6 @@ class TrainConfig:
             raise ValueError("amp must be 'auto', 'off', 'fp16' or 'bf16'")
         if self.head_init not in ("branches", "random"):
             raise ValueError("head_init must be 'branches' or 'random'")
-        from busviewer.ai.networks import VARIANTS
-
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}")
         if self.optimizer not in ("adam", "adamw"):

@@ -59,6 +59,36 @@ def test_window_shows_before_torch_is_imported(tmp_path: Path) -> None:
     assert float(seconds) < 15  # generous on a loaded 2-core machine; typically ~1-2 s
 
 
+def test_nothing_to_load_ends_loading_without_torch(tmp_path: Path) -> None:
+    """With no model installed, "loading models" ends on the registry's listing: torch is
+    never imported (its import alone takes seconds)."""
+    code = textwrap.dedent(f"""
+        import os, sys
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        os.environ["BUSVIEWER_HOME"] = {str(tmp_path / "home")!r}
+        os.environ["BUSVIEWER_SHIPPED_MODELS"] = {str(tmp_path / "no-shipped")!r}
+        from PySide6.QtCore import QTimer
+        from busviewer.core.store import Store
+        from busviewer.gui.app import create_app
+        from busviewer.gui.main_window import MainWindow
+        app = create_app(["busviewer"])
+        store = Store({str(tmp_path / "s.sqlite")!r})
+        window = MainWindow(store)
+        window.modelsLoaded.connect(lambda cards: app.quit())
+        window.show()
+        QTimer.singleShot(0, window.start)
+        QTimer.singleShot(60000, app.quit)
+        app.exec()
+        print(window.models_state, "torch" in sys.modules, repr(window.model_status.text()))
+        window.shutdown()
+        store.close()
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["none", "False"], out.stdout + out.stderr[-2000:]
+    assert "'AI: no active model'" in out.stdout
+
+
 def test_no_active_model_message(qtbot, styled_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = Store(tmp_path / "s.sqlite")
     (tmp_path / "user").mkdir()
