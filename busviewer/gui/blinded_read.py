@@ -1,7 +1,8 @@
 """Blinded first read in the GUI (issue 14): Reading > Blinded first read (a setting).
 
 While it is on, a patient's AI result (verdict cards, per-image table, Grad-CAM, the
-thumbnails' and worklist's AI text) stays hidden until the reader has recorded a call
+thumbnails' and worklist's AI text) and its labels (the worklist's Label column, the
+thumbnails' captions and frames, the label editors) stay hidden until the reader has recorded a call
 (benign/malignant + BI-RADS) in the AI panel's "Your first read" box; recording reveals
 the result, and the AI verdict shown then is stored next to the read. Reading > Reader vs
 AI... shows agreement and sensitivity/specificity. The logic is in
@@ -185,6 +186,7 @@ class BlindedReading:
         model.set_verdicts = lambda verdicts: self._set_verdicts(
             {k: (v if self.visible(k) else HIDDEN_TEXT) for k, v in verdicts.items()}
         )
+        model.labels_hidden = lambda key: not self.visible(key)  # a label (truth) would give the answer away
         window.patientOpened.connect(self.patient_opened)
         window.analysisFinished.connect(self.analysis_shown)
         self.load_reads()
@@ -221,6 +223,9 @@ class BlindedReading:
         w = self.window
         hidden = not self.visible(w.patient_key) and w.patient_key is not None
         w.ai_panel.set_blinded(hidden)
+        w.labels.set_hidden(hidden)
+        w.thumbnails.set_labels_hidden(hidden)
+        w.worklist.model.refresh_labels()
         self.box.setVisible(hidden)
         if hidden:
             self.box.reset()

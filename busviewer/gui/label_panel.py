@@ -162,7 +162,7 @@ class LabelEditor(QGroupBox):
 
     def apply_label(self, label: str) -> bool:
         """Set the label (the B / M keys), keeping BI-RADS, biopsy and note."""
-        if not self.isEnabled():
+        if not self.isEnabled() or self.isHidden():  # hidden: blinded first read
             return False
         self._loading = True
         self.buttons[label].setChecked(True)
@@ -171,7 +171,7 @@ class LabelEditor(QGroupBox):
 
     def apply_birads(self, category: str) -> bool:
         """Set BI-RADS (Ctrl+0..6); ``4`` again steps 4 → 4A → 4B → 4C. Needs benign/malignant first."""
-        if not self.isEnabled():
+        if not self.isEnabled() or self.isHidden():
             return False
         if self.current_choice() is None:
             self.info.setText("Choose benign or malignant first (B / M); then BI-RADS is saved with it.")
@@ -247,17 +247,32 @@ class LabelPanel(QWidget):
                 sc = QShortcut(QKeySequence(f"{mod}+{digit}"), self)
                 sc.setContext(Qt.ShortcutContext.WindowShortcut)
                 sc.activated.connect(lambda d=digit, e=editor: e.apply_birads(d))
-        hint = QLabel(
+        self.hint = hint = QLabel(
             "B / M label the current image, Ctrl+0..6 its BI-RADS (Ctrl+4 again: 4A, 4B, 4C), Alt+0..6 "
             "the patient's · R marks the patient reviewed · every change is saved at once",
             self,
         )
         hint.setObjectName("dimLabel")
         hint.setWordWrap(True)
+        self.hidden_note = QLabel(
+            "Blinded first read: this patient's labels are hidden until you record your call "
+            '(in the AI panel\'s "Your first read" box).',
+            self,
+        )
+        self.hidden_note.setWordWrap(True)
+        self.hidden_note.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.hidden_note)
         lay.addWidget(self.image)
         lay.addWidget(self.patient)
         lay.addWidget(hint)
         lay.addStretch(1)
         lay.setAlignment(Qt.AlignmentFlag.AlignTop)
+
+    def set_hidden(self, hidden: bool) -> None:
+        """Blinded first read: hide both editors (their labels would give the answer away) and
+        refuse the label keys until the reader's call is recorded."""
+        for widget in (self.image, self.patient, self.hint):
+            widget.setHidden(hidden)
+        self.hidden_note.setVisible(hidden)

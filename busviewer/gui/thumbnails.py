@@ -65,6 +65,7 @@ class ThumbnailStrip(QListWidget):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # arrows belong to the shortcuts
         self._records: dict[int, ImageRecord] = {}
         self._ai: dict[int, str] = {}
+        self._labels_hidden = False
         self._pixmaps: dict[int, QPixmap] = {}
         self._views: dict[int, ViewInfo] = {}
         self._studies: dict[str, StudyRecord] = {}
@@ -165,8 +166,15 @@ class ThumbnailStrip(QListWidget):
         ]
         return " · ".join(p for p in parts if p)
 
+    def set_labels_hidden(self, hidden: bool) -> None:
+        """Hide the images' labels (captions, tooltips, frames): blinded first read, before the call."""
+        if hidden != self._labels_hidden:
+            self._labels_hidden = hidden
+            for image_id in self._records:
+                self._refresh(image_id)
+
     def _caption(self, number: int, rec: ImageRecord) -> str:
-        label = rec.label.label if rec.label else "unlabelled"
+        label = "label hidden" if self._labels_hidden else rec.label.label if rec.label else "unlabelled"
         cine = f" ▶{rec.frame_count}" if rec.frame_count > 1 else ""
         view = self.view_text(rec.id)
         ai = self._ai.get(rec.id)
@@ -179,7 +187,7 @@ class ThumbnailStrip(QListWidget):
         if thumb.pixels is not None:
             pix = QPixmap.fromImage(array_to_qimage(thumb.pixels))
             self._pixmaps[thumb.image_id] = pix
-            item.setIcon(QIcon(_framed(pix, self._records.get(thumb.image_id))))
+            item.setIcon(QIcon(_framed(pix, None if self._labels_hidden else self._records.get(thumb.image_id))))
         else:
             item.setIcon(QIcon(_placeholder(broken=True)))
             item.setToolTip(f"{item.toolTip()}\n\nCannot read: {thumb.error}")
@@ -200,9 +208,9 @@ class ThumbnailStrip(QListWidget):
         if item is None or rec is None:
             return
         item.setText(self._caption(list(self._records).index(image_id) + 1, rec))
-        item.setToolTip(_tooltip(rec))
+        item.setToolTip(_tooltip(rec, self._labels_hidden))
         if image_id in self._pixmaps:
-            item.setIcon(QIcon(_framed(self._pixmaps[image_id], rec)))
+            item.setIcon(QIcon(_framed(self._pixmaps[image_id], None if self._labels_hidden else rec)))
 
     def select_image(self, image_id: int) -> None:
         item = self._item(image_id)
@@ -225,12 +233,16 @@ class ThumbnailStrip(QListWidget):
             self.imageSelected.emit(int(current.data(ID_ROLE)))
 
 
-def _tooltip(rec: ImageRecord) -> str:
+def _tooltip(rec: ImageRecord, label_hidden: bool = False) -> str:
     label = rec.label
     parts = [
         rec.name,
         f"{rec.columns}×{rec.rows}" + (f", {rec.frame_count} frames" if rec.frame_count > 1 else ""),
-        f"label: {label.label} ({label.source})" if label else "label: none",
+        "label: hidden until your first read"
+        if label_hidden
+        else f"label: {label.label} ({label.source})"
+        if label
+        else "label: none",
     ]
     return "\n".join(parts)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import (
@@ -37,6 +37,7 @@ HEADER_TIPS = (
     "● unread · ○ opened · ✓ reviewed",
 )
 STATE_TEXT = {"reviewed": "✓", "opened": "○", "unread": "●"}
+LABEL_HIDDEN = "hidden"
 COL_PATIENT, COL_IMAGES, COL_LABEL, COL_VERDICT, COL_STATE = range(len(COLUMNS))
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -55,6 +56,8 @@ class PatientTableModel(QAbstractTableModel):
         self._rows: list[PatientSummary] = []
         self._verdicts: dict[str, str] = {}
         self._opened: set[str] = set()
+        #: patients whose labels must not show (blinded first read: until the reader's call)
+        self.labels_hidden: Callable[[str], bool] = lambda _key: False
 
     # ---------------------------------------------------------------- data
     def set_patients(self, patients: Sequence[PatientSummary]) -> None:
@@ -86,6 +89,15 @@ class PatientTableModel(QAbstractTableModel):
 
     def verdict(self, patient_key: str) -> str:
         return self._verdicts.get(patient_key, "")
+
+    def label_text(self, p: PatientSummary) -> str:
+        """The Label column's text (hidden where :attr:`labels_hidden` says so)."""
+        return LABEL_HIDDEN if self.labels_hidden(p.patient_key) else _label_text(p)
+
+    def refresh_labels(self) -> None:
+        """Redraw the Label column (after :attr:`labels_hidden` changed its answers)."""
+        if self._rows:
+            self.dataChanged.emit(self.index(0, COL_LABEL), self.index(len(self._rows) - 1, COL_LABEL))
 
     def mark_opened(self, patient_key: str) -> None:
         self._opened.add(patient_key)
@@ -138,7 +150,7 @@ class PatientTableModel(QAbstractTableModel):
             if col == COL_IMAGES:
                 return p.image_count
             if col == COL_LABEL:
-                return _label_text(p)
+                return self.label_text(p)
             if col == COL_VERDICT:
                 return self._verdicts.get(p.patient_key, "–" if role == Qt.ItemDataRole.DisplayRole else "")
             if col == COL_STATE:
@@ -152,6 +164,8 @@ class PatientTableModel(QAbstractTableModel):
                     "opened": "Opened, not marked reviewed (R marks it)",
                     "unread": "Unread: not opened yet",
                 }[self.state(p)]
+            if col == COL_LABEL and self.labels_hidden(p.patient_key):
+                return "Hidden until you record your first read of this patient (blinded first read)"
             if col == COL_LABEL:
                 counts = ", ".join(f"{v} {k}" for k, v in sorted(p.label_counts.items()))
                 return "Patient label (reader/biopsy)" if p.patient_label else f"Image labels: {counts or 'none'}"
@@ -224,7 +238,7 @@ class PatientFilterProxy(QSortFilterProxyModel):
         model: PatientTableModel = self.sourceModel()  # type: ignore[assignment]
         p = model.patient(source_row)
         if self._text:
-            hay = " ".join([p.patient_key, p.name or "", _label_text(p), model.verdict(p.patient_key)]).lower()
+            hay = " ".join([p.patient_key, p.name or "", model.label_text(p), model.verdict(p.patient_key)]).lower()
             if self._text not in hay:
                 return False
         verdict = model.verdict(p.patient_key).lower()

@@ -1,5 +1,6 @@
 """Blinded first read in the GUI (issue 14): with the setting on, the AI result of a patient
-stays hidden (panel, thumbnails, worklist) until the reader records a call; recording
+and the patient's labels stay hidden (panel, thumbnails, worklist, label editors) until the
+reader records a call; recording
 reveals it and stores both; Reader vs AI shows the comparison."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from busviewer.core.store import Store
 from busviewer.core.store.reads import reads
 from busviewer.gui.blinded_read import HIDDEN_TEXT
 from busviewer.gui.main_window import MainWindow
+from busviewer.gui.worklist import LABEL_HIDDEN
 from busviewer.services.blinded_read import SETTING
 
 SHOTS = Path("/tmp/screens/issue14")
@@ -50,6 +52,13 @@ def test_ai_hidden_until_the_first_read_is_recorded(
         assert all(not b.isVisible() for b in panel.result_boxes)
         assert panel.image_short_labels() == {} and panel.analysis is not None
         assert w.worklist.model.verdict("PAT-BLIND") == HIDDEN_TEXT
+        # the biopsy label is the answer: hidden in the worklist, thumbnails and label editors
+        assert w.worklist.model.label_text(w.worklist.model.patient(0)) == LABEL_HIDDEN
+        assert all("label hidden" in w.thumbnails.item(r).text() for r in range(w.thumbnails.count()))
+        assert "malignant" not in " ".join(w.thumbnails.item(r).toolTip() for r in range(w.thumbnails.count()))
+        assert w.labels.patient.isHidden() and w.labels.image.isHidden() and w.labels.hidden_note.isVisible()
+        w.label_current_image("benign")  # the B key: refused while the labels are hidden
+        assert store.images("PAT-BLIND")[0].label is None
         assert not box.button.isEnabled()
         assert w.rois.suggestion.item is None  # no Grad-CAM ROI suggestion while blinded
         with qtbot.waitSignal(w.infoShown, timeout=5_000):  # nor a PDF with the AI result in it
@@ -65,6 +74,9 @@ def test_ai_hidden_until_the_first_read_is_recorded(
         pump_until(lambda: all(b.isVisible() for b in panel.result_boxes), 10, "the AI result")
         assert not box.isVisible() and panel.image_short_labels() != {}
         assert w.worklist.model.verdict("PAT-BLIND") not in ("", HIDDEN_TEXT)
+        assert w.worklist.model.label_text(w.worklist.model.patient(0)) == "malignant (biopsy)"
+        assert not w.labels.patient.isHidden() and not w.labels.hidden_note.isVisible()
+        assert not any("label hidden" in w.thumbnails.item(r).text() for r in range(w.thumbnails.count()))
         (rec,) = reads(store, store.user)
         assert (rec.call, rec.birads, rec.revealed) == ("malignant", "4C", True)
         assert rec.ai_label == panel.analysis.verdicts["ensemble"].label
