@@ -19,6 +19,7 @@ any model, so toggling the overlay, switching model or exporting recomputes noth
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from busviewer.ai.cam_cache import CamCache
+from busviewer.ai.feature_guard import FeatureGuard, FeatureGuardError, outside_reason
 from busviewer.ai.gradcam import DEFAULT_CAM_LAYER
 from busviewer.ai.integrity import NonFiniteOutput, finite_output
 from busviewer.ai.modelcard import ModelCard
@@ -42,6 +44,8 @@ from busviewer.ai.results import stored_analysis as _stored_analysis
 from busviewer.core.imageio import DecodedImage, ImageReadError, read_image, sha256_file
 from busviewer.core.operating import DEFAULT_OPERATING_POINT, check_operating_point
 from busviewer.core.store import ImageRecord, Store
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from busviewer.ai.inference import Predictor
@@ -178,6 +182,7 @@ class Analyzer:
         predictions: dict[tuple[int, str], ImagePrediction] = {}
         rows: list[dict] = []
         cams: list[tuple[str, str, int, str, np.ndarray]] = []
+        features: dict[str, list[np.ndarray]] = {}
         frames = {r.id: min(frame, max(r.frame_count, 1) - 1) for r in records}
         with self._lock:
             op = self.operating_point
@@ -186,7 +191,10 @@ class Analyzer:
                     raise Cancelled(patient_key)
                 card = self._models[arch][1]
                 predictor.operating_point = op
-                results, maps = predictor.predict_with_cams([pixels[i] for i in ids]) if ids else ([], [])
+                feats = features.setdefault(arch, [])
+                results, maps = (
+                    predictor.predict_with_cams([pixels[i] for i in ids], features_out=feats) if ids else ([], [])
+                )
                 for image_id, res, fmap in zip(ids, results, maps):
                     if not finite_output(res.probabilities, res.malignant_probability):
                         problems.append(_non_finite_message(paths[image_id], card))  # nothing stored
@@ -201,7 +209,49 @@ class Analyzer:
         if rows:
             self.store.add_predictions(rows)
         self.cam_cache.put_many(cams)
+        self._record_guard([r for r in records if r.id in pixels], pixels, ids, features)
         return summarise(patient_key, predictions, self.thresholds(), op, tuple(problems))
+
+    def _record_guard(
+        self,
+        records: Sequence[ImageRecord],
+        pixels: dict[int, np.ndarray],
+        ids: list[int],
+        features: dict[str, list[np.ndarray]],
+    ) -> None:
+        """Record the input guard's finding of each analysed image: the pixel checks (colour,
+        photometric) and, for models whose card has one, the feature-distance guard."""
+        from busviewer.core.input_guard import OUTSIDE_TEXT, GuardResult, assess_pixels
+        from busviewer.core.store.flags import image_flags, record_flag
+
+        distances: dict[str, tuple[FeatureGuard, np.ndarray]] = {}
+        for arch, feats in features.items():
+            guard = self._feature_guard(arch)
+            if guard is not None and len(feats) == len(ids):
+                distances[arch] = (guard, guard.distance(np.stack(feats)) if feats else np.zeros(0))
+        row = {image_id: n for n, image_id in enumerate(ids)}
+        known = image_flags(self.store, [r.id for r in records])
+        for rec in records:
+            result = assess_pixels(pixels[rec.id], rec.photometric)
+            if not result.outside:
+                for arch, (guard, dist) in distances.items():
+                    d = float(dist[row[rec.id]])
+                    if guard.outside(d):
+                        title = ARCHITECTURE_TITLES.get(arch, arch)
+                        result = GuardResult(True, f"{OUTSIDE_TEXT}: {outside_reason(d, guard, title)}")
+                        break
+            was = known.get(rec.id)
+            finding = (rec.content_hash, result.outside, result.reason)
+            if was is None or (was.image_hash, was.outside, was.reason) != finding:  # unchanged: not rewritten
+                record_flag(self.store, rec.id, rec.content_hash, result)
+
+    def _feature_guard(self, arch: str) -> FeatureGuard | None:
+        card = self._models[arch][1]
+        try:
+            return FeatureGuard.from_card(card.feature_guard)
+        except FeatureGuardError as exc:
+            log.warning("model %s: feature guard not used: %s", card.ref, exc)
+            return None
 
     def stored_analysis(self, patient_key: str, operating_point: str | None = None) -> PatientAnalysis | None:
         """The latest stored predictions of the patient at ``operating_point`` (default: the

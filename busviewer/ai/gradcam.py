@@ -151,8 +151,10 @@ def _branch_roots(model: nn.Module) -> list[nn.Module]:
 
 def _raw_cams(
     model: nn.Module, x: torch.Tensor, targets: Sequence[int | None], layer: str | None = None
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """One forward + a partial backward; returns ``(logits, chosen targets, {layer: sum_k alpha_k A_k})``.
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """One forward + a partial backward; returns ``(logits, chosen targets, {layer: sum_k
+    alpha_k A_k}, features)``; ``features`` ``(N, C)``: each CAM layer's activations averaged
+    over space, concatenated in layer order (what the feature-distance input guard measures).
 
     Autograd records only what follows each Grad-CAM layer: every branch starts with grad
     disabled and the layer's hook enables it, so the layers before it run as in inference
@@ -194,11 +196,13 @@ def _raw_cams(
     names = list(layers)
     grads = torch.autograd.grad(score, [acts[n] for n in names])
     cams = {}
+    pooled = []
     for name, g in zip(names, grads):
         a = acts[name].detach().float()
         weights = g.detach().float().mean(dim=(2, 3), keepdim=True)
         cams[name] = (weights * a).sum(dim=1)  # (N, h, w)
-    return logits.detach().float(), chosen, cams
+        pooled.append(a.mean(dim=(2, 3)))
+    return logits.detach().float(), chosen, cams, torch.cat(pooled, dim=1)
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,8 @@ class CamPass:
     logits: torch.Tensor
     targets: list[int]
     maps: torch.Tensor
+    #: ``(N, C)`` float32 CPU: the CAM layers' activations averaged over space (concatenated).
+    features: torch.Tensor
 
 
 def forward_with_cams(
@@ -225,13 +231,15 @@ def forward_with_cams(
         x = x.to(dev)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits, chosen, cams = _raw_cams(model, x, [None] * x.shape[0], layer)
+        logits, chosen, cams, features = _raw_cams(model, x, [None] * x.shape[0], layer)
         if "alexnet" in cams:
             fused = _fuse_ensemble(cams["alexnet"], cams["resnet"])
         else:
             (only,) = cams.values()
             fused = F.relu(only)
-    return CamPass(logits.cpu(), [int(c) for c in chosen], fused.detach().float().cpu().contiguous())
+    return CamPass(
+        logits.cpu(), [int(c) for c in chosen], fused.detach().float().cpu().contiguous(), features.cpu().contiguous()
+    )
 
 
 def _fuse_ensemble(alex: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
@@ -274,7 +282,7 @@ def gradcam_batch(
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             x = torch.stack([preprocess(im, card) for im in chunk]).to(dev)
-            logits, chosen, cams = _raw_cams(model, x, targets[start : start + batch_size], layer)
+            logits, chosen, cams, _features = _raw_cams(model, x, targets[start : start + batch_size], layer)
             probs = torch.softmax(logits, dim=1).cpu()
             if "alexnet" in cams:
                 fused = _fuse_ensemble(cams["alexnet"], cams["resnet"])

@@ -194,8 +194,12 @@ class Predictor:
         batch_size: int = 16,
         layer: str | None = None,
         cancel: CancelToken | None = None,
+        features_out: list[np.ndarray] | None = None,
     ) -> tuple[list[Prediction], list[np.ndarray]]:
         """Predictions and Grad-CAM maps from one forward pass per batch.
+
+        ``features_out``: if given, each image's pooled CAM-layer features (``(C,)`` float32)
+        are appended to it (:mod:`busviewer.ai.feature_guard` measures them).
 
         Each map is the predicted class's ``(h, w) float32`` map after ReLU at feature
         resolution (fused for the ensemble; :func:`busviewer.ai.gradcam.to_image_heatmap`
@@ -216,6 +220,8 @@ class Predictor:
             probs = torch.softmax(out.logits / self.temperature, dim=1)
             preds += [self._make(row, None) for row in probs]
             maps += [m.numpy() for m in out.maps]
+            if features_out is not None:
+                features_out += [f.numpy() for f in out.features]
         return preds, maps
 
     def predict_rois(

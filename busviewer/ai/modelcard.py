@@ -89,6 +89,9 @@ class ModelCard:
     #: Shipped (sharded, compressed) weights: shard index, compression and its measured
     #: effect, regression images (``busviewer.ai.shards`` / ``shipping``). None: one file.
     shipping: dict[str, Any] | None = None
+    #: The training images' feature summary for the feature-distance input guard
+    #: (:mod:`busviewer.ai.feature_guard`); None: the model has no such guard.
+    feature_guard: dict[str, Any] | None = None
     #: sha256 over the card's canonical content and its weight files' hashes
     #: (:mod:`busviewer.ai.integrity`); None on cards written before it existed.
     integrity: str | None = None
@@ -283,7 +286,7 @@ class ModelCard:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (with a ``format`` marker)."""
         data = asdict(self)
-        for key in ("calibration", "operating_points", "shipping", "integrity"):  # optional: absent, not null
+        for key in ("calibration", "operating_points", "shipping", "feature_guard", "integrity"):  # absent, not null
             if data[key] is None:
                 del data[key]
         return {"format": CARD_FORMAT, **data}

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from busviewer.ai import integrity
 from busviewer.ai.architectures import ARCHITECTURES
@@ -600,6 +600,21 @@ class ModelRegistry:
         if wanted >= 1 and wanted not in taken:
             return wanted
         return max(taken, default=0) + 1
+
+    def set_feature_guard(
+        self, entry_or_name: ModelEntry | str, guard: dict[str, Any], version: int | None = None
+    ) -> ModelEntry:
+        """Write the feature-distance input guard ``guard`` into a model's card, sealed again
+        (the weights are untouched; a shipped card is rewritten in place)."""
+        from busviewer.ai.feature_guard import FeatureGuard
+
+        FeatureGuard.from_card(guard)  # malformed: FeatureGuardError
+        with self._lock:
+            entry = self.verify(entry_or_name, version)
+            card = integrity.seal(entry.card.with_updates(feature_guard=dict(guard)))
+            atomic_write_text(entry.card_path, card.to_json())
+            log.info("feature guard of %s written to %s", card.ref, entry.card_path)
+            return self.get(card.name, card.version)
 
     def save(self, model: nn.Module, card: ModelCard) -> ModelEntry:
         """Register ``model`` under ``card`` in the user folder and return its entry.

@@ -1,4 +1,4 @@
-"""``busviewer models list|show|import|export|activate|rollback|use-default|delete|ship``: thin
+"""``busviewer models list|show|import|export|activate|rollback|use-default|delete|fit-guard|ship``: thin
 wrappers of :mod:`busviewer.services.models` (the same audited use cases as Model > Manage models)."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from busviewer.ai.architectures import ARCHITECTURES
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "models", help="the model registry: list, show, import, export, activate, rollback, use-default, delete, ship"
+        "models",
+        help="the model registry: list, show, import, export, activate, rollback, use-default, delete, fit-guard, ship",
     )
     msub = p.add_subparsers(dest="models_command", required=True)
     a = msub.add_parser("list", help="model versions with their metrics; * marks the active ones")
@@ -47,6 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = msub.add_parser("delete", help="delete a user model version (never the active or a shipped one)")
     a.add_argument("model", metavar="NAME:VERSION")
     a.set_defaults(handler=cmd_delete)
+    a = msub.add_parser(
+        "fit-guard",
+        help="fit a model's feature-distance input guard on the images it was trained on (written into its card)",
+        description="Runs NAME:VERSION over the labelled images of MANIFEST (those with one of --labels), "
+        "summarises their pooled Grad-CAM-layer features in the model card, and from then on flags images "
+        "far from them as outside the model's training data. Training does this by itself; this is for "
+        "models trained or shipped before it did.",
+    )
+    a.add_argument("model", metavar="NAME:VERSION")
+    a.add_argument("--manifest", type=Path, required=True, help="CSV image,label[,patient_id] of the training images")
+    a.add_argument("--labels", default="benign,malignant", help="labels to use (default: benign,malignant)")
+    a.add_argument("--device", help="device (default: auto)")
+    a.set_defaults(handler=cmd_fit_guard)
     a = msub.add_parser(
         "ship",
         help="make a registered model a shipped default: compressed safetensors shards in models/<name>/",
@@ -93,12 +107,14 @@ def _store():  # type: ignore[no-untyped-def]
 
 
 def _run(fn) -> int:  # type: ignore[no-untyped-def]
+    from busviewer.ai.feature_guard import FeatureGuardError
     from busviewer.ai.modelcard import ModelCardError
     from busviewer.ai.registry import RegistryError
+    from busviewer.core.imageio import ImageReadError
 
     try:
         return fn()
-    except (RegistryError, ModelCardError, OSError, LookupError) as exc:
+    except (RegistryError, ModelCardError, FeatureGuardError, ImageReadError, OSError, LookupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -182,6 +198,27 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         from busviewer.services import models as svc
 
         print(svc.roll_back(_registry(), _store(), args.architecture).describe("is again the active"))
+        return 0
+
+    return _run(go)
+
+
+def cmd_fit_guard(args: argparse.Namespace) -> int:
+    def go() -> int:
+        from busviewer.services import models as svc
+        from busviewer.services.models import split_ref
+        from busviewer.training.guard_fit import manifest_images
+
+        images = manifest_images(args.manifest, tuple(x.strip() for x in args.labels.split(",") if x.strip()))
+        if not images:
+            print(f"error: {args.manifest}: no image with a label in {args.labels}", file=sys.stderr)
+            return 2
+        name, version = split_ref(args.model)
+        ref, guard = svc.fit_guard(_registry(), _store(), name, version, images, device=args.device)
+        print(
+            f"{ref}: feature guard fitted on {guard['n_images']} images ({len(guard['components'])} components, "
+            f"threshold {guard['threshold']:g}); images further than that are flagged as outside its training data"
+        )
         return 0
 
     return _run(go)

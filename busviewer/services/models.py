@@ -183,6 +183,21 @@ def export_model(
     return weights, card
 
 
+def fit_guard(
+    registry: Any, store: Any, name: str, version: int, images: Sequence[Path], device: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Fit a model's feature-distance input guard on ``images`` (the images it was trained
+    on) and write it into its card; audited. Returns ``(ref, guard section)``."""
+    from busviewer.core.imageio import read_image
+    from busviewer.training.guard_fit import fit_guard as fit
+
+    model, card = registry.load(registry.get(name, version))
+    guard = fit(model, card, (read_image(p).frame(0) for p in images), device=device)
+    entry = registry.set_feature_guard(card.ref, guard)
+    _audit(store, AuditAction.FIT_FEATURE_GUARD, entry.architecture, None, f"{entry.ref} on {guard['n_images']} images")
+    return entry.ref, guard
+
+
 def delete_model(registry: Any, store: Any, name: str, version: int) -> str:
     """Delete a user model version (never a shipped or active one); audited. The training
     wizard's "discard" of a freshly trained candidate is this too. Returns its ref."""
@@ -203,6 +218,7 @@ __all__ = [
     "activation_question",
     "activation_warnings",
     "delete_model",
+    "fit_guard",
     "export_model",
     "import_model",
     "promote",

@@ -555,7 +555,7 @@ class _Run:
             self._check_cancel()  # last chance: after this the model is registered
             ref, entry = None, None
             if cfg.register and self.dist.is_main:
-                ref, entry = self._register(final, metrics, summary, plan)
+                ref, entry = self._register(final, metrics, summary, plan, select(sset.samples, plan.fixed.train))
             ddp.barrier(self.dist)
             wall = time.monotonic() - self.t0
             self.emit(RunFinished(self.run_dir, scalars(metrics.get("test") or {}), ref, wall))
@@ -572,7 +572,12 @@ class _Run:
             raise
 
     def _register(
-        self, final: dict[str, Any], metrics: dict[str, Any], summary: dict[str, Any], plan: SplitPlan
+        self,
+        final: dict[str, Any],
+        metrics: dict[str, Any],
+        summary: dict[str, Any],
+        plan: SplitPlan,
+        train_samples: Sequence[Any] = (),
     ) -> tuple[str, ModelEntry]:
         assert self.run_dir is not None
         marker = self.run_dir / "registered.json"
@@ -583,6 +588,11 @@ class _Run:
             return ref, entry
         card = self._card(final, metrics, summary | {"normal": self.cfg.normal}, plan)
         model = final["_model"].to("cpu")
+        from busviewer.training.guard_fit import fit_guard_from_samples  # the input guard's feature summary
+
+        guard = fit_guard_from_samples(model, card, train_samples)
+        if guard is not None:
+            card = card.with_updates(feature_guard=guard)
         entry = registry.save(model, card)
         write_json(
             marker,

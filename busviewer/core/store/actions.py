@@ -35,6 +35,7 @@ class AuditAction(StrEnum):
     EXPORT_MODEL = "export_model"
     DELETE_MODEL = "delete_model"
     PUBLISH_MODEL = "publish_model"
+    FIT_FEATURE_GUARD = "fit_feature_guard"
     # locked test set
     CREATE_LOCKED_TEST = "create_locked_test"
     RESET_LOCKED_TEST = "reset_locked_test"
