@@ -30,8 +30,11 @@ from PySide6.QtWidgets import QMessageBox, QWidget, QWizard
 
 from busviewer.gui import workers
 from busviewer.gui.dialogs import message_box
-from busviewer.gui.wizard_pages import DataPage, ModelPage, SettingsPage, ValidationPage
+from busviewer.gui.wizard_common import ARCH_TEXT, RECIPE_TEXT
+from busviewer.gui.wizard_data_page import DataPage
+from busviewer.gui.wizard_model_page import ModelPage
 from busviewer.gui.wizard_run import ResultsPage, RunPage
+from busviewer.gui.wizard_settings_page import SettingsPage
 from busviewer.gui.wizard_tasks import (
     Env,
     task_compare,
@@ -42,6 +45,7 @@ from busviewer.gui.wizard_tasks import (
     task_resume,
     task_train,
 )
+from busviewer.gui.wizard_validation_page import ValidationPage
 from busviewer.services import locked_tests
 from busviewer.services import training_runs as runs
 from busviewer.services.models import split_ref
@@ -152,8 +156,6 @@ class TrainingWizard(QWizard):
 
     def start_summary(self) -> str:
         """What "Start training" is about to do: model, data, device and a rough time estimate."""
-        from busviewer.gui.wizard_pages import ARCH_TEXT, RECIPE_TEXT
-
         sp, vp, arch = self.settings_page, self.validation_page, self.model_page.architecture()
         c = vp.preview_counts or {}
         part = lambda k: c.get(k, {})  # noqa: E731

@@ -28,7 +28,7 @@ def _texts(root: QWidget) -> list[tuple[QWidget, str]]:
 
 def test_locked_set_on_next_and_confirmation_before_a_run(ws, qtbot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     from busviewer.gui.training_wizard import PAGE_SETTINGS, PAGE_VALIDATION
-    from busviewer.gui.wizard_pages import RECIPE_TEXT
+    from busviewer.gui.wizard_common import RECIPE_TEXT
 
     wiz = open_wizard(ws, qtbot)
     press(qtbot, wiz)
