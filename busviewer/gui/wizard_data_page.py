@@ -14,7 +14,6 @@ from typing import Any
 
 from PySide6.QtCore import QDate, Qt, QTimer
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QButtonGroup,
     QCheckBox,
     QComboBox,
@@ -23,20 +22,15 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
     QPushButton,
     QRadioButton,
-    QScrollArea,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
-    QWidget,
     QWizardPage,
 )
 
-from busviewer.gui.wizard_common import BLOCK_STYLE, OK_STYLE, WARN_STYLE, WizardHost, dim
+from busviewer.gui.wizard_common import WizardHost, dim
+from busviewer.gui.wizard_data_widgets import DataChecks, PatientTable
 from busviewer.services import training_data as wd
 from busviewer.services import training_runs as runs
 
@@ -57,10 +51,8 @@ class DataPage(QWizardPage):
         self.warnings: list[wd.DataWarning] = []
         self.near: list[wd.NearDuplicate] | None = None
         self.near_problems: list[str] = []
-        self.excluded: set[str] = set()
         self._load_generation = 0
         self._started = False
-        self._filling = False
         self._recount_timer = QTimer(self)
         self._recount_timer.setObjectName("busviewer-wizard-recount")
         self._recount_timer.setSingleShot(True)
@@ -165,66 +157,22 @@ class DataPage(QWizardPage):
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
         self.summary_label.setWordWrap(True)
         sl.addWidget(self.summary_label)
-        warn = QGroupBox("Check before training", self)
-        wl = QVBoxLayout(warn)
-        self.warnings_widget = QWidget(warn)
-        self.warnings_layout = QVBoxLayout(self.warnings_widget)
-        self.warnings_layout.setContentsMargins(0, 0, 0, 0)
-        self.warnings_layout.setSpacing(6)
-        self.warnings_layout.addStretch(1)
-        scroll = QScrollArea(warn)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(self.warnings_widget)
-        wl.addWidget(scroll, 1)
-        self.dup_status = dim("", warn)
-        wl.addWidget(self.dup_status)
+        self.checks = DataChecks(self)
+        self.warnings_widget, self.warnings_layout = self.checks.warnings_widget, self.checks.warnings_layout
+        self.dup_status = self.checks.dup_status
         left = QVBoxLayout()
         left.addWidget(sel)
-        left.addWidget(warn, 1)
+        left.addWidget(self.checks, 1)
 
-        # patients
-        pats = QGroupBox("Patients", self)
-        pl = QVBoxLayout(pats)
-        self.search = QLineEdit(pats)
-        self.search.setPlaceholderText("Search patient ID…")
-        self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(self._apply_search)
-        self.table = QTableWidget(0, 5, pats)
-        self.table.setHorizontalHeaderLabels(["Use", "Patient", "Benign", "Malignant", "Patient label"])
-        self.table.horizontalHeaderItem(4).setToolTip(
-            "A patient counts as malignant when any of their images is malignant (used to balance the split)."
-        )
-        self.table.horizontalHeaderItem(2).setToolTip("Benign images (or crops) of the patient")
-        self.table.horizontalHeaderItem(3).setToolTip("Malignant images (or crops) of the patient")
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setAlternatingRowColors(True)
-        hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.table.setToolTip("Untick a patient to leave all of their images out of this training run.")
-        self.table.itemChanged.connect(self._item_changed)
-        btns = QHBoxLayout()
-        self.include_shown = QPushButton("Use all shown", pats)
-        self.exclude_shown = QPushButton("Leave out all shown", pats)
-        self.include_shown.clicked.connect(lambda: self._set_shown(True))
-        self.exclude_shown.clicked.connect(lambda: self._set_shown(False))
-        btns.addWidget(self.include_shown)
-        btns.addWidget(self.exclude_shown)
-        btns.addStretch(1)
-        self.patient_count = dim("", pats, wrap=False)
-        pl.addWidget(self.search)
-        pl.addWidget(self.table, 1)
-        pl.addLayout(btns)
-        pl.addWidget(self.patient_count)
+        self.patients = PatientTable(self)
+        self.patients.changed.connect(self.schedule_recount)
+        p = self.patients  # the names tests and the wizard use
+        self.table, self.search, self.patient_count = p.table, p.search, p.patient_count
+        self.include_shown, self.exclude_shown = p.include_shown, p.exclude_shown
 
         middle = QHBoxLayout()
         middle.addLayout(left, 5)
-        middle.addWidget(pats, 4)
+        middle.addWidget(self.patients, 4)
 
         lay = QVBoxLayout(self)
         lay.addWidget(self.resume_box)
@@ -273,7 +221,7 @@ class DataPage(QWizardPage):
     def _reload(self, *_args: Any) -> None:
         if not self.source_checks or not any(cb.isChecked() for cb in self.source_checks.values()):
             self.candidates = None
-            self.summary = None
+            self.summary = self.patients.summary = None
             self.summary_label.setText("Tick at least one kind of label.")
             self._show_warnings([wd.DataWarning("no_data", "No label source is chosen.", True)])
             self.completeChanged.emit()
@@ -313,7 +261,7 @@ class DataPage(QWizardPage):
         if self.candidates is None:
             return
         self.summary = wd.summarize(self.candidates, self.since(), self.excluded)
-        self._fill_table()
+        self.patients.fill(self.summary)
         self._show_summary()
         self.refresh_warnings()
         self.completeChanged.emit()
@@ -332,33 +280,7 @@ class DataPage(QWizardPage):
         self._show_warnings(self.warnings)
 
     def _show_warnings(self, warnings: list[wd.DataWarning]) -> None:
-        lay = self.warnings_layout
-        while lay.count() > 1:
-            item = lay.takeAt(0)
-            w = item.widget()
-            if w is not None:
-                w.setParent(None)
-                w.deleteLater()
-        i = 0
-        for i, w in enumerate(warnings):
-            lab = QLabel(("✖ " if w.blocking else "⚠ ") + w.text, self.warnings_widget)
-            lab.setWordWrap(True)
-            lab.setStyleSheet(BLOCK_STYLE if w.blocking else WARN_STYLE)
-            lab.setProperty("kind", w.kind)
-            lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            lay.insertWidget(i, lab)
-        passed = wd.passed_checks(warnings, self.near is not None)
-        if passed:
-            ok = QLabel(
-                "✓ Checked, no problem: "
-                + "; ".join(passed)
-                + "."
-                + ("" if self.near is not None else " (Near-identical images: still checking…)"),
-                self.warnings_widget,
-            )
-            ok.setWordWrap(True)
-            ok.setStyleSheet(OK_STYLE)
-            lay.insertWidget(len(warnings), ok)
+        self.checks.show_warnings(warnings, self.near is not None)
 
     def warning_kinds(self) -> list[str]:
         return [w.kind for w in self.warnings]
@@ -384,82 +306,13 @@ class DataPage(QWizardPage):
             "<br>".join(rows) + "<br><span style='color:#9aa0a6'>" + html.escape(" · ".join(extra)) + "</span>"
         )
 
-    # -------------------------------------------------------------- patients
-    def _fill_table(self) -> None:
-        s = self.summary
-        assert s is not None
-        self._filling = True
-        t = self.table
-        t.setUpdatesEnabled(False)
-        try:
-            pats = sorted(s.patients.values(), key=lambda c: c.patient)
-            t.setRowCount(len(pats))
-            for r, pc in enumerate(pats):
-                use = QTableWidgetItem()
-                use.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-                use.setCheckState(Qt.CheckState.Unchecked if pc.patient in self.excluded else Qt.CheckState.Checked)
-                use.setData(Qt.ItemDataRole.UserRole, pc.patient)
-                t.setItem(r, 0, use)
-                t.setItem(r, 1, QTableWidgetItem(pc.patient))
-                for col, v in ((2, pc.benign), (3, pc.malignant)):
-                    item = QTableWidgetItem(str(v))
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                    t.setItem(r, col, item)
-                lab = QTableWidgetItem(pc.label + ("  ⚠ mixed labels" if pc.conflicting else ""))
-                if pc.conflicting:
-                    lab.setToolTip("This patient has images labelled benign and images labelled malignant.")
-                t.setItem(r, 4, lab)
-        finally:
-            t.setUpdatesEnabled(True)
-            self._filling = False
-        self._apply_search(self.search.text())
-        self._update_patient_count()
-
-    def _update_patient_count(self) -> None:
-        if self.summary is None:
-            return
-        total = len(self.summary.patients)
-        used = total - len(self.excluded & set(self.summary.patients))
-        self.patient_count.setText(f"{used} of {total} patients used")
-
-    def _apply_search(self, text: str) -> None:
-        text = text.strip().lower()
-        for r in range(self.table.rowCount()):
-            item = self.table.item(r, 1)
-            self.table.setRowHidden(r, bool(text) and (item is None or text not in item.text().lower()))
-
-    def _item_changed(self, item: QTableWidgetItem) -> None:
-        if self._filling or item.column() != 0:
-            return
-        patient = item.data(Qt.ItemDataRole.UserRole)
-        if item.checkState() == Qt.CheckState.Checked:
-            self.excluded.discard(patient)
-        else:
-            self.excluded.add(patient)
-        self._update_patient_count()
-        self.schedule_recount()
+    @property
+    def excluded(self) -> set[str]:
+        """Patients the reader left out (unticked in the table)."""
+        return self.patients.excluded
 
     def set_patient_used(self, patient: str, used: bool) -> None:
-        for r in range(self.table.rowCount()):
-            item = self.table.item(r, 0)
-            if item is not None and item.data(Qt.ItemDataRole.UserRole) == patient:
-                item.setCheckState(Qt.CheckState.Checked if used else Qt.CheckState.Unchecked)
-                return
-
-    def _set_shown(self, used: bool) -> None:
-        self._filling = True
-        try:
-            for r in range(self.table.rowCount()):
-                if self.table.isRowHidden(r):
-                    continue
-                item = self.table.item(r, 0)
-                patient = item.data(Qt.ItemDataRole.UserRole)
-                item.setCheckState(Qt.CheckState.Checked if used else Qt.CheckState.Unchecked)
-                (self.excluded.discard if used else self.excluded.add)(patient)
-        finally:
-            self._filling = False
-        self._update_patient_count()
-        self.schedule_recount()
+        self.patients.set_patient_used(patient, used)
 
 
 __all__ = ["DataPage"]

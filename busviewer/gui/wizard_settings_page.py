@@ -20,12 +20,139 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QToolButton,
     QVBoxLayout,
+    QWidget,
     QWizard,
     QWizardPage,
 )
 
 from busviewer.gui.wizard_common import ARCH_TEXT, RECIPE_TEXT, WizardHost, dim, hline
 from busviewer.services import training_runs as runs
+
+
+class AdvancedSettings(QGroupBox):
+    """The settings page's Advanced section: class balancing, frozen layers, seed, device,
+    mixed precision, steps per epoch, model name and description."""
+
+    def __init__(self, parent: QWidget, seed: int) -> None:
+        super().__init__(parent)
+        grid = QGridLayout(self)
+        self.balance = QComboBox(self)
+        for text, key in (("Weighted loss", "loss"), ("Oversample the smaller class", "sampler"), ("None", "none")):
+            self.balance.addItem(text, key)
+        self.freezing = QComboBox(self)
+        self.freezing.addItem("Automatic (seed 001 schedule; all layers from random weights)", "auto")
+        self.freezing.addItem("Custom", "custom")
+        self.alexnet_last = QSpinBox(self)
+        self.alexnet_last.setRange(1, 8)
+        self.alexnet_last.setValue(3)
+        self.alexnet_last.setToolTip("AlexNet layers trained in stage 1, counted from the end (3 in seed 001).")
+        self.resnet_frozen = QSpinBox(self)
+        self.resnet_frozen.setRange(0, 6)
+        self.resnet_frozen.setValue(4)
+        self.resnet_frozen.setToolTip("ResNet-18 layers kept frozen in stage 1 (conv1, bn1, layer1-4; 4 in seed 001).")
+        self.vgg_frozen = QSpinBox(self)
+        self.vgg_frozen.setRange(0, 5)
+        self.vgg_frozen.setValue(0)
+        self.vgg_frozen.setToolTip("VGG-16 convolution blocks kept frozen (0: fine-tune all, as in seed 000).")
+        self.head_init = QComboBox(self)
+        self.head_init.addItem("Average of the two branch classifiers", "branches")
+        self.head_init.addItem("Random", "random")
+        self.freezing.currentIndexChanged.connect(self._freezing_changed)
+        self.seed = QSpinBox(self)
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(seed)
+        self.seed.setToolTip(
+            "Fixes the random choices (split of validation patients, augmentation, initial "
+            "weights) so a run can be repeated."
+        )
+        self.device = QComboBox(self)
+        self.device.addItem("Automatic (best available)", None)
+        self.amp = QComboBox(self)
+        for text, key in (
+            ("Automatic (bf16 or fp16 on CUDA)", "auto"),
+            ("Off", "off"),
+            ("fp16", "fp16"),
+            ("bf16", "bf16"),
+        ):
+            self.amp.addItem(text, key)
+        self.amp.setToolTip("Mixed precision speeds up training on NVIDIA GPUs; it is always off on the CPU.")
+        self.max_steps = QSpinBox(self)
+        self.max_steps.setRange(0, 1_000_000)
+        self.max_steps.setSpecialValueText("all (normal)")
+        self.max_steps.setToolTip("For a quick trial only: at most this many batches per epoch.")
+        self.name = QLineEdit(self)
+        self.name.setPlaceholderText("default: the architecture (ensemble / vgg16)")
+        self.name.setToolTip("Model name; the registry numbers the versions (name v1, v2, …).")
+        self.description = QLineEdit(self)
+        self.description.setPlaceholderText("optional note stored on the model card")
+        rows = [
+            ("Class balancing:", self.balance),
+            ("Frozen layers:", self.freezing),
+            ("AlexNet layers trained:", self.alexnet_last),
+            ("ResNet-18 layers frozen:", self.resnet_frozen),
+            ("VGG-16 blocks frozen:", self.vgg_frozen),
+            ("Ensemble classifier starts as:", self.head_init),
+        ]
+        rows2 = [
+            ("Random seed:", self.seed),
+            ("Device:", self.device),
+            ("Mixed precision:", self.amp),
+            ("Steps per epoch:", self.max_steps),
+            ("Model name:", self.name),
+            ("Description:", self.description),
+        ]
+        for r, (label, w) in enumerate(rows):
+            grid.addWidget(QLabel(label, self), r, 0)
+            grid.addWidget(w, r, 1)
+        for r, (label, w) in enumerate(rows2):
+            grid.addWidget(QLabel(label, self), r, 2)
+            grid.addWidget(w, r, 3)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        grid.setHorizontalSpacing(10)
+        self._freezing_changed()
+
+    def _freezing_changed(self, *_args: Any) -> None:
+        custom = self.freezing.currentData() == "custom"
+        for w in (self.alexnet_last, self.resnet_frozen, self.vgg_frozen):
+            w.setEnabled(custom)
+
+    def set_devices(self, devices: list[str], default_text: str) -> None:
+        """The devices this computer offers; the choice is kept when still offered."""
+        current = self.device.currentData()
+        self.device.blockSignals(True)
+        self.device.clear()
+        self.device.addItem(f"Automatic: {runs.device_text(default_text)}", None)
+        for dev in devices:
+            self.device.addItem(dev.upper() if dev == "cpu" else dev, dev)
+        idx = self.device.findData(current)
+        self.device.setCurrentIndex(max(idx, 0))
+        self.device.blockSignals(False)
+
+    def set_device(self, device: str | None) -> None:
+        """Choose ``device`` (added to the list when it is not offered)."""
+        idx = self.device.findData(device)
+        if idx < 0 and device:
+            self.device.addItem(device, device)
+            idx = self.device.count() - 1
+        self.device.setCurrentIndex(max(idx, 0))
+
+    def values(self) -> dict[str, Any]:
+        """The Advanced part of the run's configuration (TrainConfig fields)."""
+        custom = self.freezing.currentData() == "custom"
+        return {
+            "balance": self.balance.currentData(),
+            "alexnet_trainable_last": self.alexnet_last.value() if custom else None,
+            "resnet_frozen_first": self.resnet_frozen.value() if custom else None,
+            "vgg_frozen_blocks": self.vgg_frozen.value() if custom else None,
+            "head_init": self.head_init.currentData(),
+            "seed": self.seed.value(),
+            "device": self.device.currentData(),
+            "amp": self.amp.currentData(),
+            "max_steps_per_epoch": self.max_steps.value() or None,
+            "name": self.name.text().strip() or None,
+            "description": self.description.text().strip(),
+        }
 
 
 class SettingsPage(QWizardPage):
@@ -132,85 +259,14 @@ class SettingsPage(QWizardPage):
             "QToolButton:checked { background: transparent; color: #e6e6e6; }"
         )
         self.advanced_toggle.toggled.connect(self._toggle_advanced)
-        self.advanced = QGroupBox(self)
-        grid = QGridLayout(self.advanced)
-        self.balance = QComboBox(self.advanced)
-        for text, key in (("Weighted loss", "loss"), ("Oversample the smaller class", "sampler"), ("None", "none")):
-            self.balance.addItem(text, key)
-        self.freezing = QComboBox(self.advanced)
-        self.freezing.addItem("Automatic (seed 001 schedule; all layers from random weights)", "auto")
-        self.freezing.addItem("Custom", "custom")
-        self.alexnet_last = QSpinBox(self.advanced)
-        self.alexnet_last.setRange(1, 8)
-        self.alexnet_last.setValue(3)
-        self.alexnet_last.setToolTip("AlexNet layers trained in stage 1, counted from the end (3 in seed 001).")
-        self.resnet_frozen = QSpinBox(self.advanced)
-        self.resnet_frozen.setRange(0, 6)
-        self.resnet_frozen.setValue(4)
-        self.resnet_frozen.setToolTip("ResNet-18 layers kept frozen in stage 1 (conv1, bn1, layer1-4; 4 in seed 001).")
-        self.vgg_frozen = QSpinBox(self.advanced)
-        self.vgg_frozen.setRange(0, 5)
-        self.vgg_frozen.setValue(0)
-        self.vgg_frozen.setToolTip("VGG-16 convolution blocks kept frozen (0: fine-tune all, as in seed 000).")
-        self.head_init = QComboBox(self.advanced)
-        self.head_init.addItem("Average of the two branch classifiers", "branches")
-        self.head_init.addItem("Random", "random")
-        self.freezing.currentIndexChanged.connect(self._freezing_changed)
-        self.seed = QSpinBox(self.advanced)
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(int(d["seed"]))
-        self.seed.setToolTip(
-            "Fixes the random choices (split of validation patients, augmentation, initial "
-            "weights) so a run can be repeated."
-        )
+        self.advanced = AdvancedSettings(self, seed=int(d["seed"]))
+        a = self.advanced  # its fields are the page's too, as tests and the wizard know them
+        self.balance, self.freezing, self.alexnet_last = a.balance, a.freezing, a.alexnet_last
+        self.resnet_frozen, self.vgg_frozen, self.head_init = a.resnet_frozen, a.vgg_frozen, a.head_init
+        self.seed, self.device, self.amp, self.max_steps = a.seed, a.device, a.amp, a.max_steps
+        self.name, self.description = a.name, a.description
         self.seed.valueChanged.connect(lambda _v: self.wiz.validation_page.update_preview())
-        self.device = QComboBox(self.advanced)
-        self.device.addItem("Automatic (best available)", None)
-        self.amp = QComboBox(self.advanced)
-        for text, key in (
-            ("Automatic (bf16 or fp16 on CUDA)", "auto"),
-            ("Off", "off"),
-            ("fp16", "fp16"),
-            ("bf16", "bf16"),
-        ):
-            self.amp.addItem(text, key)
-        self.amp.setToolTip("Mixed precision speeds up training on NVIDIA GPUs; it is always off on the CPU.")
-        self.max_steps = QSpinBox(self.advanced)
-        self.max_steps.setRange(0, 1_000_000)
-        self.max_steps.setSpecialValueText("all (normal)")
-        self.max_steps.setToolTip("For a quick trial only: at most this many batches per epoch.")
-        self.name = QLineEdit(self.advanced)
-        self.name.setPlaceholderText("default: the architecture (ensemble / vgg16)")
-        self.name.setToolTip("Model name; the registry numbers the versions (name v1, v2, …).")
-        self.description = QLineEdit(self.advanced)
-        self.description.setPlaceholderText("optional note stored on the model card")
-        rows = [
-            ("Class balancing:", self.balance),
-            ("Frozen layers:", self.freezing),
-            ("AlexNet layers trained:", self.alexnet_last),
-            ("ResNet-18 layers frozen:", self.resnet_frozen),
-            ("VGG-16 blocks frozen:", self.vgg_frozen),
-            ("Ensemble classifier starts as:", self.head_init),
-        ]
-        rows2 = [
-            ("Random seed:", self.seed),
-            ("Device:", self.device),
-            ("Mixed precision:", self.amp),
-            ("Steps per epoch:", self.max_steps),
-            ("Model name:", self.name),
-            ("Description:", self.description),
-        ]
-        for r, (label, w) in enumerate(rows):
-            grid.addWidget(QLabel(label, self.advanced), r, 0)
-            grid.addWidget(w, r, 1)
-        for r, (label, w) in enumerate(rows2):
-            grid.addWidget(QLabel(label, self.advanced), r, 2)
-            grid.addWidget(w, r, 3)
-        grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(3, 1)
-        grid.setHorizontalSpacing(10)
         self.advanced.setVisible(False)
-        self._freezing_changed()
         self.recipe.currentIndexChanged.connect(self._apply_recipe)
         self.recipe.setCurrentIndex(max(0, self.recipe.findData(DEFAULT_RECIPE)))
         self._apply_recipe()
@@ -228,28 +284,11 @@ class SettingsPage(QWizardPage):
         self.advanced.setVisible(on)
         self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
 
-    def _freezing_changed(self, *_args: Any) -> None:
-        custom = self.freezing.currentData() == "custom"
-        for w in (self.alexnet_last, self.resnet_frozen, self.vgg_frozen):
-            w.setEnabled(custom)
-
     def set_devices(self, devices: list[str], default_text: str) -> None:
-        current = self.device.currentData()
-        self.device.blockSignals(True)
-        self.device.clear()
-        self.device.addItem(f"Automatic: {runs.device_text(default_text)}", None)
-        for dev in devices:
-            self.device.addItem(dev.upper() if dev == "cpu" else dev, dev)
-        idx = self.device.findData(current)
-        self.device.setCurrentIndex(max(idx, 0))
-        self.device.blockSignals(False)
+        self.advanced.set_devices(devices, default_text)
 
     def set_device(self, device: str | None) -> None:
-        idx = self.device.findData(device)
-        if idx < 0 and device:
-            self.device.addItem(device, device)
-            idx = self.device.count() - 1
-        self.device.setCurrentIndex(max(idx, 0))
+        self.advanced.set_device(device)
 
     def initializePage(self) -> None:
         arch = self.wiz.model_page.architecture()
@@ -314,7 +353,6 @@ class SettingsPage(QWizardPage):
     def config_values(self) -> dict[str, Any]:
         from busviewer.training.recipes import recipe_settings
 
-        custom = self.freezing.currentData() == "custom"
         preset = {k: v for k, v in recipe_settings(self.recipe.currentData()).items() if k != "augment"}
         return preset | {
             "recipe": self.recipe.currentData(),
@@ -324,17 +362,7 @@ class SettingsPage(QWizardPage):
             "lr": float(self.lr.value()),
             "input_size": self.input_size.value(),
             "augment": self.augment(),
-            "balance": self.balance.currentData(),
-            "alexnet_trainable_last": self.alexnet_last.value() if custom else None,
-            "resnet_frozen_first": self.resnet_frozen.value() if custom else None,
-            "vgg_frozen_blocks": self.vgg_frozen.value() if custom else None,
-            "head_init": self.head_init.currentData(),
-            "seed": self.seed.value(),
-            "device": self.device.currentData(),
-            "amp": self.amp.currentData(),
-            "max_steps_per_epoch": self.max_steps.value() or None,
-            "name": self.name.text().strip() or None,
-            "description": self.description.text().strip(),
+            **self.advanced.values(),
         }
 
     def validatePage(self) -> bool:
@@ -349,4 +377,4 @@ class SettingsPage(QWizardPage):
         return self.wiz.confirm_start()
 
 
-__all__ = ["SettingsPage"]
+__all__ = ["AdvancedSettings", "SettingsPage"]
