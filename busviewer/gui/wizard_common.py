@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from busviewer.gui.wizard_tasks import Env
     from busviewer.gui.wizard_validation_page import ValidationPage
 
+#: The wizard's page ids (QWizard.setPage), in the order of the steps.
+PAGE_DATA, PAGE_MODEL, PAGE_VALIDATION, PAGE_SETTINGS, PAGE_RUN, PAGE_RESULTS = range(6)
+
 RECIPE_TEXT = {
     "busviewer": "busviewer (recommended without ImageNet weights)",
     "seed": "Original recipe (Adam 1e-4, crop + flip)",
@@ -105,6 +108,12 @@ __all__ = [
     "BLOCK_STYLE",
     "BSE_TOOLTIP",
     "OK_STYLE",
+    "PAGE_DATA",
+    "PAGE_MODEL",
+    "PAGE_RESULTS",
+    "PAGE_RUN",
+    "PAGE_SETTINGS",
+    "PAGE_VALIDATION",
     "RECIPE_TEXT",
     "WARN_STYLE",
     "WizardHost",
