@@ -40,8 +40,9 @@ from busviewer.gui.wizard_actions import LockedTestActions, ResultActions
 from busviewer.gui.wizard_common import PAGE_DATA, PAGE_MODEL, PAGE_RESULTS, PAGE_RUN, PAGE_SETTINGS, PAGE_VALIDATION
 from busviewer.gui.wizard_data_page import DataPage
 from busviewer.gui.wizard_model_page import ModelPage
-from busviewer.gui.wizard_run import ResultsPage, RunPage
+from busviewer.gui.wizard_results_page import ResultsPage
 from busviewer.gui.wizard_run_control import RunControl
+from busviewer.gui.wizard_run_page import RunPage
 from busviewer.gui.wizard_settings_page import SettingsPage
 from busviewer.gui.wizard_tasks import Env, task_env, task_near_duplicates
 from busviewer.gui.wizard_validation_page import ValidationPage
