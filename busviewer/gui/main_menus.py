@@ -14,7 +14,6 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QMenu,
-    QMessageBox,
 )
 
 from busviewer.core.store import Store
@@ -132,15 +131,9 @@ class MenusMixin:
         question = model_service.activation_question(entry.card) if entry is not None else None
         if question is not None:
             if confirm is None:
-                box = QMessageBox(
-                    QMessageBox.Icon.Warning,
-                    "Activate this model?",
-                    question,
-                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-                    self,
-                )
-                box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-                confirm = box.exec() == QMessageBox.StandardButton.Yes
+                from busviewer.gui.model_actions import confirm_activation  # the model manager asks the same
+
+                confirm = confirm_activation(self, question)
             if not confirm:
                 self._fill_model_menus()  # the menu's check mark goes back to the active model
                 return
