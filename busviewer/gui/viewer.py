@@ -5,6 +5,7 @@ for the Grad-CAM overlay. The view box has three mouse modes: navigate (pan/zoom
 ``roi`` (drag draws a rectangle, handed to the ROI controller) and ``caliper`` (drag
 draws a new measuring line). In every mode a right or middle drag sets window/level
 (horizontal: window, vertical: level), which is kept per image until the patient changes.
+The mouse modes and the drags are ``viewer_drawing``, the cine bar ``viewer_cine``.
 """
 
 from __future__ import annotations
@@ -15,26 +16,17 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import (
-    QGraphicsRectItem,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSlider,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from busviewer.gui.calipers import Caliper, CaliperTool, _get, measure, region_at, region_centre
 from busviewer.gui.cam_overlay import cam_lut
+from busviewer.gui.viewer_cine import CineControls
+from busviewer.gui.viewer_drawing import MODE_CALIPER, MODE_NAVIGATE, MODE_ROI, DrawingTools, DrawViewBox
 from busviewer.gui.window_level import DEFAULT_WL, WL_PRESETS, ElidedLabel, WindowLevel
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
-MODE_NAVIGATE, MODE_ROI, MODE_CALIPER = "navigate", "roi", "caliper"
 DEFAULT_FRAME_MS = 40.0
 __all__ = [
     "DEFAULT_WL",
@@ -47,32 +39,6 @@ __all__ = [
     "measure",
     "region_at",
 ]
-
-
-# ------------------------------------------------------------------- view box
-class DrawViewBox(pg.ViewBox):
-    """A view box whose left drag draws (ROI / caliper) instead of panning in those modes."""
-
-    sigDraw = Signal(object, object, bool)  # start QPointF, current QPointF, finished
-    sigWindowLevel = Signal(float, float, bool, bool)  # screen dx, dy from the press, start, finished
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.mode = MODE_NAVIGATE
-
-    def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:
-        if ev.button() in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
-            ev.accept()
-            d = ev.screenPos() - ev.buttonDownScreenPos()
-            self.sigWindowLevel.emit(d.x(), d.y(), bool(ev.isStart()), bool(ev.isFinish()))
-            return
-        if self.mode != MODE_NAVIGATE and ev.button() == Qt.MouseButton.LeftButton:
-            ev.accept()
-            start = self.mapSceneToView(ev.buttonDownScenePos())
-            pos = self.mapSceneToView(ev.scenePos())
-            self.sigDraw.emit(start, pos, bool(ev.isFinish()))
-            return
-        super().mouseDragEvent(ev, axis)
 
 
 # --------------------------------------------------------------------- viewer
@@ -94,8 +60,6 @@ class ImageViewer(QWidget):
         self._frame = 0
         self._title = ""
         self._cam: np.ndarray | None = None
-        self._drag_rect: QGraphicsRectItem | None = None
-        self._drawing: tuple[Any, Caliper] | None = None  # (drag start, the caliper it draws)
 
         # graphics
         self.graphics = pg.GraphicsView(self)
@@ -111,7 +75,6 @@ class ImageViewer(QWidget):
         self.cam_item.setLookupTable(cam_lut())
         self.cam_item.setVisible(False)
         self.view.addItem(self.cam_item)
-        self.view.sigDraw.connect(self._on_draw)
         self.view.sigWindowLevel.connect(lambda dx, dy, start, _end: self.wl.drag(dx, dy, start))
         self.view.sigRangeChanged.connect(self._update_zoom)
         self.view.sigResized.connect(self._update_zoom)
@@ -142,19 +105,9 @@ class ImageViewer(QWidget):
         self.window_slider, self.level_slider = self.wl.window_slider, self.wl.level_slider
         self.wl_label = self.wl.label
         self.preset, self.reset_button = self.wl.preset, self.wl.reset_button
-        self.caliper_button = QToolButton(self)
-        self.caliper_button.setText("Caliper")
-        self.caliper_button.setCheckable(True)
-        self.caliper_button.setToolTip(
-            "Drag on the image to add a measurement (mm where the file is calibrated); "
-            "while on, the end points can be moved"
-        )
-        self.caliper_button.toggled.connect(lambda on: self.set_mode(MODE_CALIPER if on else MODE_NAVIGATE))
-        self.roi_button = QToolButton(self)
-        self.roi_button.setText("Draw ROI")
-        self.roi_button.setCheckable(True)
-        self.roi_button.setToolTip("Drag on the image to draw a lesion rectangle (saved at once)")
-        self.roi_button.toggled.connect(lambda on: self.set_mode(MODE_ROI if on else MODE_NAVIGATE))
+        self.drawing = DrawingTools(self)  # the Caliper and Draw ROI buttons, the drags they turn on
+        self.view.sigDraw.connect(self.drawing.on_draw)
+        self.caliper_button, self.roi_button = self.drawing.caliper_button, self.drawing.roi_button
 
         tools = QHBoxLayout()
         tools.setContentsMargins(0, 0, 0, 0)
@@ -171,26 +124,9 @@ class ImageViewer(QWidget):
         tools.addWidget(self.roi_button)
 
         # cine bar
-        self.play_button = QPushButton("▶ Play", self)
-        self.play_button.setCheckable(True)
-        self.play_button.setToolTip("Play / pause the cine loop (Space)")
-        self.play_button.toggled.connect(self._play_toggled)
-        self.frame_slider = QSlider(Qt.Orientation.Horizontal, self)
-        self.frame_slider.setRange(0, 0)
-        self.frame_slider.valueChanged.connect(self.set_frame)
-        self.frame_label = QLabel("", self)
-        widest = self.frame_label.fontMetrics().horizontalAdvance("frame 999/999 · 99.9 fps")
-        self.frame_label.setMinimumWidth(widest + 6)
-        self.cine_bar = QWidget(self)
-        cine = QHBoxLayout(self.cine_bar)
-        cine.setContentsMargins(0, 0, 0, 0)
-        cine.addWidget(self.play_button)
-        cine.addWidget(self.frame_slider, 1)
-        cine.addWidget(self.frame_label)
-        self.cine_bar.setVisible(False)
-        self.timer = QTimer(self)
-        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.timer.timeout.connect(self._tick)
+        c = self.cine = CineControls(self)  # play/pause, frame slider, timer
+        self.play_button, self.frame_slider, self.frame_label = c.play_button, c.frame_slider, c.frame_label
+        self.cine_bar, self.timer = c.bar, c.timer
 
         # info line
         self.info = ElidedLabel(self)
@@ -270,13 +206,7 @@ class ImageViewer(QWidget):
         self.calipers.set_calibration(self._regions, self._spacing)
         self._cam = None
         self.cam_item.setVisible(False)
-        n = int(image.frames.shape[0])
-        self.frame_slider.blockSignals(True)
-        self.frame_slider.setRange(0, max(0, n - 1))
-        self.frame_slider.setValue(0)
-        self.frame_slider.blockSignals(False)
-        self.cine_bar.setVisible(n > 1)
-        self.play_button.setChecked(False)
+        self.cine.start_image(int(image.frames.shape[0]))
         self._frame = 0
         self.show_message("")
         self._show_frame()
@@ -297,10 +227,7 @@ class ImageViewer(QWidget):
         if index == self._frame and self.image_item.image is not None:
             return
         self._frame = index
-        if self.frame_slider.value() != index:
-            self.frame_slider.blockSignals(True)
-            self.frame_slider.setValue(index)
-            self.frame_slider.blockSignals(False)
+        self.cine.show_position(index)
         self._show_frame()
         self.frameChanged.emit(index)
 
@@ -309,9 +236,7 @@ class ImageViewer(QWidget):
         self.image_item.setImage(frames[self._frame], autoLevels=False, levels=self.wl.levels())
         h, w = frames.shape[1:3]
         n = frames.shape[0]
-        if n > 1:
-            fps = 1000.0 / self.frame_interval_ms()
-            self.frame_label.setText(f"frame {self._frame + 1}/{n} · {fps:.1f} fps")
+        self.cine.show_frame_text(self._frame, n)
         parts = [self._title, f"{w}×{h} px"]
         if n > 1:
             parts.append(f"{n} frames")
@@ -321,31 +246,16 @@ class ImageViewer(QWidget):
 
     # ----------------------------------------------------------------- cine
     def play(self) -> None:
-        if self.frame_count() > 1:
-            self.play_button.setChecked(True)
+        self.cine.play()
 
     def stop(self) -> None:
-        if self.play_button.isChecked():
-            self.play_button.setChecked(False)
-        self.timer.stop()
+        self.cine.stop()
 
     def toggle_play(self) -> None:
-        if self.frame_count() > 1:
-            self.play_button.setChecked(not self.play_button.isChecked())
+        self.cine.toggle_play()
 
     def is_playing(self) -> bool:
-        return self.timer.isActive()
-
-    def _play_toggled(self, on: bool) -> None:
-        if on and self.frame_count() > 1:
-            self.timer.start(self.frame_interval_ms())
-            self.play_button.setText("⏸ Pause")
-        else:
-            self.timer.stop()
-            self.play_button.setText("▶ Play")
-
-    def _tick(self) -> None:
-        self.set_frame(self._frame + 1)
+        return self.cine.is_playing()
 
     # ---------------------------------------------------------- window/level
     def _apply_levels(self, lo: float, hi: float) -> None:
@@ -417,48 +327,8 @@ class ImageViewer(QWidget):
 
     # ---------------------------------------------------------- mouse modes
     def set_mode(self, mode: str) -> None:
-        self.view.mode = mode
-        for button, m in ((self.caliper_button, MODE_CALIPER), (self.roi_button, MODE_ROI)):
-            button.blockSignals(True)
-            button.setChecked(mode == m)
-            button.blockSignals(False)
-        self.calipers.set_locked(mode != MODE_CALIPER)
-        cursor = Qt.CursorShape.ArrowCursor if mode == MODE_NAVIGATE else Qt.CursorShape.CrossCursor
-        self.graphics.viewport().setCursor(cursor)
-        self.modeChanged.emit(mode)
-
-    def _on_draw(self, start: QPointF, pos: QPointF, finished: bool) -> None:
-        if self._image is None:
-            return
-        rect = self.image_rect()
-        sx, sy = _clamp(start.x(), 0, rect.width()), _clamp(start.y(), 0, rect.height())
-        px, py = _clamp(pos.x(), 0, rect.width()), _clamp(pos.y(), 0, rect.height())
-        if self.view.mode == MODE_ROI:
-            if self._drag_rect is None:
-                self._drag_rect = QGraphicsRectItem()
-                pen = QPen(QColor("#4fc3f7"))
-                pen.setCosmetic(True)
-                pen.setStyle(Qt.PenStyle.DashLine)
-                pen.setWidth(2)
-                self._drag_rect.setPen(pen)
-                self._drag_rect.setZValue(20)
-                self.view.addItem(self._drag_rect)
-            self._drag_rect.setRect(QRectF(QPointF(sx, sy), QPointF(px, py)).normalized())
-            if finished:
-                self.view.removeItem(self._drag_rect)
-                self._drag_rect = None
-                box = (min(sx, px), min(sy, py), max(sx, px), max(sy, py))
-                if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
-                    self.roiDrawn.emit(box)
-                self.set_mode(MODE_NAVIGATE)
-        elif self.view.mode == MODE_CALIPER:
-            key = (start.x(), start.y())
-            if self._drawing is not None and self._drawing[0] == key and self._drawing[1] in self.calipers.items:
-                self.calipers.move(self._drawing[1], (sx, sy), (px, py))
-            else:
-                self._drawing = (key, self.calipers.add((sx, sy), (px, py)))
-            if finished:
-                self._drawing = None
+        """``MODE_NAVIGATE``, ``MODE_ROI`` or ``MODE_CALIPER`` (see :class:`DrawingTools`)."""
+        self.drawing.set_mode(mode)
 
     def set_caliper(self, p0: tuple[float, float], p1: tuple[float, float]) -> str:
         """Add a caliper; returns its measurement text."""
@@ -477,7 +347,7 @@ class ImageViewer(QWidget):
     def clear_caliper(self) -> None:
         had = bool(self.calipers.items)
         self.calipers.clear()
-        self._drawing = None
+        self.drawing.forget_drag()
         if had:
             self.measured.emit("")  # a measurement of the previous image is no longer shown
 
@@ -524,7 +394,3 @@ class ImageViewer(QWidget):
     def hideEvent(self, event: Any) -> None:
         self.stop()
         super().hideEvent(event)
-
-
-def _clamp(v: float, lo: float, hi: float) -> float:
-    return max(lo, min(hi, v))
