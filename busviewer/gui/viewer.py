@@ -5,24 +5,27 @@ for the Grad-CAM overlay. The view box has three mouse modes: navigate (pan/zoom
 ``roi`` (drag draws a rectangle, handed to the ROI controller) and ``caliper`` (drag
 draws a new measuring line). In every mode a right or middle drag sets window/level
 (horizontal: window, vertical: level), which is kept per image until the patient changes.
-The mouse modes and the drags are ``viewer_drawing``, the cine bar ``viewer_cine``.
+The pieces: ``viewer_drawing`` (mouse modes, ROI/caliper drags), ``viewer_cine`` (cine bar),
+``viewer_zoom`` (Fit, 1:1, zoom read-out), ``viewer_readout`` (info line and cursor texts),
+``window_level`` and ``calipers``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from busviewer.gui.calipers import Caliper, CaliperTool, _get, measure, region_at, region_centre
+from busviewer.gui.calipers import Caliper, CaliperTool, measure, region_at
 from busviewer.gui.cam_overlay import cam_lut
 from busviewer.gui.viewer_cine import CineControls
 from busviewer.gui.viewer_drawing import MODE_CALIPER, MODE_NAVIGATE, MODE_ROI, DrawingTools, DrawViewBox
+from busviewer.gui.viewer_readout import info_text, pixel_text
+from busviewer.gui.viewer_zoom import ZoomControls
 from busviewer.gui.window_level import DEFAULT_WL, WL_PRESETS, ElidedLabel, WindowLevel
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
@@ -88,18 +91,8 @@ class ImageViewer(QWidget):
         self.message.setText("Open a patient from the worklist")
 
         # tool bar
-        self.fit_button = QToolButton(self)
-        self.fit_button.setText("Fit")
-        self.fit_button.setToolTip("Fit the image to the view (F)")
-        self.fit_button.clicked.connect(self.fit)
-        self.one_button = QToolButton(self)
-        self.one_button.setText("1:1")
-        self.one_button.setToolTip("One image pixel per screen pixel (1)")
-        self.one_button.clicked.connect(self.one_to_one)
-        self.zoom_label = QLabel("", self)
-        self.zoom_label.setObjectName("dimLabel")
-        self.zoom_label.setToolTip("Zoom: screen pixels per image pixel (wheel zooms, left drag pans)")
-        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("Zoom 999%") + 4)
+        z = self.zoom = ZoomControls(self)  # Fit, 1:1 and the zoom read-out
+        self.fit_button, self.one_button, self.zoom_label = z.fit_button, z.one_button, z.zoom_label
         self.wl = WindowLevel(self)
         self.wl.changed.connect(self._apply_levels)
         self.window_slider, self.level_slider = self.wl.window_slider, self.wl.level_slider
@@ -234,15 +227,8 @@ class ImageViewer(QWidget):
     def _show_frame(self) -> None:
         frames = self._image.frames
         self.image_item.setImage(frames[self._frame], autoLevels=False, levels=self.wl.levels())
-        h, w = frames.shape[1:3]
-        n = frames.shape[0]
-        self.cine.show_frame_text(self._frame, n)
-        parts = [self._title, f"{w}×{h} px"]
-        if n > 1:
-            parts.append(f"{n} frames")
-        calibrated = any(region_at([r], *region_centre(r)) for r in self._regions) or bool(self._spacing)
-        parts.append("calibrated" if calibrated else "not calibrated")
-        self.info.set_full_text(" · ".join(p for p in parts if p))
+        self.cine.show_frame_text(self._frame, frames.shape[0])
+        self.info.set_full_text(info_text(self._title, frames, self._regions, self._spacing))
 
     # ----------------------------------------------------------------- cine
     def play(self) -> None:
@@ -283,29 +269,17 @@ class ImageViewer(QWidget):
         return QRectF(0, 0, w, h)
 
     def fit(self) -> None:
-        if self._image is not None:
-            self.view.setRange(self.image_rect(), padding=0.01)
+        self.zoom.fit()
 
     def one_to_one(self) -> None:
-        if self._image is None:
-            return
-        rect = self.view.viewRect()
-        centre = rect.center()
-        size = self.view.screenGeometry().size() if self.view.screenGeometry() is not None else None
-        w = size.width() if size is not None else self.view.width()
-        h = size.height() if size is not None else self.view.height()
-        self.view.setRange(
-            xRange=(centre.x() - w / 2, centre.x() + w / 2), yRange=(centre.y() - h / 2, centre.y() + h / 2), padding=0
-        )
+        self.zoom.one_to_one()
 
     def zoom_factor(self) -> float:
         """Screen pixels per image pixel."""
-        px = self.view.viewPixelSize()[0]
-        return 1.0 / px if px else 0.0
+        return self.zoom.zoom_factor()
 
     def _update_zoom(self, *_: Any) -> None:
-        z = self.zoom_factor() if self._image is not None else 0.0
-        self.zoom_label.setText(f"Zoom {z * 100:.0f}%" if z > 0 else "")
+        self.zoom.update_label()
 
     # ------------------------------------------------------------- overlays
     def set_cam(self, cam: np.ndarray | None, opacity: float = 0.5) -> None:
@@ -364,21 +338,7 @@ class ImageViewer(QWidget):
         """Cursor read-out: pixel coordinates, grey value, and the physical position when known."""
         if self._image is None:
             return ""
-        frames = self._image.frames
-        h, w = frames.shape[1:3]
-        ix, iy = int(math.floor(x)), int(math.floor(y))
-        if not (0 <= ix < w and 0 <= iy < h):
-            return ""
-        rgb = frames[self._frame, iy, ix]
-        value = f"{int(rgb[0])}" if rgb[0] == rgb[1] == rgb[2] else f"RGB {int(rgb[0])},{int(rgb[1])},{int(rgb[2])}"
-        text = f"x {ix}  y {iy}  ·  {value}"
-        region = region_at(self._regions, x, y)
-        if region is not None:
-            dx, dy = (float(_get(region, k)) * 1000 for k in ("physical_delta_x", "physical_delta_y"))
-            text += f"  ·  {dx:.0f}×{dy:.0f} µm/px"
-        elif self._spacing:
-            text += f"  ·  {self._spacing[1] * 1000:.0f}×{self._spacing[0] * 1000:.0f} µm/px"
-        return text
+        return pixel_text(self._image.frames, self._frame, self._regions, self._spacing, x, y)
 
     # ----------------------------------------------------------------- misc
     def resizeEvent(self, event: Any) -> None:
