@@ -24,7 +24,8 @@ class ModelButtons:
         self.dialog = dialog
         self.activate_button = QPushButton("Activate", dialog)
         self.activate_button.setToolTip("Use this version to analyse patients (for its architecture)")
-        self.activate_button.clicked.connect(actions.activate_selected)
+        # lambdas: clicked(bool) would pass checked=False as the ``confirm`` answer ("no")
+        self.activate_button.clicked.connect(lambda: actions.activate_selected())
         self.rollback_button = QPushButton("Roll back", dialog)
         self.rollback_button.clicked.connect(actions.roll_back_selected)
         self.default_button = QPushButton("Use shipped default", dialog)
@@ -36,7 +37,7 @@ class ModelButtons:
         self.export_button.setToolTip("Copy the weights and model card of this version to a folder")
         self.export_button.clicked.connect(actions.export_dialog)
         self.delete_button = QPushButton("Delete…", dialog)
-        self.delete_button.clicked.connect(actions.delete_selected)
+        self.delete_button.clicked.connect(lambda: actions.delete_selected())
         self.buttons = (
             self.activate_button,
             self.rollback_button,

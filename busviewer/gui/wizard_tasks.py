@@ -71,8 +71,8 @@ def imagenet_status() -> dict[str, tuple[bool, str]]:
 
 
 def task_env(registry: Any, factory: Callable[[], Any] | None) -> Env:
+    from busviewer.ai.architectures import ARCHITECTURES
     from busviewer.ai.device import available_devices, choose_device, describe_device
-    from busviewer.ai.networks import ARCHITECTURES
     from busviewer.gui.tasks import _limit_torch_threads, warm_up_training
 
     _limit_torch_threads()

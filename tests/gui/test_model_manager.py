@@ -116,10 +116,13 @@ def test_import_export_activate_delete(mm, qtbot) -> None:  # type: ignore[no-un
     assert mm.factory().active("ensemble").ref == "test-ensemble:1"
 
     dlg.select("other-ens:1")
-    dlg._confirm = lambda *a: False  # type: ignore[method-assign]
+    asked: list[str] = []
+    dlg._confirm = lambda title, *a: asked.append(title) or False  # type: ignore[method-assign]
     assert dlg.delete_selected() is None  # the reader said no
+    dlg._confirm = lambda title, *a: asked.append(title) or True  # type: ignore[method-assign]
     with qtbot.waitSignal(dlg.refreshed, timeout=60_000):
-        dlg.delete_selected(confirm=True)
+        qtbot.mouseClick(dlg.delete_button, Qt.MouseButton.LeftButton)  # the button asks, then deletes
+    assert asked == ["Delete model version", "Delete model version"]
     assert {e.ref for e in mm.factory().list()} == {"test-ensemble:1", "test-vgg:1"}
     assert mm.store.audit_log(entity="model")[-1].action == "delete_model"
 
