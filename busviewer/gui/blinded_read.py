@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -210,12 +210,19 @@ class BlindedReading:
     def _reads_loaded(self, keys: set[str]) -> None:
         self.read_keys = set(keys)
         self.refresh()
+        self._worklist_labels_changed()
+
+    def _worklist_labels_changed(self) -> None:
+        """Redraw the worklist's Label column, from the event loop: a dataChanged sent while the
+        filter proxy handles its own change (a search that re-selects a patient) corrupts it."""
+        QTimer.singleShot(0, self.window, self.window.worklist.model.refresh_labels)
 
     def set_on(self, on: bool) -> None:
         s = QSettings()
         s.setValue(br.SETTING, bool(on))
         s.sync()
         self.refresh()
+        self._worklist_labels_changed()
         self.window.refresh_worklist()
 
     def refresh(self) -> None:
@@ -225,7 +232,6 @@ class BlindedReading:
         w.ai_panel.set_blinded(hidden)
         w.labels.set_hidden(hidden)
         w.thumbnails.set_labels_hidden(hidden)
-        w.worklist.model.refresh_labels()
         self.box.setVisible(hidden)
         if hidden:
             self.box.reset()
@@ -262,6 +268,7 @@ class BlindedReading:
         if key in w.analyses:
             self._set_verdict(key, br_verdict_text(w, w.analyses[key]))
         self.refresh()
+        self._worklist_labels_changed()
 
     def analysis_shown(self, analysis: Any) -> None:
         """An analysis arrived after the read was recorded: that is when it is revealed."""
