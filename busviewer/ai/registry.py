@@ -20,6 +20,12 @@ every shard's sha256 is checked on load.
 One model per architecture is *active* (used by default for prediction); the choice is
 stored in ``<user_dir>/active.json``. Without a choice, the newest shipped model of that
 architecture is active (:meth:`ModelRegistry.use_default` returns to it).
+
+This module holds :class:`ModelRegistry`. :class:`ModelEntry` and the folder scan live in
+:mod:`busviewer.ai.model_listing`, the header parsing and file checks in
+:mod:`busviewer.ai.safetensors_check`, the weight-file reading and writing in
+:mod:`busviewer.ai.weights_io` and the error types in :mod:`busviewer.ai.registry_errors`;
+the names other code imports from here are re-exported.
 """
 
 from __future__ import annotations
@@ -28,13 +34,21 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from busviewer.ai import integrity
 from busviewer.ai.architectures import ARCHITECTURES
-from busviewer.ai.modelcard import ModelCard, ModelCardError
+from busviewer.ai.model_listing import (
+    ACTIVE_FILE,
+    Location,
+    ModelEntry,
+    Rows,
+    newest_shipped,
+    read_active_refs,
+    scan_folder,
+)
+from busviewer.ai.modelcard import ModelCard
 from busviewer.ai.registry_errors import ModelFileError, ModelNotFoundError, ModelProtectedError, RegistryError
 from busviewer.ai.safetensors_check import (
     MAX_HEADER_BYTES,
@@ -63,39 +77,7 @@ if TYPE_CHECKING:  # torch loads only when weights are read or written (seconds 
 
 log = logging.getLogger(__name__)
 
-ACTIVE_FILE = "active.json"
 SHIPPED_ENV = "BUSVIEWER_SHIPPED_MODELS"
-
-Location = Literal["shipped", "user"]
-_Rows = list[tuple[ModelCard, Path, Path, Location]]  # (card, weights, card file, where); `list` is a method below
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registered model version."""
-
-    card: ModelCard
-    weights_path: Path
-    card_path: Path
-    location: Location
-    active: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.card.name
-
-    @property
-    def version(self) -> int:
-        return self.card.version
-
-    @property
-    def architecture(self) -> str:
-        return self.card.architecture
-
-    @property
-    def ref(self) -> str:
-        """``"name:version"``."""
-        return self.card.ref
 
 
 class ModelRegistry:
@@ -112,66 +94,17 @@ class ModelRegistry:
         self._lock = threading.RLock()
 
     # -- listing -------------------------------------------------------------------------
-    def _scan(self, directory: Path, location: Location) -> list[tuple[ModelCard, Path, Path]]:
-        """Cards with their weights; shipped models may sit in ``<name>/`` folders, sharded
-        (their "weights path" is then that folder)."""
-        found: list[tuple[ModelCard, Path, Path]] = []
-        if not directory.is_dir():
-            return found
-        cards = sorted(directory.glob(f"*{CARD_SUFFIX}"))
-        if location == "shipped":
-            cards += sorted(p for p in directory.glob(f"*/*{CARD_SUFFIX}") if not p.parent.name.startswith("."))
-        for card_path in cards:
-            if card_path.name == ACTIVE_FILE or card_path.name.startswith("."):
-                continue
-            try:
-                card = ModelCard.read(card_path)
-            except ModelCardError as exc:
-                log.warning("skipping %s model card: %s", location, exc)
-                continue
-            if card_path.stem != card.stem:
-                log.warning(
-                    "skipping %s: its card describes %s (expected file name %s%s)",
-                    card_path,
-                    card.ref,
-                    card.stem,
-                    CARD_SUFFIX,
-                )
-                continue
-            if isinstance(card.shipping, dict) and "shards" in card.shipping:
-                if location == "shipped":  # shards are checked on load
-                    found.append((card, card_path.parent, card_path))
-                else:
-                    log.warning("skipping %s: sharded models are only read from %s", card_path, self.shipped_dir)
-                continue
-            weights = card_path.with_suffix(WEIGHTS_SUFFIX)
-            if not weights.is_file():
-                log.info("%s model card %s has no weights file (%s); not listed", location, card.ref, weights)
-                continue
-            found.append((card, weights, card_path))
-        return found
-
     def _active_refs(self) -> dict[str, str]:
-        path = self.user_dir / ACTIVE_FILE
-        if not path.is_file():
-            return {}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning("%s is unreadable (%s); no model choice in effect", path, exc)
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {k: v for k, v in data.items() if k in ARCHITECTURES and isinstance(v, str)}
+        return read_active_refs(self.user_dir / ACTIVE_FILE)
 
     def list(self) -> list[ModelEntry]:
         """All complete model versions, sorted by architecture, name, version."""
         with self._lock:
-            rows: _Rows = []
+            rows: Rows = []
             seen: set[str] = set()
             places: tuple[tuple[Location, Path], ...] = (("shipped", self.shipped_dir), ("user", self.user_dir))
             for location, directory in places:
-                for card, weights, card_path in self._scan(directory, location):
+                for card, weights, card_path in scan_folder(directory, location, self.shipped_dir):
                     if card.ref in seen:
                         log.warning("ignoring %s: %s is also a shipped model", card_path, card.ref)
                         continue
@@ -184,15 +117,7 @@ class ModelRegistry:
             entries.sort(key=lambda e: (e.architecture, e.name, e.version))
             return entries
 
-    @staticmethod
-    def _newest_shipped(rows: _Rows, architecture: str) -> str | None:
-        shipped = [r[0] for r in rows if r[3] == "shipped" and r[0].architecture == architecture]
-        if not shipped:
-            return None
-        best = max(shipped, key=lambda c: (c.created, c.version, c.name))
-        return best.ref
-
-    def _resolve_active(self, rows: _Rows) -> dict[str, str]:
+    def _resolve_active(self, rows: Rows) -> dict[str, str]:
         chosen = self._active_refs()
         by_ref = {r[0].ref: r[0] for r in rows}
         out: dict[str, str] = {}
@@ -203,7 +128,7 @@ class ModelRegistry:
                 continue
             if ref is not None:
                 log.warning("active %s model %s is not available; falling back to the shipped default", arch, ref)
-            fallback = self._newest_shipped(rows, arch)
+            fallback = newest_shipped(rows, arch)
             if fallback is not None:
                 out[arch] = fallback
         return out
