@@ -41,17 +41,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import random
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -82,82 +77,32 @@ from busviewer.training.loop import PhaseTrainer, ProgressTracker, TrainingCance
 from busviewer.training.masks import MaskOptions
 from busviewer.training.metrics import mean_sd, scalars
 from busviewer.training.report import json_safe, write_json, write_plots
+from busviewer.training.run_setup import (
+    CHECKPOINT_NAME,
+    FINAL_WEIGHTS,
+    RESULT_NAME,
+    RESUME_OVERRIDABLE,
+    RunResult,
+    amp_dtype_for,
+    choose_run_device,
+    default_run_dir,
+    prepare_run_dir,
+    resume_config,
+    seed_everything,
+    stage_names,
+    steps_per_epoch,
+)
 from busviewer.training.splits import Split, SplitPlan, limit_patients, make_plan, part_counts, patient_labels, select
 
 if TYPE_CHECKING:
     from busviewer.ai.modelcard import ModelCard
     from busviewer.ai.registry import ModelEntry
 
-CHECKPOINT_NAME = "checkpoint.safetensors"
-FINAL_WEIGHTS = "model.safetensors"
-RESULT_NAME = "result.json"
-#: Settings that may differ when a run is resumed (machinery, not the experiment).
-RESUME_OVERRIDABLE = (
-    "device",
-    "amp",
-    "num_workers",
-    "register",
-    "name",
-    "description",
-    "keep_checkpoints",
-    "keep_phase_weights",
-    "checkpoints",
-    "eval_batch_size",
-    "distributed",
-)
 FINAL_MODEL_NOTE = (
     "The registered model is the one trained on the fixed patient-wise split: trained on the "
     "train patients, early-stopped on the validation patients, evaluated on the test patients "
     "(metrics.test). Cross-validation folds, if any, only estimate performance (metrics.cv)."
 )
-
-
-@dataclass
-class RunResult:
-    status: str  # "finished" | "cancelled"
-    run_dir: Path
-    metrics: dict[str, Any] | None = None
-    model: str | None = None  # "name:version" when registered
-    entry: Any = None  # busviewer.ai.registry.ModelEntry when registered
-    wall_s: float = 0.0
-
-
-def default_run_dir(cfg: TrainConfig) -> Path:
-    from busviewer.core.paths import runs_dir
-
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return runs_dir() / f"{cfg.model_name}-{stamp}"
-
-
-def amp_dtype_for(device: torch.device, amp: str) -> torch.dtype | None:
-    """Mixed precision only on CUDA: bf16 where supported (``auto``), else fp16."""
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
-
-
-def _choose_device(pref: str | None, dist: ddp.DistInfo) -> torch.device:
-    from busviewer.ai.device import choose_device
-
-    device = choose_device(pref)
-    if device.type == "cuda" and dist.enabled:
-        return torch.device("cuda", dist.local_rank)
-    return device
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def steps_per_epoch(n_train: int, cfg: TrainConfig, world_size: int = 1) -> int:
-    steps = math.ceil(math.ceil(n_train / max(1, world_size)) / cfg.batch_size)
-    return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
 
 
 class _Run:
@@ -184,27 +129,8 @@ class _Run:
 
     # ------------------------------------------------------------------ setup
     def _prepare_run_dir(self) -> None:
-        cfg = self.cfg
-        if self.resume:
-            if not cfg.run_dir:
-                raise ValueError("resume needs the run directory (TrainConfig.run_dir)")
-            run_dir = Path(cfg.run_dir)
-            stored = run_dir / "config.json"
-            if not stored.is_file():
-                raise FileNotFoundError(f"{run_dir}: no config.json; not a training run directory")
-            saved = TrainConfig.load(stored)
-            overrides = {k: getattr(cfg, k) for k in RESUME_OVERRIDABLE}
-            self.cfg = dataclasses.replace(saved, **overrides, run_dir=str(run_dir))
-        else:
-            run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
-            if self.dist.is_main and (run_dir / "config.json").exists():
-                raise FileExistsError(f"{run_dir} already holds a training run; resume it or choose another directory")
-            run_dir = Path(ddp.broadcast_object(str(run_dir), self.dist))
-            self.cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
-        self.run_dir = run_dir.resolve()
+        self.cfg, self.run_dir = prepare_run_dir(self.cfg, self.resume, self.dist)
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.cfg.save(self.run_dir / "config.json")
             self.emit = fan_out(self.user_progress, EventLog(self.run_dir / "events.jsonl"))
         ddp.barrier(self.dist)
 
@@ -489,11 +415,11 @@ class _Run:
         assert self.run_dir is not None
         self.masks = MaskRunHooks.for_run(self.mask_options, self.run_dir, self.resume, self.dist.is_main)
         cfg = self.cfg
-        self.device = _choose_device(cfg.device, self.dist)
+        self.device = choose_run_device(cfg.device, self.dist)
         self.amp_dtype = amp_dtype_for(self.device, cfg.amp)
         if cfg.amp in ("fp16", "bf16") and self.amp_dtype is None:
             self.emit(Notice("info", f"amp={cfg.amp} ignored: mixed precision is used on CUDA only"))
-        _seed_everything(cfg.seed)
+        seed_everything(cfg.seed)
         self.cache = ImageCache(cfg.cache_images)
         phases: list[str] = [f"fold-{i + 1}" for i in range(cfg.folds)] + ["final"]
         self.emit(
@@ -611,10 +537,6 @@ class _Run:
         return entry.ref, entry
 
 
-def stage_names(architecture: str) -> tuple[str, ...]:
-    return ("alexnet", "resnet", "head") if architecture == "ensemble" else (architecture,)
-
-
 def run_training(
     config: TrainConfig,
     progress: ProgressCallback | None = None,
@@ -655,13 +577,7 @@ def resume_training(
     **overrides: Any,
 ) -> RunResult:
     """Continue the run in ``run_dir`` from its last checkpoint (finished phases are kept)."""
-    stored = TrainConfig.load(Path(run_dir) / "config.json")
-    bad = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
-    if bad:
-        raise ValueError(f"cannot change {bad} when resuming (only {RESUME_OVERRIDABLE})")
-    if device:
-        overrides["device"] = device
-    cfg = dataclasses.replace(stored, run_dir=str(run_dir), **overrides)
+    cfg = resume_config(run_dir, device, overrides)
     return run_training(cfg, progress, cancel, resume=True, registry=registry, store=store)
 
 
@@ -747,6 +663,7 @@ def evaluate_model(
 
 
 __all__ = [
+    "RESUME_OVERRIDABLE",
     "RunResult",
     "TrainConfig",
     "default_run_dir",
