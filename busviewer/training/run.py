@@ -52,7 +52,6 @@ from torch import nn
 
 from busviewer.ai import networks as nets
 from busviewer.training import distributed as ddp
-from busviewer.training.augment import eval_transform, train_transform
 from busviewer.training.calib_eval import CalibrationHooks, card_calibration, phase_calibration
 from busviewer.training.cam_eval import MaskRunHooks, evaluate_localisation
 from busviewer.training.checkpoint import load_weights, save_weights
@@ -77,6 +76,7 @@ from busviewer.training.loop import PhaseTrainer, ProgressTracker, TrainingCance
 from busviewer.training.masks import MaskOptions
 from busviewer.training.metrics import mean_sd, scalars
 from busviewer.training.report import json_safe, write_json, write_plots
+from busviewer.training.run_data import load_run_data, phase_datasets
 from busviewer.training.run_setup import (
     CHECKPOINT_NAME,
     FINAL_WEIGHTS,
@@ -92,7 +92,7 @@ from busviewer.training.run_setup import (
     stage_names,
     steps_per_epoch,
 )
-from busviewer.training.splits import Split, SplitPlan, limit_patients, make_plan, part_counts, patient_labels, select
+from busviewer.training.splits import Split, SplitPlan, select
 
 if TYPE_CHECKING:
     from busviewer.ai.modelcard import ModelCard
@@ -140,47 +140,16 @@ class _Run:
             raise TrainingCancelled(self.current_phase, None, None)
 
     def _load_data(self) -> tuple[SampleSet, SplitPlan]:
-        cfg = self.cfg
         assert self.run_dir is not None
-        sset = load_samples(cfg.data, cfg.normal, cfg.label_sources, cfg.use_rois, self.store)
-        if self.masks is not None:
-            sset = self.masks.samples(sset)
-        if not sset.samples:
-            raise ValueError(f"no labelled benign/malignant images in {cfg.data}")
-        split_path = self.run_dir / "split.json"
-        if self.resume and split_path.is_file():
-            plan = SplitPlan.load(split_path)
-        elif cfg.split_file:
-            plan = SplitPlan.load(cfg.split_file)
-            if cfg.folds and not plan.folds:
-                from busviewer.training.splits import kfold_splits
-
-                used = set(plan.fixed.train) | set(plan.fixed.val) | set(plan.fixed.test)
-                pats = {p: y for p, y in patient_labels(sset.samples).items() if p in used}
-                plan.folds = kfold_splits(pats, cfg.folds, cfg.val_fraction, cfg.seed)
-        else:
-            labels = patient_labels(sset.samples)
-            keep = limit_patients(labels, cfg.limit_patients, cfg.seed)
-            plan = make_plan(select(sset.samples, keep), cfg.val_fraction, cfg.test_fraction, cfg.folds, cfg.seed)
-        in_split = set(plan.fixed.train) | set(plan.fixed.val) | set(plan.fixed.test)
-        for f in plan.folds:
-            in_split |= set(f.train) | set(f.val) | set(f.test)
-        known = {s.patient for s in sset.samples}
-        missing = sorted(in_split - known)
-        if missing:
-            self.emit(
-                Notice("warning", f"{len(missing)} patient(s) of the split have no usable images (e.g. {missing[:3]})")
-            )
-        sset = SampleSet([s for s in sset.samples if s.patient in in_split], sset.source, sset.dropped)
-        plan.counts = part_counts(sset.samples, plan.fixed)
-        for name, f in [("fixed", plan.fixed), *[(f"fold-{i + 1}", f) for i, f in enumerate(plan.folds)]]:
-            f.check_disjoint()
-            if not select(sset.samples, f.train) or not select(sset.samples, f.val):
-                raise ValueError(f"split {name}: the train and validation parts need images")
-        if self.dist.is_main:
-            plan.save(split_path)
-            write_json(self.run_dir / "data_summary.json", sset.summary() | {"normal": cfg.normal})
-        return sset, plan
+        return load_run_data(
+            self.cfg,
+            self.run_dir,
+            resume=self.resume,
+            store=self.store,
+            masks=self.masks,
+            dist=self.dist,
+            emit=self.emit,
+        )
 
     def _build_model(self, phase_index: int) -> tuple[nn.Module, bool, str, str | None]:
         """(model on device, pretrained-like, pretrained_init, parent ref)."""
@@ -228,14 +197,7 @@ class _Run:
 
     # ------------------------------------------------------------------ phases
     def _datasets(self, samples: Sequence[Sample], split: Split) -> tuple[ImageDataset, ImageDataset, list[Sample]]:
-        cfg = self.cfg
-        tr = train_transform(cfg.input_size, cfg.augment, cfg.mean, cfg.std)
-        ev = eval_transform(cfg.input_size, cfg.mean, cfg.std)
-        return (
-            ImageDataset(select(samples, split.train), tr, self.cache),
-            ImageDataset(select(samples, split.val), ev, self.cache),
-            select(samples, split.test),
-        )
+        return phase_datasets(self.cfg, samples, split, self.cache)
 
     def _phase(
         self, index: int, total: int, name: str, split: Split, samples: Sequence[Sample], tracker: ProgressTracker
