@@ -66,7 +66,6 @@ from busviewer.training.events import (
     PhaseDone,
     PhaseStarted,
     ProgressCallback,
-    Registered,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -75,6 +74,7 @@ from busviewer.training.events import (
 from busviewer.training.loop import PhaseTrainer, ProgressTracker, TrainingCancelled, stage_plans
 from busviewer.training.masks import MaskOptions
 from busviewer.training.metrics import mean_sd, scalars
+from busviewer.training.registration import FINAL_MODEL_NOTE, register_final
 from busviewer.training.report import json_safe, write_json, write_plots
 from busviewer.training.run_data import load_run_data, phase_datasets
 from busviewer.training.run_setup import (
@@ -95,14 +95,7 @@ from busviewer.training.run_setup import (
 from busviewer.training.splits import Split, SplitPlan, select
 
 if TYPE_CHECKING:
-    from busviewer.ai.modelcard import ModelCard
     from busviewer.ai.registry import ModelEntry
-
-FINAL_MODEL_NOTE = (
-    "The registered model is the one trained on the fixed patient-wise split: trained on the "
-    "train patients, early-stopped on the validation patients, evaluated on the test patients "
-    "(metrics.test). Cross-validation folds, if any, only estimate performance (metrics.cv)."
-)
 
 
 class _Run:
@@ -313,64 +306,6 @@ class _Run:
             result["_model"], result["_init"], result["_parent"] = model, init, parent
         return result
 
-    # ------------------------------------------------------------------ card
-    def _card(
-        self, final: dict[str, Any], metrics: dict[str, Any], data_summary: dict[str, Any], plan: SplitPlan
-    ) -> ModelCard:
-        from busviewer.ai.modelcard import ModelCard
-
-        cfg = self.cfg
-        assert self.run_dir is not None
-        settings = {
-            k: v
-            for k, v in cfg.to_dict().items()
-            if k not in ("data", "run_dir", "name", "description", "register", "split_file")
-        }
-        training = {
-            "run_dir": str(self.run_dir),
-            "data": {"source": str(cfg.data)} | data_summary,
-            "split": {
-                "file": str(self.run_dir / "split.json"),
-                "method": "patient-wise, stratified by patient label (any malignant image)",
-                "seed": plan.seed,
-                "val_fraction": plan.val_fraction,
-                "test_fraction": plan.test_fraction,
-                "counts": plan.counts,
-                "cv_folds": len(plan.folds),
-            },
-            "settings": settings
-            | {"loss": "cross-entropy", "early_stopping": f"{cfg.early_stop}, best weights restored"},
-            "recipe": cfg.recipe,
-            "stages": final.get("stages", []),
-            "device": str(self.device),
-            "world_size": self.dist.world_size,
-            "registered_model": FINAL_MODEL_NOTE,
-            "wall_s": round(time.monotonic() - self.t0, 1),
-        }
-        card_metrics = {"test": scalars(final.get("test") or {})}
-        if metrics.get("cv"):
-            card_metrics["cv"] = metrics["cv"]["mean_sd"]
-        card_metrics |= MaskRunHooks.card_metrics(metrics)
-        card_metrics |= CalibrationHooks.card_metrics(metrics)
-        return ModelCard(
-            name=cfg.model_name,
-            version=0,
-            architecture=cfg.architecture,
-            input_mode=cfg.input_mode,
-            input_size=cfg.input_size,
-            normalisation={"mean": [float(v) for v in cfg.mean], "std": [float(v) for v in cfg.std]},
-            classes=list(CLASSES),
-            training=json_safe(training),
-            metrics=json_safe(card_metrics),
-            parent=final.get("_parent"),
-            pretrained_init=final.get("_init") or "random",
-            variant=cfg.variant,
-            **CalibrationHooks.card_fields(final),
-            description=cfg.description
-            or f"{cfg.architecture} trained on {Path(str(cfg.data)).name if cfg.data != 'store' else 'the local store'}"
-            f" (run {self.run_dir.name})",
-        )
-
     # ------------------------------------------------------------------ main
     def execute(self) -> RunResult:
         self._prepare_run_dir()
@@ -468,35 +403,20 @@ class _Run:
         train_samples: Sequence[Any] = (),
     ) -> tuple[str, ModelEntry]:
         assert self.run_dir is not None
-        marker = self.run_dir / "registered.json"
-        registry = self._registry()
-        if marker.is_file():  # resumed after the model was registered
-            ref = json.loads(marker.read_text(encoding="utf-8"))["model"]
-            entry = registry.get(ref)
-            return ref, entry
-        card = self._card(final, metrics, summary | {"normal": self.cfg.normal}, plan)
-        model = final["_model"].to("cpu")
-        from busviewer.training.guard_fit import fit_guard_from_samples  # the input guard's feature summary
-
-        guard = fit_guard_from_samples(model, card, train_samples)
-        if guard is not None:
-            card = card.with_updates(feature_guard=guard)
-        entry = registry.save(model, card)
-        write_json(
-            marker,
-            {
-                "model": entry.ref,
-                "weights": str(entry.weights_path),
-                "card": str(entry.card_path),
-                "sha256": entry.card.sha256,
-                "activated": False,
-            },
+        return register_final(
+            self._registry(),
+            self.cfg,
+            self.run_dir,
+            final,
+            metrics,
+            summary,
+            plan,
+            train_samples,
+            device=self.device,
+            world_size=self.dist.world_size,
+            t0=self.t0,
+            emit=self.emit,
         )
-        weights = self.run_dir / "final" / FINAL_WEIGHTS
-        if weights.is_file():  # the registry holds the same weights now
-            weights.unlink()
-        self.emit(Registered(entry.name, entry.version, str(entry.weights_path)))
-        return entry.ref, entry
 
 
 def run_training(
