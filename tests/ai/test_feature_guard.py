@@ -101,3 +101,19 @@ def test_registered_model_guard_flags_an_odd_image_in_the_analysis(blob_ensemble
     verdict = analysis.verdicts["ensemble"]
     assert odd not in verdict.malignant_images + verdict.benign_images  # it does not vote
     store.close()
+
+
+def test_training_fits_the_guard_on_its_training_samples(blob_ensemble) -> None:  # type: ignore[no-untyped-def]
+    """What registration does at the end of a run: too few samples give no guard; enough give
+    a valid card section over the model's features."""
+    from types import SimpleNamespace
+
+    from busviewer.training.guard_fit import MIN_IMAGES, fit_guard_from_samples
+
+    model, card = blob_ensemble
+    images, _, _ = quadrant_discs(MIN_IMAGES, np.random.default_rng(5))
+    samples = [SimpleNamespace(pixels=img) for img in images]
+    assert fit_guard_from_samples(model, card, samples[:-1], read=lambda s: s.pixels) is None
+    section = fit_guard_from_samples(model, card, samples, read=lambda s: s.pixels)
+    guard = fg.FeatureGuard.from_card(section)
+    assert guard is not None and guard.n_images == MIN_IMAGES and guard.mean.shape == (768,)
