@@ -89,6 +89,7 @@ class Analyzer:
         self._overrides = {e.architecture: e for e in (self.registry.get(ref) for ref in models)}
         self._models: dict[str, tuple[object, ModelCard]] = {}
         self._predictors: dict[str, Predictor] = {}
+        self._guards: dict[str, FeatureGuard | None] = {}  # each loaded card's feature guard, parsed once
         self._lock = threading.RLock()  # one model use at a time (GUI workers share the Analyzer)
         self._device: Any = None  # a torch.device once the models are loaded (torch is imported lazily)
         self.cam_cache = cam_cache if cam_cache is not None else CamCache()
@@ -124,6 +125,7 @@ class Analyzer:
                 if entry is None:
                     self._models.pop(arch, None)
                     self._predictors.pop(arch, None)
+                    self._guards.pop(arch, None)
                     continue
                 loaded = self._models.get(arch)
                 if loaded is not None and (loaded[1].ref, loaded[1].sha256) == (entry.card.ref, entry.card.sha256):
@@ -131,6 +133,7 @@ class Analyzer:
                 model, card = self.registry.load(entry, device=self._device)
                 self._models[arch] = (model, card)
                 self._predictors[arch] = Predictor(model, card, device=self._device)
+                self._guards[arch] = _feature_guard(card)
                 self.store.record_model_version(card.to_dict())
             if not self._models:
                 raise NoActiveModel(NO_MODEL_MESSAGE)
@@ -182,7 +185,7 @@ class Analyzer:
         predictions: dict[tuple[int, str], ImagePrediction] = {}
         rows: list[dict] = []
         cams: list[tuple[str, str, int, str, np.ndarray]] = []
-        features: dict[str, list[np.ndarray]] = {}
+        distances: dict[str, tuple[FeatureGuard, np.ndarray]] = {}  # the feature guard's, per image of ``ids``
         frames = {r.id: min(frame, max(r.frame_count, 1) - 1) for r in records}
         with self._lock:
             op = self.operating_point
@@ -191,10 +194,13 @@ class Analyzer:
                     raise Cancelled(patient_key)
                 card = self._models[arch][1]
                 predictor.operating_point = op
-                feats = features.setdefault(arch, [])
+                feats: list[np.ndarray] = []
                 results, maps = (
                     predictor.predict_with_cams([pixels[i] for i in ids], features_out=feats) if ids else ([], [])
                 )
+                guard = self._guards.get(arch)
+                if guard is not None and feats:
+                    distances[arch] = (guard, guard.distance(np.stack(feats)))
                 for image_id, res, fmap in zip(ids, results, maps):
                     if not finite_output(res.probabilities, res.malignant_probability):
                         problems.append(_non_finite_message(paths[image_id], card))  # nothing stored
@@ -209,7 +215,7 @@ class Analyzer:
         if rows:
             self.store.add_predictions(rows)
         self.cam_cache.put_many(cams)
-        self._record_guard([r for r in records if r.id in pixels], pixels, ids, features)
+        self._record_guard([r for r in records if r.id in pixels], pixels, ids, distances)
         return summarise(patient_key, predictions, self.thresholds(), op, tuple(problems))
 
     def _record_guard(
@@ -217,18 +223,13 @@ class Analyzer:
         records: Sequence[ImageRecord],
         pixels: dict[int, np.ndarray],
         ids: list[int],
-        features: dict[str, list[np.ndarray]],
+        distances: dict[str, tuple[FeatureGuard, np.ndarray]],
     ) -> None:
         """Record the input guard's finding of each analysed image: the pixel checks (colour,
-        photometric) and, for models whose card has one, the feature-distance guard."""
+        photometric) and, for models whose card has one, the feature distances (rows of ``ids``)."""
         from busviewer.core.input_guard import OUTSIDE_TEXT, GuardResult, assess_pixels
         from busviewer.core.store.flags import image_flags, record_flag
 
-        distances: dict[str, tuple[FeatureGuard, np.ndarray]] = {}
-        for arch, feats in features.items():
-            guard = self._feature_guard(arch)
-            if guard is not None and len(feats) == len(ids):
-                distances[arch] = (guard, guard.distance(np.stack(feats)) if feats else np.zeros(0))
         row = {image_id: n for n, image_id in enumerate(ids)}
         known = image_flags(self.store, [r.id for r in records])
         for rec in records:
@@ -244,14 +245,6 @@ class Analyzer:
             finding = (rec.content_hash, result.outside, result.reason)
             if was is None or (was.image_hash, was.outside, was.reason) != finding:  # unchanged: not rewritten
                 record_flag(self.store, rec.id, rec.content_hash, result)
-
-    def _feature_guard(self, arch: str) -> FeatureGuard | None:
-        card = self._models[arch][1]
-        try:
-            return FeatureGuard.from_card(card.feature_guard)
-        except FeatureGuardError as exc:
-            log.warning("model %s: feature guard not used: %s", card.ref, exc)
-            return None
 
     def stored_analysis(self, patient_key: str, operating_point: str | None = None) -> PatientAnalysis | None:
         """The latest stored predictions of the patient at ``operating_point`` (default: the
@@ -304,6 +297,16 @@ class Analyzer:
             fmap = maps[0]
             self.cam_cache.put(card.sha256, rec.content_hash, frame, DEFAULT_CAM_LAYER, fmap)
         return to_image_heatmap(torch.from_numpy(fmap), height, width)
+
+
+def _feature_guard(card: ModelCard) -> FeatureGuard | None:
+    """The card's feature guard; a malformed one is logged and not used (the card's integrity
+    seal already refuses a tampered card, so this is an older or hand-made card)."""
+    try:
+        return FeatureGuard.from_card(card.feature_guard)
+    except FeatureGuardError as exc:
+        log.warning("model %s: feature guard not used: %s", card.ref, exc)
+        return None
 
 
 def _non_finite_message(path: object, card: ModelCard) -> str:

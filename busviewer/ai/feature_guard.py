@@ -57,9 +57,7 @@ class FeatureGuard:
             f = f[None]
         if f.ndim != 2 or f.shape[1] != self.mean.shape[0]:
             raise FeatureGuardError(f"features of shape {f.shape}; the guard was fitted on {self.mean.shape[0]}")
-        centred = f - self.mean
-        residual = centred - (centred @ self.components.T) @ self.components
-        return np.linalg.norm(residual, axis=1) / self.scale
+        return _residual(f, self.mean, self.components, self.scale)
 
     def outside(self, distance: float) -> bool:
         return not math.isfinite(distance) or distance > self.threshold
@@ -115,6 +113,11 @@ class FeatureGuard:
         return guard
 
 
+def _residual(f: np.ndarray, mean: np.ndarray, components: np.ndarray, scale: float) -> np.ndarray:
+    centred = f - mean
+    return np.linalg.norm(centred - (centred @ components.T) @ components, axis=1) / scale
+
+
 def _components(f: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
     mean = f.mean(axis=0)
     centred = f - mean
@@ -141,8 +144,7 @@ def fit(
     held_out = np.empty(f.shape[0])
     for part in np.array_split(np.random.default_rng(seed).permutation(f.shape[0]), folds):
         rest = np.delete(f, part, axis=0)
-        mean, comps, scale = _components(rest, components)
-        held_out[part] = FeatureGuard(mean, comps, scale, 1.0, quantile, margin, 0, layer).distance(f[part])
+        held_out[part] = _residual(f[part], *_components(rest, components))
     mean, comps, scale = _components(f, components)
     threshold = float(np.quantile(held_out, quantile)) * margin
     return FeatureGuard(mean, comps, scale, threshold, quantile, margin, int(f.shape[0]), layer)

@@ -76,7 +76,6 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
     importFinished = Signal(object)
     reportExported = Signal(object)
     errorShown = Signal(str, str)
-    viewerBuilt = Signal()
     firstPainted = Signal()  # the window's first paint while the viewer is still to be built
 
     def __init__(
@@ -218,7 +217,6 @@ class MainWindow(MenusMixin, FilesMixin, PatientMixin, AnalysisMixin, QMainWindo
             slot.deleteLater()
         self.compare = CompareLayout(self)  # the 1x2 layout (View > Compare two images)
         self.ai_panel.cam.colorbar.load_colours()
-        self.viewerBuilt.emit()
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -373,9 +371,10 @@ class _PaintedLabel(QLabel):
     """The viewer's place-holder: says once that it has been painted (the window is on screen)."""
 
     painted = Signal()
+    _told = False
 
     def paintEvent(self, event: Any) -> None:
         super().paintEvent(event)
-        if not getattr(self, "_told", False):
+        if not self._told:
             self._told = True
             QTimer.singleShot(0, self, self.painted.emit)  # after this paint is flushed; dropped if deleted
