@@ -51,14 +51,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = msub.add_parser(
         "fit-guard",
         help="fit a model's feature-distance input guard on the images it was trained on (written into its card)",
-        description="Runs NAME:VERSION over the labelled images of MANIFEST (those with one of --labels), "
+        description="Runs NAME:VERSION over the training images of MANIFEST (read as training reads it), "
         "summarises their pooled Grad-CAM-layer features in the model card, and from then on flags images "
         "far from them as outside the model's training data. Training does this by itself; this is for "
         "models trained or shipped before it did.",
     )
     a.add_argument("model", metavar="NAME:VERSION")
     a.add_argument("--manifest", type=Path, required=True, help="CSV image,label[,patient_id] of the training images")
-    a.add_argument("--labels", default="benign,malignant", help="labels to use (default: benign,malignant)")
+    a.add_argument(
+        "--normal",
+        choices=("drop", "benign"),
+        default="drop",
+        help="what the model's training did with 'normal' images (default: drop, as the shipped models)",
+    )
     a.add_argument("--device", help="device (default: auto)")
     a.set_defaults(handler=cmd_fit_guard)
     a = msub.add_parser(
@@ -207,14 +212,15 @@ def cmd_fit_guard(args: argparse.Namespace) -> int:
     def go() -> int:
         from busviewer.services import models as svc
         from busviewer.services.models import split_ref
-        from busviewer.training.guard_fit import manifest_images
+        from busviewer.training.data import samples_from_manifest
 
-        images = manifest_images(args.manifest, tuple(x.strip() for x in args.labels.split(",") if x.strip()))
-        if not images:
-            print(f"error: {args.manifest}: no image with a label in {args.labels}", file=sys.stderr)
+        try:
+            samples = samples_from_manifest(args.manifest, args.normal).samples
+        except ValueError as exc:  # a malformed manifest (the message names file and line)
+            print(f"error: {exc}", file=sys.stderr)
             return 2
         name, version = split_ref(args.model)
-        ref, guard = svc.fit_guard(_registry(), _store(), name, version, images, device=args.device)
+        ref, guard = svc.fit_guard(_registry(), _store(), name, version, samples, device=args.device)
         print(
             f"{ref}: feature guard fitted on {guard['n_images']} images ({len(guard['components'])} components, "
             f"threshold {guard['threshold']:g}); images further than that are flagged as outside its training data"

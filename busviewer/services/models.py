@@ -184,15 +184,16 @@ def export_model(
 
 
 def fit_guard(
-    registry: Any, store: Any, name: str, version: int, images: Sequence[Path], device: str | None = None
+    registry: Any, store: Any, name: str, version: int, samples: Sequence[Any], device: str | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """Fit a model's feature-distance input guard on ``images`` (the images it was trained
-    on) and write it into its card; audited. Returns ``(ref, guard section)``."""
-    from busviewer.core.imageio import read_image
+    """Fit a model's feature-distance input guard on training ``samples`` (what it was trained
+    on, :func:`busviewer.training.data.samples_from_manifest`) and write it into its card;
+    audited. Returns ``(ref, guard section)``."""
+    from busviewer.training.data import read_sample_pixels
     from busviewer.training.guard_fit import fit_guard as fit
 
     model, card = registry.load(registry.get(name, version))
-    guard = fit(model, card, (read_image(p).frame(0) for p in images), device=device)
+    guard = fit(model, card, (read_sample_pixels(s) for s in samples), device=device)
     entry = registry.set_feature_guard(card.ref, guard)
     _audit(store, AuditAction.FIT_FEATURE_GUARD, entry.architecture, None, f"{entry.ref} on {guard['n_images']} images")
     return entry.ref, guard

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,13 +63,4 @@ def fit_guard_from_samples(
     return fit_guard(model, card, (reader(s) for s in samples))
 
 
-def manifest_images(manifest: Path, labels: Sequence[str] = ("benign", "malignant")) -> list[Path]:
-    """The images of a CSV manifest (``image,label,patient_id``) with one of ``labels``."""
-    import csv
-
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [manifest.parent / r["image"] for r in rows if (r.get("label") or "").strip() in labels]
-
-
-__all__ = ["MIN_IMAGES", "fit_guard", "fit_guard_from_samples", "guard_features", "manifest_images"]
+__all__ = ["MIN_IMAGES", "fit_guard", "fit_guard_from_samples", "guard_features"]
